@@ -1,0 +1,125 @@
+//! floe's error boundary.
+//!
+//! Every module keeps its own error enum in pure code (no pgrx) and converts it into
+//! [`FloeError`] in its `api.rs`. [`FloeError`] is the one place where an error gets its
+//! SQLSTATE, message, detail and hint; `#[pg_extern]` functions return
+//! `Result<T, ErrorReport>` (spelled out: pgrx's schema generator needs to see `Result`) and `?` does the rest, so every failure reaches the client with
+//! a deliberate SQLSTATE instead of pgrx's generic one.
+
+pub use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::PgSqlErrorCode;
+use std::fmt;
+
+/// What went wrong, classified by what the caller can do about it.
+///
+/// Each variant maps to exactly one SQLSTATE (see [`FloeError::sqlstate`]); the fields are
+/// the parts of the message, so call sites describe the problem rather than format prose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FloeError {
+    /// 22023 `invalid_parameter_value`: an argument has a value floe cannot use.
+    InvalidArgument {
+        argument: &'static str,
+        value: String,
+        expected: String,
+    },
+    /// 42501 `insufficient_privilege`: the caller (or the tenant context) may not do this.
+    PermissionDenied { message: String, hint: String },
+    /// 55000 `object_not_in_prerequisite_state`: the object exists but is in the wrong state.
+    WrongState { message: String, hint: String },
+    /// 42704 `undefined_object`: a named floe object (queue, job, set...) does not exist.
+    NotFound {
+        kind: &'static str,
+        name: String,
+        hint: String,
+    },
+    /// 42710 `duplicate_object`: a named floe object exists already.
+    AlreadyExists {
+        kind: &'static str,
+        name: String,
+        hint: String,
+    },
+    /// XX001 `data_corrupted`: stored bytes fail their own integrity checks.
+    Corrupted { message: String, hint: String },
+    /// 0A000 `feature_not_supported`: valid input that this build cannot handle.
+    NotSupported { message: String, hint: String },
+    /// XX000 `internal_error`: an invariant of floe itself is broken. Seeing one is a bug.
+    Internal { message: String },
+}
+
+impl FloeError {
+    /// The SQLSTATE a client sees.
+    pub fn sqlstate(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            FloeError::InvalidArgument { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            FloeError::PermissionDenied { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            FloeError::WrongState { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            FloeError::NotFound { .. } => ERRCODE_UNDEFINED_OBJECT,
+            FloeError::AlreadyExists { .. } => ERRCODE_DUPLICATE_OBJECT,
+            FloeError::Corrupted { .. } => ERRCODE_DATA_CORRUPTED,
+            FloeError::NotSupported { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            FloeError::Internal { .. } => ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    /// The primary message (no trailing period, lower case, as Postgres writes them).
+    pub fn message(&self) -> String {
+        match self {
+            FloeError::InvalidArgument {
+                argument, value, ..
+            } => format!("invalid value for argument \"{argument}\": \"{value}\""),
+            FloeError::NotFound { kind, name, .. } => format!("{kind} \"{name}\" does not exist"),
+            FloeError::AlreadyExists { kind, name, .. } => {
+                format!("{kind} \"{name}\" already exists")
+            }
+            FloeError::PermissionDenied { message, .. }
+            | FloeError::WrongState { message, .. }
+            | FloeError::Corrupted { message, .. }
+            | FloeError::NotSupported { message, .. }
+            | FloeError::Internal { message } => message.clone(),
+        }
+    }
+
+    /// What the caller can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            FloeError::InvalidArgument { expected, .. } => Some(format!("Expected {expected}.")),
+            FloeError::PermissionDenied { hint, .. }
+            | FloeError::WrongState { hint, .. }
+            | FloeError::NotFound { hint, .. }
+            | FloeError::AlreadyExists { hint, .. }
+            | FloeError::Corrupted { hint, .. }
+            | FloeError::NotSupported { hint, .. } => Some(hint.clone()),
+            FloeError::Internal { .. } => Some(
+                "This is a bug in floe; please report it with the statement that raised it.".into(),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for FloeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for FloeError {}
+
+impl From<FloeError> for ErrorReport {
+    #[track_caller]
+    fn from(err: FloeError) -> Self {
+        let report = ErrorReport::new(err.sqlstate(), err.message(), "floe");
+        match err.hint() {
+            Some(hint) => report.set_hint(hint),
+            None => report,
+        }
+    }
+}
+
+impl From<pgrx::spi::SpiError> for FloeError {
+    fn from(err: pgrx::spi::SpiError) -> Self {
+        FloeError::Internal {
+            message: format!("SPI failed: {err}"),
+        }
+    }
+}

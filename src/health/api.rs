@@ -1,0 +1,81 @@
+//! SQL glue for `floe.version()` and `floe.health()`.
+
+use super::checks::{self, Check, Status};
+use crate::error::{ErrorReport, FloeError};
+use pgrx::prelude::*;
+
+/// The bgw_type (and so the `pg_stat_activity.backend_type`) of floe's per-database worker.
+pub const SCHEDULER_BACKEND_TYPE: &str = "floe scheduler";
+
+#[pg_extern(stable, parallel_safe)]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+// pgrx reads the column names from the signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable, strict)]
+fn health(
+    min_status: default!(&str, "'ok'"),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(check_name, String),
+            name!(status, String),
+            name!(detail, String),
+            name!(hint, Option<String>),
+        ),
+    >,
+    ErrorReport,
+> {
+    let min = Status::parse(min_status).ok_or_else(|| FloeError::InvalidArgument {
+        argument: "min_status",
+        value: min_status.to_string(),
+        expected: "one of ok, warn, critical".into(),
+    })?;
+    let rows = gather()?
+        .into_iter()
+        .filter(move |c| c.status >= min)
+        .map(|c| (c.name.to_string(), c.status.to_string(), c.detail, c.hint));
+    Ok(TableIterator::new(rows))
+}
+
+const FACTS: &str = "
+SELECT (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'floe'),
+       pg_catalog.current_setting('shared_preload_libraries'),
+       pg_catalog.current_setting('server_version'),
+       pg_catalog.current_database()::text,
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a
+         WHERE a.backend_type = $1 AND a.datname = pg_catalog.current_database())";
+
+/// Collects the facts every core check needs in one catalog query, then judges them.
+fn gather() -> Result<Vec<Check>, FloeError> {
+    let loaded_at_start = super::loaded_at_start();
+    Spi::connect(|client| {
+        let row = client
+            .select(FACTS, Some(1), &[SCHEDULER_BACKEND_TYPE.into()])?
+            .first();
+        let installed: Option<String> = row.get(1)?;
+        let preload: String = row.get(2)?.unwrap_or_default();
+        let server: String = row.get(3)?.unwrap_or_default();
+        let database: String = row.get(4)?.unwrap_or_default();
+        let workers: i64 = row.get(5)?.unwrap_or(0);
+        Ok(vec![
+            checks::version_check(env!("CARGO_PKG_VERSION"), installed.as_deref(), &server),
+            checks::preload_check(checks::lists_library(&preload, "floe"), loaded_at_start),
+            checks::scheduler_check(&database, workers, loaded_at_start),
+        ])
+    })
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION floe.version() IS
+  'Version of the loaded floe library.';
+COMMENT ON FUNCTION floe.health(text) IS
+  'One row per health check (check_name, status ok|warn|critical, detail, hint); min_status filters out milder rows.';
+"#,
+    name = "health_comments",
+    requires = [version, health],
+);

@@ -1,0 +1,313 @@
+//! What `floe.health()` concludes from the facts its glue collects. Pure: no pgrx, no SPI.
+//!
+//! Each check is a function from plain facts to a [`Check`], so every branch is unit-tested
+//! without a server. Check names are `<module>.<what>`; later modules add their own.
+
+use std::fmt;
+
+/// Severity of one health check, ordered `Ok < Warn < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    Ok,
+    Warn,
+    Critical,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Ok, Status::Warn, Status::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Critical => "critical",
+        }
+    }
+
+    /// Parses a status name, ignoring case and surrounding blanks.
+    pub fn parse(text: &str) -> Option<Status> {
+        let text = text.trim();
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of `floe.health()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    pub hint: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: String) -> Check {
+        Check {
+            name,
+            status: Status::Ok,
+            detail,
+            hint: None,
+        }
+    }
+
+    fn warn(name: &'static str, detail: String, hint: &str) -> Check {
+        Check {
+            name,
+            status: Status::Warn,
+            detail,
+            hint: Some(hint.to_string()),
+        }
+    }
+}
+
+/// Splits a library-list setting such as `shared_preload_libraries` the way the server does
+/// (comma separated, blanks trimmed, `"double quoted"` names with `""` for a quote, no case
+/// folding) and reports whether `library` is among them, under any of the spellings the
+/// server accepts: `floe`, `floe.so`, `$libdir/floe`, `/abs/path/floe.so`.
+pub fn lists_library(setting: &str, library: &str) -> bool {
+    split_library_list(setting)
+        .iter()
+        .any(|entry| library_stem(entry) == library)
+}
+
+fn split_library_list(setting: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = setting.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut item = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                        item.push('"');
+                    } else {
+                        break;
+                    }
+                } else {
+                    item.push(c);
+                }
+            }
+            while chars.peek().is_some_and(|&c| c != ',') {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                item.push(c);
+                chars.next();
+            }
+            item.truncate(item.trim_end().len());
+        }
+        if !item.is_empty() {
+            out.push(item);
+        }
+        if chars.next().is_none() {
+            return out;
+        }
+    }
+}
+
+fn library_stem(entry: &str) -> &str {
+    let base = entry.rsplit('/').next().unwrap_or(entry);
+    base.strip_suffix(".so").unwrap_or(base)
+}
+
+/// `core.version`: the loaded library against the installed extension's version.
+pub fn version_check(library: &str, installed: Option<&str>, server: &str) -> Check {
+    const NAME: &str = "core.version";
+    match installed {
+        Some(v) if v == library => {
+            Check::ok(NAME, format!("floe {library} on PostgreSQL {server}"))
+        }
+        Some(v) => Check::warn(
+            NAME,
+            format!("the loaded library is floe {library} but the installed extension is {v}"),
+            "Run ALTER EXTENSION floe UPDATE in this database.",
+        ),
+        None => Check::warn(
+            NAME,
+            format!("floe {library} is loaded but the extension is not installed in this database"),
+            "Run CREATE EXTENSION floe in this database.",
+        ),
+    }
+}
+
+/// `core.preload`: whether floe was loaded at server start and whether it is configured to be.
+pub fn preload_check(configured: bool, loaded_at_start: bool) -> Check {
+    const NAME: &str = "core.preload";
+    match (configured, loaded_at_start) {
+        (true, true) => Check::ok(
+            NAME,
+            "floe is loaded through shared_preload_libraries".into(),
+        ),
+        (true, false) => Check::warn(
+            NAME,
+            "floe is listed in shared_preload_libraries but the server has not been restarted since"
+                .into(),
+            "Restart PostgreSQL to start floe's background workers.",
+        ),
+        (false, true) => Check::warn(
+            NAME,
+            "floe was preloaded at start but is no longer in shared_preload_libraries; the next restart turns its background workers off".into(),
+            "Add floe back to shared_preload_libraries, or accept running maintenance by hand.",
+        ),
+        (false, false) => Check::warn(
+            NAME,
+            "floe is not in shared_preload_libraries: background scheduling is off; every floe function still works when called by hand".into(),
+            "Add floe to shared_preload_libraries in postgresql.conf and restart PostgreSQL.",
+        ),
+    }
+}
+
+/// `scheduler.running`: whether a floe scheduler worker serves this database.
+pub fn scheduler_check(database: &str, workers: i64, loaded_at_start: bool) -> Check {
+    const NAME: &str = "scheduler.running";
+    if workers > 0 {
+        return Check::ok(
+            NAME,
+            format!("a floe scheduler worker is running for database \"{database}\""),
+        );
+    }
+    let hint = if loaded_at_start {
+        "Check the server log for floe scheduler errors; run floe's maintenance functions by hand meanwhile."
+    } else {
+        "The scheduler needs floe in shared_preload_libraries; run floe's maintenance functions by hand meanwhile."
+    };
+    Check::warn(
+        NAME,
+        format!("no floe scheduler worker is running for database \"{database}\""),
+        hint,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn status_parse_and_order() {
+        assert_eq!(Status::parse("ok"), Some(Status::Ok));
+        assert_eq!(Status::parse(" WARN "), Some(Status::Warn));
+        assert_eq!(Status::parse("Critical"), Some(Status::Critical));
+        assert_eq!(Status::parse("error"), None);
+        assert_eq!(Status::parse(""), None);
+        assert!(Status::Ok < Status::Warn && Status::Warn < Status::Critical);
+    }
+
+    #[test]
+    fn library_list_spellings() {
+        assert!(lists_library("floe", "floe"));
+        assert!(lists_library("pg_stat_statements, floe", "floe"));
+        assert!(lists_library("$libdir/floe", "floe"));
+        assert!(lists_library("/usr/lib/postgresql/15/lib/floe.so", "floe"));
+        assert!(lists_library("\"floe\",auto_explain", "floe"));
+        assert!(!lists_library("", "floe"));
+        assert!(!lists_library("floe_extra, pg_floe", "floe"));
+        assert!(
+            !lists_library("FLOE", "floe"),
+            "library names are case sensitive"
+        );
+        assert!(!lists_library("\"flo\"\"e\"", "floe"));
+    }
+
+    #[test]
+    fn preload_check_covers_every_state() {
+        assert_eq!(preload_check(true, true).status, Status::Ok);
+        for (configured, loaded) in [(true, false), (false, true), (false, false)] {
+            let check = preload_check(configured, loaded);
+            assert_eq!(check.status, Status::Warn);
+            assert!(check.hint.is_some(), "every warning says what to do");
+        }
+    }
+
+    #[test]
+    fn version_check_states() {
+        assert_eq!(
+            version_check("0.1.0", Some("0.1.0"), "15.18").status,
+            Status::Ok
+        );
+        let stale = version_check("0.2.0", Some("0.1.0"), "15.18");
+        assert_eq!(stale.status, Status::Warn);
+        assert!(stale.hint.unwrap().contains("ALTER EXTENSION floe UPDATE"));
+        assert_eq!(version_check("0.1.0", None, "15.18").status, Status::Warn);
+    }
+
+    #[test]
+    fn scheduler_check_states() {
+        assert_eq!(scheduler_check("oltp", 1, true).status, Status::Ok);
+        let off = scheduler_check("oltp", 0, false);
+        assert_eq!(off.status, Status::Warn);
+        assert!(off.hint.unwrap().contains("shared_preload_libraries"));
+    }
+
+    /// Library names, with `floe` and near-misses of it drawn often enough to matter.
+    fn plain_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("floe".to_string()),
+            Just("floe_x".to_string()),
+            Just("pg_floe".to_string()),
+            "[a-z_][a-z0-9_]{0,12}",
+        ]
+    }
+
+    /// Writes a name the way a person might in postgresql.conf: bare or quoted, maybe with a
+    /// `$libdir/` prefix or a `.so` suffix, with blanks around it.
+    fn spelled(name: String, quoted: bool, libdir: bool, suffix: bool, pad: usize) -> String {
+        let mut s = name;
+        if libdir {
+            s = format!("$libdir/{s}");
+        }
+        if suffix {
+            s.push_str(".so");
+        }
+        if quoted {
+            s = format!("\"{}\"", s.replace('"', "\"\""));
+        }
+        format!("{}{s}{}", " ".repeat(pad), " ".repeat(pad))
+    }
+
+    proptest! {
+        #[test]
+        fn library_membership_matches_the_list(
+            entries in prop::collection::vec(
+                (plain_name(), any::<bool>(), any::<bool>(), any::<bool>(), 0usize..3), 0..6),
+        ) {
+            let expected = entries.iter().any(|(n, ..)| n == "floe");
+            let setting = entries
+                .into_iter()
+                .map(|(n, q, l, s, p)| spelled(n, q, l, s, p))
+                .collect::<Vec<_>>()
+                .join(",");
+            prop_assert_eq!(lists_library(&setting, "floe"), expected, "setting {:?}", setting);
+        }
+
+        #[test]
+        fn status_round_trips(idx in 0usize..3, upper in any::<bool>()) {
+            let status = Status::ALL[idx];
+            let text = if upper { status.as_str().to_uppercase() } else { status.as_str().to_string() };
+            prop_assert_eq!(Status::parse(&text), Some(status));
+        }
+
+        #[test]
+        fn parse_never_panics(text in ".{0,40}") {
+            let _ = Status::parse(&text);
+            let _ = lists_library(&text, "floe");
+        }
+    }
+}
