@@ -132,19 +132,32 @@ cluster_psql() {
         -U "$(floe_cluster_user)" -d "$db" "$@"
 }
 
-# cluster_throwaway PRELOAD: a started, disposable cluster; sets FLOE_TEST_DIR and the libpq
-# variables, and removes everything when the calling shell exits.
+FLOE_THROWAWAY_DIRS=()
+cluster_cleanup_all() {
+    local dir
+    for dir in "${FLOE_THROWAWAY_DIRS[@]}"; do
+        cluster_stop "$dir" || true
+        rm -rf "$dir"
+    done
+    FLOE_THROWAWAY_DIRS=()
+}
+
+# cluster_throwaway PRELOAD: a started, disposable cluster on a free port in a fresh temp dir.
+# Sets FLOE_TEST_DIR and exports PGHOST/PGPORT/PGUSER for it (a second call points them at
+# the second cluster); every throwaway cluster is stopped and removed when the shell exits.
 cluster_throwaway() {
     local preload=$1 dir port
     ensure_os_user
     dir=$(mktemp -d /tmp/floe-cluster.XXXXXX)
+    FLOE_THROWAWAY_DIRS+=("$dir")
+    trap cluster_cleanup_all EXIT
     port=$(free_port)
     cluster_create "$dir" "$port" "$preload" yes
     cluster_make_disposable "$dir"
     cluster_start "$dir"
     FLOE_TEST_DIR=$dir
-    export FLOE_TEST_DIR PGHOST=$dir PGPORT=$port PGUSER
+    PGHOST=$dir
+    PGPORT=$port
     PGUSER=$(floe_cluster_user)
-    # shellcheck disable=SC2064
-    trap "cluster_stop '$dir'; rm -rf '$dir'" EXIT
+    export FLOE_TEST_DIR PGHOST PGPORT PGUSER
 }

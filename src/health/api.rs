@@ -43,27 +43,53 @@ fn health(
 
 const FACTS: &str = "
 SELECT (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'floe'),
-       pg_catalog.current_setting('shared_preload_libraries'),
        pg_catalog.current_setting('server_version'),
        pg_catalog.current_database()::text,
        (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a
-         WHERE a.backend_type = $1 AND a.datname = pg_catalog.current_database())";
+         WHERE a.backend_type = $1 AND a.datname = pg_catalog.current_database()),
+       (SELECT s.pending_restart FROM pg_catalog.pg_settings s
+         WHERE s.name = 'shared_preload_libraries'),
+       pg_catalog.current_setting('shared_preload_libraries'),
+       pg_catalog.has_function_privilege('pg_catalog.pg_show_all_file_settings()', 'EXECUTE')";
 
-/// Collects the facts every core check needs in one catalog query, then judges them.
+/// The value the configuration files give `shared_preload_libraries` for the next start
+/// (the last line wins; none means the empty default). Needs `pg_file_settings`.
+const NEXT_PRELOAD: &str = "
+SELECT COALESCE((SELECT f.setting FROM pg_catalog.pg_file_settings f
+                  WHERE f.name = 'shared_preload_libraries' ORDER BY f.seqno DESC LIMIT 1), '')";
+
+/// Collects the facts every core check needs from the catalog, then judges them.
 fn gather() -> Result<Vec<Check>, FloeError> {
-    let loaded_at_start = super::loaded_at_start();
     Spi::connect(|client| {
         let row = client
             .select(FACTS, Some(1), &[SCHEDULER_BACKEND_TYPE.into()])?
             .first();
         let installed: Option<String> = row.get(1)?;
-        let preload: String = row.get(2)?.unwrap_or_default();
-        let server: String = row.get(3)?.unwrap_or_default();
-        let database: String = row.get(4)?.unwrap_or_default();
-        let workers: i64 = row.get(5)?.unwrap_or(0);
+        let server: String = row.get(2)?.unwrap_or_default();
+        let database: String = row.get(3)?.unwrap_or_default();
+        let workers: i64 = row.get(4)?.unwrap_or(0);
+        let pending_restart: bool = row.get(5)?.unwrap_or(false);
+        let running_value: String = row.get(6)?.unwrap_or_default();
+        let can_read_files: bool = row.get(7)?.unwrap_or(false);
+        let listed_for_next_start = if !pending_restart {
+            Some(checks::lists_library(&running_value, "floe"))
+        } else if can_read_files {
+            let next: String = client
+                .select(NEXT_PRELOAD, Some(1), &[])?
+                .first()
+                .get(1)?
+                .unwrap_or_default();
+            Some(checks::lists_library(&next, "floe"))
+        } else {
+            None
+        };
+        let loaded_at_start = super::loaded_at_start();
         Ok(vec![
             checks::version_check(env!("CARGO_PKG_VERSION"), installed.as_deref(), &server),
-            checks::preload_check(checks::lists_library(&preload, "floe"), loaded_at_start),
+            checks::preload_check(checks::PreloadFacts {
+                loaded_at_start,
+                listed_for_next_start,
+            }),
             checks::scheduler_check(&database, workers, loaded_at_start),
         ])
     })

@@ -147,26 +147,36 @@ pub fn version_check(library: &str, installed: Option<&str>, server: &str) -> Ch
     }
 }
 
-/// `core.preload`: whether floe was loaded at server start and whether it is configured to be.
-pub fn preload_check(configured: bool, loaded_at_start: bool) -> Check {
+/// What the server's configuration says about preloading floe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreloadFacts {
+    /// `_PG_init` ran in the postmaster's preload phase (the ground truth for this server).
+    pub loaded_at_start: bool,
+    /// The configuration files list floe for the next start; `None` when the caller may not
+    /// read `pg_file_settings` and a restart is pending, so the next value is unknown.
+    pub listed_for_next_start: Option<bool>,
+}
+
+/// `core.preload`: whether floe was loaded at server start and whether it will be next time.
+pub fn preload_check(facts: PreloadFacts) -> Check {
     const NAME: &str = "core.preload";
-    match (configured, loaded_at_start) {
-        (true, true) => Check::ok(
+    match (facts.loaded_at_start, facts.listed_for_next_start) {
+        (true, Some(true)) => Check::ok(NAME, "floe is loaded through shared_preload_libraries".into()),
+        (true, None) => Check::ok(
             NAME,
-            "floe is loaded through shared_preload_libraries".into(),
+            "floe is loaded through shared_preload_libraries; a change to that setting is pending a restart".into(),
         ),
-        (true, false) => Check::warn(
-            NAME,
-            "floe is listed in shared_preload_libraries but the server has not been restarted since"
-                .into(),
-            "Restart PostgreSQL to start floe's background workers.",
-        ),
-        (false, true) => Check::warn(
+        (true, Some(false)) => Check::warn(
             NAME,
             "floe was preloaded at start but is no longer in shared_preload_libraries; the next restart turns its background workers off".into(),
             "Add floe back to shared_preload_libraries, or accept running maintenance by hand.",
         ),
-        (false, false) => Check::warn(
+        (false, Some(true)) => Check::warn(
+            NAME,
+            "floe is listed in shared_preload_libraries but the server has not been restarted since".into(),
+            "Restart PostgreSQL to start floe's background workers.",
+        ),
+        (false, _) => Check::warn(
             NAME,
             "floe is not in shared_preload_libraries: background scheduling is off; every floe function still works when called by hand".into(),
             "Add floe to shared_preload_libraries in postgresql.conf and restart PostgreSQL.",
@@ -228,12 +238,25 @@ mod tests {
 
     #[test]
     fn preload_check_covers_every_state() {
-        assert_eq!(preload_check(true, true).status, Status::Ok);
-        for (configured, loaded) in [(true, false), (false, true), (false, false)] {
-            let check = preload_check(configured, loaded);
+        let facts = |loaded_at_start, listed_for_next_start| PreloadFacts {
+            loaded_at_start,
+            listed_for_next_start,
+        };
+        assert_eq!(preload_check(facts(true, Some(true))).status, Status::Ok);
+        assert_eq!(preload_check(facts(true, None)).status, Status::Ok);
+        for (loaded, next) in [
+            (true, Some(false)),
+            (false, Some(true)),
+            (false, Some(false)),
+            (false, None),
+        ] {
+            let check = preload_check(facts(loaded, next));
             assert_eq!(check.status, Status::Warn);
             assert!(check.hint.is_some(), "every warning says what to do");
         }
+        assert!(preload_check(facts(false, Some(true)))
+            .detail
+            .contains("not been restarted"));
     }
 
     #[test]

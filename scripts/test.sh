@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# README command 2: every test layer, as an unprivileged user, from a fresh machine too.
+#   0. cargo fmt --check and cargo clippy (-D warnings)
+#   1. pure unit tests (#[test] + proptest) and #[pg_test]s: cargo pgrx test, in a preloaded
+#      throwaway cluster run by $FLOE_OS_USER
+#   2. floe installed (release build), then pg_test/run.sh: pg_regress suites, isolation
+#      specs and scenario tests (multi-session, fault, preload), each on a throwaway cluster
+# Re-runs skip whatever is installed already. Ends with "summary: N passed, M failed".
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+floe_is_root || die "run this as root: it installs packages and the extension (the servers it starts run as $FLOE_OS_USER)"
+ensure_toolchain
+cd "$FLOE_ROOT"
+
+COUNTS=$(mktemp /tmp/floe-counts.XXXXXX)
+export FLOE_COUNTS=$COUNTS
+FAILED=0
+
+step "cargo fmt --check"
+cargo fmt --check || FAILED=1
+
+step "cargo clippy -- -D warnings"
+cargo clippy --quiet --features pg15 -- -D warnings || FAILED=1
+cargo clippy --quiet --all-targets --features "pg15 pg_test" -- -D warnings || FAILED=1
+if [ $FAILED -ne 0 ]; then echo "lint: 0 passed, 1 failed"; fi
+
+step "unit tests and #[pg_test]s (cargo pgrx test pg15, cluster run by $FLOE_OS_USER)"
+PGRX_DATA=$FLOE_OS_HOME/pgrx-test
+own_dir "$PGRX_DATA" 0700
+LOG=$(mktemp /tmp/floe-cargo-test.XXXXXX)
+set +e
+cargo pgrx test pg15 --runas "$FLOE_OS_USER" --pgdata "$PGRX_DATA" 2>&1 | tee "$LOG" |
+    grep --line-buffered -E '^test |^test result|panicked|^error'
+cargo_rc=${PIPESTATUS[0]}
+set -e
+# cargo's own closing lines: "test result: ok. N passed; M failed; ..."
+read -r cargo_passed cargo_failed < <(awk '/^test result:/ {
+        for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
+    } END { print p + 0, f + 0 }' "$LOG")
+if [ "$cargo_rc" -ne 0 ] || [ "$cargo_failed" -gt 0 ]; then
+    grep -A30 -E 'panicked|^error' "$LOG" | head -n 80 || true
+    [ "$cargo_failed" -gt 0 ] || cargo_failed=1
+fi
+echo "cargo $cargo_passed $cargo_failed" >>"$COUNTS"
+rm -f "$LOG"
+
+# cargo pgrx test leaves its debug build (with the pg_test feature) installed; the server-side
+# layers test the release build that users run.
+install_release
+
+step "pg_regress, isolation and scenario tests (pg_test/run.sh)"
+bash "$FLOE_ROOT/pg_test/run.sh" || true
+
+step "results"
+awk '{ printf "  %-10s %4d passed, %d failed\n", $1, $2, $3; p += $2; f += $3 } END { }' "$COUNTS"
+read -r total_passed total_failed < <(awk '{ p += $2; f += $3 } END { print p + 0, f + 0 }' "$COUNTS")
+rm -f "$COUNTS"
+[ $FAILED -eq 0 ] || total_failed=$((total_failed + 1))
+echo "summary: $total_passed passed, $total_failed failed"
+[ "$total_failed" -eq 0 ]
