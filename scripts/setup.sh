@@ -30,8 +30,8 @@ for db in "${TIERS[@]}"; do
     exists=$(cluster_psql "$DEMO_DIR" postgres -At -c "SELECT 1 FROM pg_database WHERE datname = '$db'")
     [ "$exists" = 1 ] || cluster_psql "$DEMO_DIR" postgres -c "CREATE DATABASE $db"
     # Create on first run; on a re-run after an upgrade, move the SQL objects to the new version.
-    cluster_psql "$DEMO_DIR" "$db" -c "CREATE EXTENSION IF NOT EXISTS floe" \
-        -c "ALTER EXTENSION floe UPDATE"
+    cluster_psql "$DEMO_DIR" "$db" -c "SET client_min_messages = warning" \
+        -c "CREATE EXTENSION IF NOT EXISTS floe" -c "ALTER EXTENSION floe UPDATE"
     printf '  %-8s floe %s\n' "$db" "$(cluster_psql "$DEMO_DIR" "$db" -At -c 'SELECT floe.version()')"
 done
 
