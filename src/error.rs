@@ -23,7 +23,17 @@ pub enum FloeError {
         expected: String,
     },
     /// 42501 `insufficient_privilege`: the caller (or the tenant context) may not do this.
-    PermissionDenied { message: String, hint: String },
+    PermissionDenied {
+        message: String,
+        detail: Option<String>,
+        hint: String,
+    },
+    /// 42703 `undefined_column`: a named column does not exist.
+    UndefinedColumn {
+        table: String,
+        column: String,
+        hint: String,
+    },
     /// 55000 `object_not_in_prerequisite_state`: the object exists but is in the wrong state.
     WrongState { message: String, hint: String },
     /// 42704 `undefined_object`: a named floe object (queue, job, set...) does not exist.
@@ -53,6 +63,7 @@ impl FloeError {
         match self {
             FloeError::InvalidArgument { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             FloeError::PermissionDenied { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            FloeError::UndefinedColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
             FloeError::WrongState { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             FloeError::NotFound { .. } => ERRCODE_UNDEFINED_OBJECT,
             FloeError::AlreadyExists { .. } => ERRCODE_DUPLICATE_OBJECT,
@@ -69,6 +80,9 @@ impl FloeError {
                 argument, value, ..
             } => format!("invalid value for argument \"{argument}\": \"{value}\""),
             FloeError::NotFound { kind, name, .. } => format!("{kind} \"{name}\" does not exist"),
+            FloeError::UndefinedColumn { table, column, .. } => {
+                format!("column \"{column}\" of relation {table} does not exist")
+            }
             FloeError::AlreadyExists { kind, name, .. } => {
                 format!("{kind} \"{name}\" already exists")
             }
@@ -85,6 +99,7 @@ impl FloeError {
         match self {
             FloeError::InvalidArgument { expected, .. } => Some(format!("Expected {expected}.")),
             FloeError::PermissionDenied { hint, .. }
+            | FloeError::UndefinedColumn { hint, .. }
             | FloeError::WrongState { hint, .. }
             | FloeError::NotFound { hint, .. }
             | FloeError::AlreadyExists { hint, .. }
@@ -94,6 +109,24 @@ impl FloeError {
                 "This is a bug in floe; please report it with the statement that raised it.".into(),
             ),
         }
+    }
+}
+
+impl FloeError {
+    /// Supporting detail, when there is more to say than one line.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            FloeError::PermissionDenied { detail, .. } => detail.clone(),
+            _ => None,
+        }
+    }
+
+    /// Raises this error as a Postgres ERROR (for code that cannot return a `Result`, such as
+    /// trigger functions).
+    #[track_caller]
+    pub fn raise(self) -> ! {
+        ErrorReport::from(self).report(pgrx::PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
     }
 }
 
@@ -108,11 +141,14 @@ impl std::error::Error for FloeError {}
 impl From<FloeError> for ErrorReport {
     #[track_caller]
     fn from(err: FloeError) -> Self {
-        let report = ErrorReport::new(err.sqlstate(), err.message(), "floe");
-        match err.hint() {
-            Some(hint) => report.set_hint(hint),
-            None => report,
+        let mut report = ErrorReport::new(err.sqlstate(), err.message(), "floe");
+        if let Some(hint) = err.hint() {
+            report = report.set_hint(hint);
         }
+        if let Some(detail) = err.detail() {
+            report = report.set_detail(detail);
+        }
+        report
     }
 }
 

@@ -4,17 +4,55 @@
 //! range and context are stated once. `init` also reserves the `floe.` prefix, so a typo such
 //! as `SET floe.tenant_settng = ...` is an error instead of a silently ignored placeholder.
 //!
-//! The foundation defines no settings of its own yet; each module adds its settings here as
-//! it lands (and the README's settings table with them).
+//! Each module adds its settings here as it lands (and the README's settings table with them).
 
-use pgrx::pg_sys;
+use pgrx::{pg_sys, GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::{CStr, CString};
 
 /// The prefix every floe setting uses.
 pub const PREFIX: &std::ffi::CStr = c"floe";
 
+static TENANT_SETTING: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"app.current_tenant_id"));
+static TENANT_ADMIN: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 /// Registers every floe setting. Called once from `_PG_init`.
 pub fn init() {
+    GucRegistry::define_string_guc(
+        c"floe.tenant_setting",
+        c"Name of the custom variable that holds the current tenant (a uuid).",
+        c"floe.set_tenant() sets it with SET LOCAL and floe.current_tenant() reads it. Keep the \
+default app.current_tenant_id for applications that already set that variable.",
+        &TENANT_SETTING,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"floe.tenant_admin",
+        c"Cross-tenant admin mode for members of role floe_tenant_admin.",
+        c"When on, and only for members of floe_tenant_admin, tenant-isolated tables show and \
+accept every tenant's rows. Set it with SET LOCAL, for maintenance only.",
+        &TENANT_ADMIN,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     reserve_prefix();
+}
+
+/// Calls `f` with the name in `floe.tenant_setting`, without copying it.
+pub fn with_tenant_setting<R>(f: impl FnOnce(&CStr) -> R) -> R {
+    // SAFETY: the GUC machinery owns the string and only replaces it between statements;
+    // we read it on the backend's only thread and do not keep the reference.
+    let raw = unsafe { *TENANT_SETTING.as_ptr() };
+    if raw.is_null() {
+        return f(c"");
+    }
+    f(unsafe { CStr::from_ptr(raw) })
+}
+
+/// `floe.tenant_admin`: whether the session asked for cross-tenant admin mode.
+pub fn tenant_admin() -> bool {
+    TENANT_ADMIN.get()
 }
 
 fn reserve_prefix() {

@@ -8,6 +8,8 @@ use pgrx::prelude::*;
 pub mod error;
 pub mod gucs;
 pub mod health;
+pub mod sqltypes;
+pub mod tenant;
 #[cfg(any(test, feature = "pg_test"))]
 pub mod testing;
 

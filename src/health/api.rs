@@ -84,7 +84,7 @@ fn gather() -> Result<Vec<Check>, FloeError> {
             None
         };
         let loaded_at_start = super::loaded_at_start();
-        Ok(vec![
+        Ok::<_, FloeError>(vec![
             checks::version_check(env!("CARGO_PKG_VERSION"), installed.as_deref(), &server),
             checks::preload_check(checks::PreloadFacts {
                 loaded_at_start,
@@ -92,6 +92,10 @@ fn gather() -> Result<Vec<Check>, FloeError> {
             }),
             checks::scheduler_check(&database, workers, loaded_at_start),
         ])
+    })
+    .and_then(|mut core| {
+        core.extend(crate::tenant::health_checks()?);
+        Ok(core)
     })
 }
 

@@ -1,0 +1,84 @@
+-- floe tenant module: the registry of isolated tables, the admin role, and the event triggers
+-- that isolate new partitions and forget dropped tables.
+
+-- Cross-tenant maintenance is explicit: a member of this role must also SET LOCAL
+-- floe.tenant_admin = on. Roles are cluster-wide, so the role outlives DROP EXTENSION.
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'floe_tenant_admin') THEN
+        CREATE ROLE floe_tenant_admin NOLOGIN;
+    END IF;
+END
+$do$;
+COMMENT ON ROLE floe_tenant_admin IS
+  'floe: members may read and write every tenant''s rows after SET LOCAL floe.tenant_admin = on';
+
+CREATE TABLE floe.tenant_tables (
+    relid           regclass    PRIMARY KEY,
+    tenant_column   name        NOT NULL,
+    via_column      name,
+    force           boolean     NOT NULL DEFAULT true,
+    rls_was_enabled boolean     NOT NULL,
+    rls_was_forced  boolean     NOT NULL,
+    created_index   name,
+    enabled_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    enabled_by      name        NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE floe.tenant_tables IS
+  'Tables isolated by floe.enable_tenant_isolation(): tenant column (or foreign key column in via_column), and the RLS state found before, so disabling restores it.';
+SELECT pg_catalog.pg_extension_config_dump('floe.tenant_tables', '');
+
+-- Everyone may read the registry (coverage needs it); only a table's owner may register or
+-- unregister it, which the enable/disable functions do with the caller's rights.
+GRANT SELECT, INSERT, UPDATE, DELETE ON floe.tenant_tables TO PUBLIC;
+ALTER TABLE floe.tenant_tables ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_tables_read ON floe.tenant_tables FOR SELECT USING (true);
+CREATE POLICY tenant_tables_owner_insert ON floe.tenant_tables FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = relid), 'USAGE'));
+CREATE POLICY tenant_tables_owner_update ON floe.tenant_tables FOR UPDATE
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = relid), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = relid), 'USAGE'));
+CREATE POLICY tenant_tables_owner_delete ON floe.tenant_tables FOR DELETE
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = relid), 'USAGE'));
+
+-- A partition created or attached under an isolated table is isolated in the same
+-- transaction, whoever creates it (floe's partition module, pg_partman or a person).
+CREATE FUNCTION floe.tenant_on_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    r record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM floe.tenant_tables) THEN
+        RETURN;
+    END IF;
+    FOR r IN SELECT DISTINCT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
+              WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                AND c.object_type = 'table'
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = r.objid
+                    AND (relispartition OR relkind = 'p')) THEN
+            PERFORM floe.tenant_apply_partitions(r.objid::pg_catalog.regclass);
+        END IF;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION floe.tenant_on_ddl() IS
+  'Event trigger: isolates partitions created or attached under a tenant-isolated table.';
+CREATE EVENT TRIGGER floe_tenant_on_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION floe.tenant_on_ddl();
+
+-- Dropped tables leave floe's registries.
+CREATE FUNCTION floe.on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    DELETE FROM floe.tenant_tables t
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND t.relid::pg_catalog.oid = d.objid;
+END
+$fn$;
+COMMENT ON FUNCTION floe.on_sql_drop() IS
+  'Event trigger: removes dropped tables from floe''s registries.';
+CREATE EVENT TRIGGER floe_on_sql_drop ON sql_drop EXECUTE FUNCTION floe.on_sql_drop();

@@ -1,0 +1,591 @@
+//! The DDL that isolates one table, and that undoes it. Pure: facts in, statements out.
+//!
+//! `enable_tenant_isolation` reads the state of the table (and of each partition, for a
+//! partitioned table) into [`RelState`], asks [`enable_steps`] what is missing, and runs the
+//! rendered statements; running it twice yields no steps the second time. Identifiers reach
+//! SQL only through the `quote` function the caller passes (Postgres's `quote_ident`).
+
+/// A schema-qualified relation name, unquoted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QualName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualName {
+    pub fn new(schema: &str, name: &str) -> QualName {
+        QualName {
+            schema: schema.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn quoted(&self, quote: &dyn Fn(&str) -> String) -> String {
+        format!("{}.{}", quote(&self.schema), quote(&self.name))
+    }
+}
+
+/// How a table's rows belong to a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tenancy {
+    /// The table has a uuid tenant column.
+    Column { column: String },
+    /// The table's `fk_column` references `parent(parent_key)`, whose `parent_tenant` column
+    /// holds the tenant (e.g. `campaign_analytics.company_id -> companies(id).tenant_id`).
+    Via {
+        fk_column: String,
+        parent: QualName,
+        parent_key: String,
+        parent_tenant: String,
+    },
+}
+
+impl Tenancy {
+    /// The column an index must lead with for the policy to be cheap.
+    pub fn indexed_column(&self) -> &str {
+        match self {
+            Tenancy::Column { column } => column,
+            Tenancy::Via { fk_column, .. } => fk_column,
+        }
+    }
+
+    /// The policy expression. The context is read in an uncorrelated sub-select, which the
+    /// planner turns into an InitPlan: evaluated once per statement, and usable as an index
+    /// condition (`tenant_id = $0`, `company_id = ANY ($0)`).
+    pub fn policy_expr(&self, quote: &dyn Fn(&str) -> String) -> String {
+        match self {
+            Tenancy::Column { column } => {
+                format!("{} = (SELECT floe.current_tenant())", quote(column))
+            }
+            Tenancy::Via {
+                fk_column,
+                parent,
+                parent_key,
+                parent_tenant,
+            } => format!(
+                "{} = ANY (ARRAY(SELECT p.{} FROM {} p WHERE p.{} = (SELECT floe.current_tenant())))",
+                quote(fk_column),
+                quote(parent_key),
+                parent.quoted(quote),
+                quote(parent_tenant)
+            ),
+        }
+    }
+}
+
+pub const POLICY: &str = "floe_tenant_isolation";
+pub const ADMIN_POLICY: &str = "floe_tenant_admin";
+pub const ADMIN_ROLE: &str = "floe_tenant_admin";
+pub const GUARD_INSERT: &str = "floe_tenant_guard_insert";
+pub const GUARD_UPDATE: &str = "floe_tenant_guard_update";
+
+/// What is already in place on one relation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelState {
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    pub has_policy: bool,
+    pub has_admin_policy: bool,
+    pub has_guard_insert: bool,
+    pub has_guard_update: bool,
+    /// Some index (or partitioned index) has the tenant column as its first key.
+    pub has_tenant_index: bool,
+}
+
+/// One DDL statement of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    EnableRls(QualName),
+    DisableRls(QualName),
+    ForceRls(QualName),
+    NoForceRls(QualName),
+    /// Creates the policy, or rewrites its expressions if it exists (repairs drift).
+    Policy {
+        table: QualName,
+        exists: bool,
+    },
+    AdminPolicy(QualName),
+    DropPolicy {
+        table: QualName,
+        policy: &'static str,
+    },
+    Guard {
+        table: QualName,
+        update: bool,
+    },
+    DropGuard {
+        table: QualName,
+        update: bool,
+    },
+    CreateIndex {
+        table: QualName,
+        index: String,
+    },
+    DropIndex(QualName),
+}
+
+/// The steps that make `root` (and every relation in `partitions`, for a partitioned table)
+/// isolated. Triggers and the index go on the root only: Postgres clones row triggers and
+/// cascades indexes to partitions; RLS flags and policies are per relation, so every
+/// partition gets its own (a partition queried directly is then isolated too).
+pub fn enable_steps(
+    root: &QualName,
+    root_state: &RelState,
+    partitions: &[(QualName, RelState)],
+    tenancy: &Tenancy,
+    force: bool,
+    index_name: &str,
+    refresh_policies: bool,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (rel, state) in
+        std::iter::once((root, root_state)).chain(partitions.iter().map(|(r, s)| (r, s)))
+    {
+        steps.extend(rls_steps(rel, state, force, refresh_policies));
+    }
+    if let Tenancy::Column { .. } = tenancy {
+        if !root_state.has_guard_insert {
+            steps.push(Step::Guard {
+                table: root.clone(),
+                update: false,
+            });
+        }
+        if !root_state.has_guard_update {
+            steps.push(Step::Guard {
+                table: root.clone(),
+                update: true,
+            });
+        }
+    }
+    if !root_state.has_tenant_index {
+        steps.push(Step::CreateIndex {
+            table: root.clone(),
+            index: index_name.to_string(),
+        });
+    }
+    steps
+}
+
+/// The steps for the partitions of an isolated tree that have no floe policy yet (created or
+/// attached after isolation). Relations that have the policy are left alone, so a DBA's
+/// deliberate change to one of them is not silently reverted (coverage reports it instead).
+pub fn new_partition_steps(partitions: &[(QualName, RelState)], force: bool) -> Vec<Step> {
+    partitions
+        .iter()
+        .filter(|(_, state)| !state.has_policy)
+        .flat_map(|(rel, state)| rls_steps(rel, state, force, false))
+        .collect()
+}
+
+/// RLS flags and policies for one relation. An existing policy is rewritten only when
+/// `refresh_policy` is set (the tenancy changed): ALTER POLICY takes an ACCESS EXCLUSIVE lock.
+pub fn rls_steps(rel: &QualName, state: &RelState, force: bool, refresh_policy: bool) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if !state.rls_enabled {
+        steps.push(Step::EnableRls(rel.clone()));
+    }
+    match (force, state.rls_forced) {
+        (true, false) => steps.push(Step::ForceRls(rel.clone())),
+        (false, true) => steps.push(Step::NoForceRls(rel.clone())),
+        _ => {}
+    }
+    if !state.has_policy || refresh_policy {
+        steps.push(Step::Policy {
+            table: rel.clone(),
+            exists: state.has_policy,
+        });
+    }
+    if !state.has_admin_policy {
+        steps.push(Step::AdminPolicy(rel.clone()));
+    }
+    steps
+}
+
+/// What floe recorded when it isolated a table, so that disabling restores exactly that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registration {
+    pub rls_was_enabled: bool,
+    pub rls_was_forced: bool,
+    /// The index floe created, if it created one.
+    pub created_index: Option<QualName>,
+}
+
+/// The steps that undo `enable_steps`: floe's policies and triggers go, the index goes if
+/// floe created it, and RLS flags return to what they were before floe.
+pub fn disable_steps(
+    root: &QualName,
+    root_state: &RelState,
+    partitions: &[(QualName, RelState)],
+    reg: &Registration,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if root_state.has_guard_insert {
+        steps.push(Step::DropGuard {
+            table: root.clone(),
+            update: false,
+        });
+    }
+    if root_state.has_guard_update {
+        steps.push(Step::DropGuard {
+            table: root.clone(),
+            update: true,
+        });
+    }
+    for (rel, state) in
+        std::iter::once((root, root_state)).chain(partitions.iter().map(|(r, s)| (r, s)))
+    {
+        if state.has_policy {
+            steps.push(Step::DropPolicy {
+                table: rel.clone(),
+                policy: POLICY,
+            });
+        }
+        if state.has_admin_policy {
+            steps.push(Step::DropPolicy {
+                table: rel.clone(),
+                policy: ADMIN_POLICY,
+            });
+        }
+        if state.rls_forced && !reg.rls_was_forced {
+            steps.push(Step::NoForceRls(rel.clone()));
+        }
+        if state.rls_enabled && !reg.rls_was_enabled {
+            steps.push(Step::DisableRls(rel.clone()));
+        }
+    }
+    if let Some(index) = &reg.created_index {
+        steps.push(Step::DropIndex(index.clone()));
+    }
+    steps
+}
+
+/// Renders one step as SQL.
+pub fn render(step: &Step, tenancy: &Tenancy, quote: &dyn Fn(&str) -> String) -> String {
+    let q = |n: &QualName| n.quoted(quote);
+    match step {
+        Step::EnableRls(t) => format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", q(t)),
+        Step::DisableRls(t) => format!("ALTER TABLE {} DISABLE ROW LEVEL SECURITY", q(t)),
+        Step::ForceRls(t) => format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", q(t)),
+        Step::NoForceRls(t) => format!("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY", q(t)),
+        Step::Policy { table, exists } => {
+            let expr = tenancy.policy_expr(quote);
+            if *exists {
+                format!(
+                    "ALTER POLICY {} ON {} USING ({expr}) WITH CHECK ({expr})",
+                    quote(POLICY),
+                    q(table)
+                )
+            } else {
+                format!(
+                    "CREATE POLICY {} ON {} AS PERMISSIVE FOR ALL TO PUBLIC USING ({expr}) WITH CHECK ({expr})",
+                    quote(POLICY),
+                    q(table)
+                )
+            }
+        }
+        Step::AdminPolicy(t) => format!(
+            "CREATE POLICY {} ON {} AS PERMISSIVE FOR ALL TO {} \
+             USING ((SELECT floe.tenant_admin_active())) WITH CHECK ((SELECT floe.tenant_admin_active()))",
+            quote(ADMIN_POLICY),
+            q(t),
+            quote(ADMIN_ROLE)
+        ),
+        Step::DropPolicy { table, policy } => {
+            format!("DROP POLICY IF EXISTS {} ON {}", quote(policy), q(table))
+        }
+        Step::Guard { table, update } => {
+            let column = quote(tenancy.indexed_column());
+            if *update {
+                format!(
+                    "CREATE TRIGGER {} BEFORE UPDATE ON {} FOR EACH ROW \
+                     WHEN (OLD.{column} IS DISTINCT FROM NEW.{column}) \
+                     EXECUTE FUNCTION floe.tenant_guard({})",
+                    quote(GUARD_UPDATE),
+                    q(table),
+                    sql_literal(tenancy.indexed_column())
+                )
+            } else {
+                format!(
+                    "CREATE TRIGGER {} BEFORE INSERT ON {} FOR EACH ROW EXECUTE FUNCTION floe.tenant_guard({})",
+                    quote(GUARD_INSERT),
+                    q(table),
+                    sql_literal(tenancy.indexed_column())
+                )
+            }
+        }
+        Step::DropGuard { table, update } => format!(
+            "DROP TRIGGER IF EXISTS {} ON {}",
+            quote(if *update { GUARD_UPDATE } else { GUARD_INSERT }),
+            q(table)
+        ),
+        Step::CreateIndex { table, index } => format!(
+            "CREATE INDEX {} ON {} ({})",
+            quote(index),
+            q(table),
+            quote(tenancy.indexed_column())
+        ),
+        Step::DropIndex(index) => format!("DROP INDEX IF EXISTS {}", q(index)),
+    }
+}
+
+/// A trigger argument is a string literal in CREATE TRIGGER; column names are plain
+/// identifiers here, but quote them properly anyway.
+fn sql_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The name of the index floe creates: `<table>_<column>_floe_idx`, cut to fit NAMEDATALEN
+/// (63 bytes) on a character boundary.
+pub fn index_name(table: &str, column: &str) -> String {
+    let suffix = format!("_{column}_floe_idx");
+    let mut name = String::new();
+    for c in table.chars() {
+        if name.len() + c.len_utf8() + suffix.len() > 63 {
+            break;
+        }
+        name.push(c);
+    }
+    name.push_str(&suffix);
+    if name.len() > 63 {
+        // A very long column name: keep a prefix of the whole name.
+        let mut cut = 63;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn q(s: &str) -> String {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+
+    fn col() -> Tenancy {
+        Tenancy::Column {
+            column: "tenant_id".into(),
+        }
+    }
+
+    fn t(name: &str) -> QualName {
+        QualName::new("public", name)
+    }
+
+    #[test]
+    fn fresh_table_gets_everything() {
+        let steps = enable_steps(
+            &t("jobs"),
+            &RelState::default(),
+            &[],
+            &col(),
+            true,
+            "i",
+            false,
+        );
+        let sql: Vec<String> = steps.iter().map(|s| render(s, &col(), &q)).collect();
+        assert_eq!(
+            sql,
+            vec![
+                r#"ALTER TABLE "public"."jobs" ENABLE ROW LEVEL SECURITY"#,
+                r#"ALTER TABLE "public"."jobs" FORCE ROW LEVEL SECURITY"#,
+                r#"CREATE POLICY "floe_tenant_isolation" ON "public"."jobs" AS PERMISSIVE FOR ALL TO PUBLIC USING ("tenant_id" = (SELECT floe.current_tenant())) WITH CHECK ("tenant_id" = (SELECT floe.current_tenant()))"#,
+                r#"CREATE POLICY "floe_tenant_admin" ON "public"."jobs" AS PERMISSIVE FOR ALL TO "floe_tenant_admin" USING ((SELECT floe.tenant_admin_active())) WITH CHECK ((SELECT floe.tenant_admin_active()))"#,
+                r#"CREATE TRIGGER "floe_tenant_guard_insert" BEFORE INSERT ON "public"."jobs" FOR EACH ROW EXECUTE FUNCTION floe.tenant_guard('tenant_id')"#,
+                r#"CREATE TRIGGER "floe_tenant_guard_update" BEFORE UPDATE ON "public"."jobs" FOR EACH ROW WHEN (OLD."tenant_id" IS DISTINCT FROM NEW."tenant_id") EXECUTE FUNCTION floe.tenant_guard('tenant_id')"#,
+                r#"CREATE INDEX "i" ON "public"."jobs" ("tenant_id")"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn via_policy_uses_an_indexable_array() {
+        let via = Tenancy::Via {
+            fk_column: "company_id".into(),
+            parent: t("companies"),
+            parent_key: "id".into(),
+            parent_tenant: "tenant_id".into(),
+        };
+        assert_eq!(
+            via.policy_expr(&q),
+            r#""company_id" = ANY (ARRAY(SELECT p."id" FROM "public"."companies" p WHERE p."tenant_id" = (SELECT floe.current_tenant())))"#
+        );
+        let steps = enable_steps(
+            &t("stats"),
+            &RelState::default(),
+            &[],
+            &via,
+            true,
+            "i",
+            false,
+        );
+        assert!(
+            !steps.iter().any(|s| matches!(s, Step::Guard { .. })),
+            "no tenant column, no guard"
+        );
+        assert!(steps.contains(&Step::CreateIndex {
+            table: t("stats"),
+            index: "i".into()
+        }));
+    }
+
+    fn complete(force: bool) -> RelState {
+        RelState {
+            rls_enabled: true,
+            rls_forced: force,
+            has_policy: true,
+            has_admin_policy: true,
+            has_guard_insert: true,
+            has_guard_update: true,
+            has_tenant_index: true,
+        }
+    }
+
+    #[test]
+    fn second_run_does_nothing_unless_the_tenancy_changed() {
+        let parts = vec![(t("jobs_2026_11"), complete(true))];
+        assert!(enable_steps(
+            &t("jobs"),
+            &complete(true),
+            &parts,
+            &col(),
+            true,
+            "i",
+            false
+        )
+        .is_empty());
+        let steps = enable_steps(&t("jobs"), &complete(true), &parts, &col(), true, "i", true);
+        assert_eq!(
+            steps,
+            vec![
+                Step::Policy {
+                    table: t("jobs"),
+                    exists: true
+                },
+                Step::Policy {
+                    table: t("jobs_2026_11"),
+                    exists: true
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn new_partitions_only() {
+        let parts = vec![
+            (
+                t("jobs_2026_10"),
+                RelState {
+                    rls_enabled: false,
+                    ..complete(true)
+                },
+            ),
+            (t("jobs_2026_11"), RelState::default()),
+        ];
+        let steps = new_partition_steps(&parts, true);
+        assert!(
+            steps
+                .iter()
+                .all(|s| format!("{s:?}").contains("jobs_2026_11")),
+            "{steps:?}"
+        );
+        assert_eq!(steps.len(), 4);
+    }
+
+    #[test]
+    fn partitions_get_rls_and_policies_but_not_triggers() {
+        let parts = vec![(t("jobs_2026_11"), RelState::default())];
+        let steps = enable_steps(
+            &t("jobs"),
+            &complete(true),
+            &parts,
+            &col(),
+            true,
+            "i",
+            false,
+        );
+        assert!(steps.contains(&Step::EnableRls(t("jobs_2026_11"))));
+        assert!(steps.contains(&Step::ForceRls(t("jobs_2026_11"))));
+        assert!(steps.contains(&Step::AdminPolicy(t("jobs_2026_11"))));
+        assert!(!steps
+            .iter()
+            .any(|s| matches!(s, Step::Guard { table, .. } if table.name == "jobs_2026_11")));
+    }
+
+    #[test]
+    fn disable_restores_the_previous_state() {
+        let reg = Registration {
+            rls_was_enabled: true,
+            rls_was_forced: false,
+            created_index: Some(t("jobs_tenant_id_floe_idx")),
+        };
+        let steps = disable_steps(&t("jobs"), &complete(true), &[], &reg);
+        assert!(steps.contains(&Step::NoForceRls(t("jobs"))));
+        assert!(
+            !steps.contains(&Step::DisableRls(t("jobs"))),
+            "RLS was on before floe"
+        );
+        assert!(steps.contains(&Step::DropIndex(t("jobs_tenant_id_floe_idx"))));
+        let none = disable_steps(
+            &t("jobs"),
+            &complete(true),
+            &[],
+            &Registration {
+                rls_was_enabled: true,
+                rls_was_forced: true,
+                created_index: None,
+            },
+        );
+        assert!(
+            !none.iter().any(|s| matches!(s, Step::DropIndex(_))),
+            "a user's index is kept"
+        );
+    }
+
+    #[test]
+    fn index_names_fit() {
+        assert_eq!(index_name("jobs", "tenant_id"), "jobs_tenant_id_floe_idx");
+        let long = "x".repeat(80);
+        assert!(index_name(&long, "tenant_id").len() <= 63);
+        assert!(index_name("t", &long).len() <= 63);
+        assert!(index_name(&"é".repeat(40), "tenant_id").len() <= 63);
+    }
+
+    proptest! {
+        #[test]
+        fn enable_then_state_is_fixed_point(
+            rls in any::<bool>(), forced in any::<bool>(), pol in any::<bool>(), adm in any::<bool>(),
+            gi in any::<bool>(), gu in any::<bool>(), idx in any::<bool>(), force in any::<bool>(),
+        ) {
+            let state = RelState { rls_enabled: rls, rls_forced: forced, has_policy: pol, has_admin_policy: adm,
+                has_guard_insert: gi, has_guard_update: gu, has_tenant_index: idx };
+            let steps = enable_steps(&t("x"), &state, &[], &col(), force, "i", false);
+            // Apply the steps to the state: the result must be complete.
+            let mut s = state.clone();
+            for step in &steps {
+                match step {
+                    Step::EnableRls(_) => s.rls_enabled = true,
+                    Step::ForceRls(_) => s.rls_forced = true,
+                    Step::NoForceRls(_) => s.rls_forced = false,
+                    Step::Policy { .. } => s.has_policy = true,
+                    Step::AdminPolicy(_) => s.has_admin_policy = true,
+                    Step::Guard { update: false, .. } => s.has_guard_insert = true,
+                    Step::Guard { update: true, .. } => s.has_guard_update = true,
+                    Step::CreateIndex { .. } => s.has_tenant_index = true,
+                    other => prop_assert!(false, "enable produced {:?}", other),
+                }
+            }
+            prop_assert_eq!(s, complete(force));
+        }
+
+        #[test]
+        fn index_name_always_fits(table in "\\PC{0,70}", column in "\\PC{0,70}") {
+            let n = index_name(&table, &column);
+            prop_assert!(n.len() <= 63);
+        }
+    }
+}
