@@ -104,7 +104,10 @@ cluster_running() { as_cluster_user "$FLOE_PG_BIN/pg_ctl" --pgdata="$1/data" sta
 cluster_start() {
     local dir=$1
     cluster_running "$dir" && return 0
-    as_cluster_user "$FLOE_PG_BIN/pg_ctl" --pgdata="$dir/data" --log="$dir/postgres.log" \
+    # Without RUST_BACKTRACE in the server's environment: pgrx would append Rust backtraces
+    # to the DETAIL of errors, which makes test output depend on the caller's shell.
+    as_cluster_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+        "$FLOE_PG_BIN/pg_ctl" --pgdata="$dir/data" --log="$dir/postgres.log" \
         --wait --timeout=60 start >/dev/null || { tail -n 30 "$dir/postgres.log" >&2; return 1; }
 }
 
@@ -117,7 +120,8 @@ cluster_stop() {
 cluster_restart() {
     local dir=$1
     if cluster_running "$dir"; then
-        as_cluster_user "$FLOE_PG_BIN/pg_ctl" --pgdata="$dir/data" --log="$dir/postgres.log" \
+        as_cluster_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+            "$FLOE_PG_BIN/pg_ctl" --pgdata="$dir/data" --log="$dir/postgres.log" \
             --mode=fast --wait --timeout=60 restart >/dev/null || { tail -n 30 "$dir/postgres.log" >&2; return 1; }
     else
         cluster_start "$dir"

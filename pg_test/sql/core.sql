@@ -20,6 +20,13 @@ SELECT * FROM floe.health('bogus');
 SELECT * FROM floe.health('bogus');
 \set VERBOSITY default
 
+-- Any role may call floe (schema floe is usable by PUBLIC).
+CREATE ROLE regress_core_app;
+SET ROLE regress_core_app;
+SELECT floe.version() IS NOT NULL AS app_role_can_call, count(*) > 0 AS health_rows FROM floe.health();
+RESET ROLE;
+DROP ROLE regress_core_app;
+
 -- The floe.* prefix is reserved: a misspelt setting is an error, not a silent placeholder.
 SET floe.no_such_setting = 1;
 
@@ -42,9 +49,8 @@ SELECT f.func AS definer_without_search_path
 -- everything lives in schema floe
 SELECT func AS outside_floe_schema FROM floe_functions f JOIN pg_proc p ON p.oid = f.oid
  WHERE p.pronamespace <> 'floe'::regnamespace ORDER BY 1;
--- the public signatures: named arguments, defaults, volatility, strictness, parallel safety
+-- the signatures: named arguments, defaults, volatility, strictness, parallel safety
 SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments,
-       pg_get_function_result(p.oid) AS result,
        p.provolatile AS vol, p.proisstrict AS strict, p.proparallel AS par
   FROM floe_functions f JOIN pg_proc p ON p.oid = f.oid
  ORDER BY 1, 2;

@@ -49,7 +49,6 @@ SELECT (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'fl
          WHERE a.backend_type = $1 AND a.datname = pg_catalog.current_database()),
        (SELECT s.pending_restart FROM pg_catalog.pg_settings s
          WHERE s.name = 'shared_preload_libraries'),
-       pg_catalog.current_setting('shared_preload_libraries'),
        pg_catalog.has_function_privilege('pg_catalog.pg_show_all_file_settings()', 'EXECUTE')";
 
 /// The value the configuration files give `shared_preload_libraries` for the next start
@@ -57,6 +56,21 @@ SELECT (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'fl
 const NEXT_PRELOAD: &str = "
 SELECT COALESCE((SELECT f.setting FROM pg_catalog.pg_file_settings f
                   WHERE f.name = 'shared_preload_libraries' ORDER BY f.seqno DESC LIMIT 1), '')";
+
+/// The server's current `shared_preload_libraries`, read through the C API: the SQL
+/// `current_setting()` refuses this superuser-only setting to ordinary roles, and health
+/// must work for every role.
+fn running_preload_setting() -> String {
+    // SAFETY: GetConfigOption returns NULL or a string owned by the GUC machinery; copied now.
+    unsafe {
+        let raw = pg_sys::GetConfigOption(c"shared_preload_libraries".as_ptr(), true, false);
+        if raw.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(raw).to_string_lossy().into_owned()
+        }
+    }
+}
 
 /// Collects the facts every core check needs from the catalog, then judges them.
 fn gather() -> Result<Vec<Check>, FloeError> {
@@ -68,9 +82,10 @@ fn gather() -> Result<Vec<Check>, FloeError> {
         let server: String = row.get(2)?.unwrap_or_default();
         let database: String = row.get(3)?.unwrap_or_default();
         let workers: i64 = row.get(4)?.unwrap_or(0);
+        // pg_settings hides superuser-only settings from other roles: NULL then.
         let pending_restart: bool = row.get(5)?.unwrap_or(false);
-        let running_value: String = row.get(6)?.unwrap_or_default();
-        let can_read_files: bool = row.get(7)?.unwrap_or(false);
+        let can_read_files: bool = row.get(6)?.unwrap_or(false);
+        let running_value = running_preload_setting();
         let listed_for_next_start = if !pending_restart {
             Some(checks::lists_library(&running_value, "floe"))
         } else if can_read_files {
@@ -98,6 +113,14 @@ fn gather() -> Result<Vec<Check>, FloeError> {
         Ok(core)
     })
 }
+
+// Postgres creates schema floe (named in floe.control) without privileges for anyone but
+// its owner; every role may use floe's functions, which check their own permissions.
+extension_sql!(
+    "GRANT USAGE ON SCHEMA floe TO PUBLIC;",
+    name = "schema_usage",
+    bootstrap,
+);
 
 extension_sql!(
     r#"

@@ -367,7 +367,7 @@ fn require_uuid_column(
     table: &QualName,
     column: &str,
 ) -> Result<(), FloeError> {
-    let is_uuid = client
+    let row = client
         .select(
             "SELECT a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype
                FROM pg_catalog.pg_attribute a
@@ -375,8 +375,12 @@ fn require_uuid_column(
             Some(1),
             &[oid.into(), column.into()],
         )?
-        .first()
-        .get::<bool>(1)?;
+        .first();
+    let is_uuid = if row.is_empty() {
+        None
+    } else {
+        row.get::<bool>(1)?
+    };
     match is_uuid {
         None => Err(FloeError::UndefinedColumn {
             table: table.quoted(&qi),
@@ -421,12 +425,17 @@ fn resolve_tenancy(
             &[oid.into(), fk_column.into()],
         )?
         .first();
-    let (Some(parent_oid), Some(schema), Some(name), Some(key)) = (
-        row.get::<pg_sys::Oid>(1)?,
-        row.get::<String>(2)?,
-        row.get::<String>(3)?,
-        row.get::<String>(4)?,
-    ) else {
+    let found = if row.is_empty() {
+        (None, None, None, None)
+    } else {
+        (
+            row.get::<pg_sys::Oid>(1)?,
+            row.get::<String>(2)?,
+            row.get::<String>(3)?,
+            row.get::<String>(4)?,
+        )
+    };
+    let (Some(parent_oid), Some(schema), Some(name), Some(key)) = found else {
         return Err(FloeError::InvalidArgument {
             argument: "via",
             value: fk_column.to_string(),
@@ -479,6 +488,33 @@ fn registration(
     )))
 }
 
+/// Whether the current user owns the relation (or is a superuser), as ALTER TABLE requires.
+fn owns(oid: pg_sys::Oid) -> bool {
+    // SAFETY: catalog permission checks on the backend thread.
+    unsafe {
+        let me = pg_sys::GetUserId();
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        {
+            pg_sys::pg_class_ownercheck(oid, me)
+        }
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+        {
+            pg_sys::object_ownercheck(pg_sys::RelationRelationId, oid, me)
+        }
+    }
+}
+
+fn require_owner(oid: pg_sys::Oid, name: &QualName, what: &str) -> Result<(), FloeError> {
+    if owns(oid) {
+        return Ok(());
+    }
+    Err(FloeError::PermissionDenied {
+        message: format!("must be owner of table {} to {what}", name.quoted(&qi)),
+        detail: None,
+        hint: "Run it as the table's owner (or a member of the owning role).".into(),
+    })
+}
+
 fn run_steps(steps: &[Step], tenancy: &Tenancy) -> Result<Vec<String>, FloeError> {
     let mut done = Vec::with_capacity(steps.len());
     for step in steps {
@@ -516,6 +552,7 @@ fn enable(
 ) -> Result<Vec<String>, FloeError> {
     let (info, tenancy, prev, root_state, parts) = Spi::connect(|client| {
         let info = rel_info(client, oid)?;
+        require_owner(oid, &info.name, "isolate it by tenant")?;
         if !matches!(info.relkind.as_str(), "r" | "p") {
             return Err(FloeError::InvalidArgument {
                 argument: "tbl",
@@ -583,6 +620,7 @@ fn disable_tenant_isolation(
     drop(tbl);
     let (info, reg, tenancy, root_state, parts) = Spi::connect(|client| {
         let info = rel_info(client, oid)?;
+        require_owner(oid, &info.name, "end its tenant isolation")?;
         let Some((reg, column, via, _)) = registration(client, oid, &info.name.schema)? else {
             return Err(FloeError::WrongState {
                 message: format!("{} is not tenant-isolated by floe", info.name.quoted(&qi)),
@@ -622,7 +660,7 @@ pub fn apply_to_partitions(oid: pg_sys::Oid) -> Result<usize, FloeError> {
     }
     let _scope = DdlScope::enter();
     let found = Spi::connect(|client| {
-        let root = client
+        let row = client
             .select(
                 "SELECT a.relid::oid
                    FROM pg_catalog.pg_partition_ancestors($1::regclass) WITH ORDINALITY AS a(relid, ord)
@@ -631,8 +669,12 @@ pub fn apply_to_partitions(oid: pg_sys::Oid) -> Result<usize, FloeError> {
                 Some(1),
                 &[oid.into()],
             )?
-            .first()
-            .get::<pg_sys::Oid>(1)?;
+            .first();
+        let root = if row.is_empty() {
+            None
+        } else {
+            row.get::<pg_sys::Oid>(1)?
+        };
         let Some(root) = root else {
             return Ok::<_, FloeError>(None);
         };
@@ -795,7 +837,6 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
                 tenant_index,
                 index_column: via.clone().or_else(|| column.clone()).unwrap_or_default(),
                 security_invoker: false,
-                materialized: false,
                 reads: vec![],
             };
             out.push(CoverageRow {
@@ -817,8 +858,13 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
                 continue;
             }
             let options: Vec<String> = row.get::<Vec<String>>(4)?.unwrap_or_default();
+            let kind = if row.get::<String>(3)?.as_deref() == Some("m") {
+                Kind::MaterializedView
+            } else {
+                Kind::View
+            };
             let facts = Facts {
-                kind: Kind::View,
+                kind,
                 via: false,
                 unforced_by_choice: false,
                 rls_enabled: false,
@@ -830,13 +876,12 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
                 security_invoker: options
                     .iter()
                     .any(|o| is_true_option(o, "security_invoker")),
-                materialized: row.get::<String>(3)?.as_deref() == Some("m"),
                 reads,
             };
             out.push(CoverageRow {
                 schema: row.get(1)?,
                 name: row.get(2)?.unwrap_or_default(),
-                kind: Kind::View,
+                kind,
                 tenant_column: None,
                 via: None,
                 rls_enabled: None,
@@ -858,7 +903,6 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
                 tenant_index: false,
                 index_column: String::new(),
                 security_invoker: false,
-                materialized: false,
                 reads: vec![],
             };
             out.push(CoverageRow {

@@ -8,6 +8,7 @@ pub enum Kind {
     PartitionedTable,
     Partition,
     View,
+    MaterializedView,
     Role,
 }
 
@@ -18,6 +19,7 @@ impl Kind {
             Kind::PartitionedTable => "partitioned table",
             Kind::Partition => "partition",
             Kind::View => "view",
+            Kind::MaterializedView => "materialized view",
             Kind::Role => "role",
         }
     }
@@ -27,7 +29,8 @@ impl Kind {
             ("r", false) => Some(Kind::Table),
             ("p", false) => Some(Kind::PartitionedTable),
             ("r" | "p", true) => Some(Kind::Partition),
-            ("v" | "m", _) => Some(Kind::View),
+            ("v", _) => Some(Kind::View),
+            ("m", _) => Some(Kind::MaterializedView),
             _ => None,
         }
     }
@@ -58,8 +61,6 @@ pub struct Facts {
     pub index_column: String,
     /// Views: whether `security_invoker` is set, and the tenant tables they read.
     pub security_invoker: bool,
-    /// Views: a materialized view (which cannot have row level security at all).
-    pub materialized: bool,
     pub reads: Vec<String>,
 }
 
@@ -91,7 +92,7 @@ pub fn judge(f: &Facts) -> Verdict {
         Kind::Role => problems.push(
             "login role with BYPASSRLS: it sees and changes every tenant's rows".to_string(),
         ),
-        Kind::View if f.materialized => problems.push(format!(
+        Kind::MaterializedView => problems.push(format!(
             "materialized view stores rows of tenant table(s) {} for every tenant (materialized views cannot have row level security)",
             f.reads.join(", ")
         )),
@@ -212,7 +213,6 @@ mod tests {
             tenant_index: true,
             index_column: "tenant_id".into(),
             security_invoker: false,
-            materialized: false,
             reads: vec![],
         }
     }
@@ -300,7 +300,7 @@ mod tests {
         assert!(judge(&f).leaks);
         f.security_invoker = true;
         assert!(judge(&f).problems.is_empty());
-        f.materialized = true;
+        f.kind = Kind::MaterializedView;
         assert!(judge(&f).problems[0].contains("cannot have row level security"));
         f.kind = Kind::Role;
         assert!(judge(&f).problems[0].contains("BYPASSRLS"));

@@ -1,0 +1,245 @@
+-- Tenant isolation, exercised as an unprivileged application role (not the owner, not a
+-- superuser): fail closed, own rows only, guard, partitions, indirect tenancy, admin mode,
+-- bad input that changes nothing, and the coverage audit.
+\set A 00000000-0000-4000-8000-00000000000a
+\set B 00000000-0000-4000-8000-00000000000b
+CREATE ROLE regress_owner;
+CREATE ROLE regress_app;
+CREATE ROLE regress_ops;
+GRANT floe_tenant_admin TO regress_ops;
+CREATE SCHEMA app AUTHORIZATION regress_owner;
+GRANT USAGE ON SCHEMA app TO regress_app, regress_ops;
+ALTER DEFAULT PRIVILEGES FOR ROLE regress_owner IN SCHEMA app
+    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO regress_app, regress_ops;
+ALTER DEFAULT PRIVILEGES FOR ROLE regress_owner IN SCHEMA app
+    GRANT USAGE ON SEQUENCES TO regress_app, regress_ops;
+
+-- The owner (not a superuser) isolates its table; the call lists what it ran.
+SET ROLE regress_owner;
+CREATE TABLE app.jobs (id bigserial PRIMARY KEY, tenant_id uuid, payload text);
+SELECT * FROM floe.enable_tenant_isolation('app.jobs');
+-- Idempotent: the second call has nothing left to do.
+SELECT count(*) AS statements FROM floe.enable_tenant_isolation('app.jobs');
+SELECT relid, tenant_column, via_column, force, rls_was_enabled, created_index
+  FROM floe.tenant_tables;
+RESET ROLE;
+
+-- Seed as an operator in explicit admin mode (membership alone is not enough).
+SET ROLE regress_ops;
+INSERT INTO app.jobs (tenant_id, payload) VALUES (:'A', 'a1');
+BEGIN;
+SET LOCAL floe.tenant_admin = on;
+INSERT INTO app.jobs (tenant_id, payload) VALUES (:'A', 'a1'), (:'A', 'a2'), (:'B', 'b1');
+INSERT INTO app.jobs (payload) VALUES ('whose?');
+ROLLBACK;
+BEGIN;
+SET LOCAL floe.tenant_admin = on;
+INSERT INTO app.jobs (tenant_id, payload) VALUES (:'A', 'a1'), (:'A', 'a2'), (:'B', 'b1');
+SELECT floe.current_tenant() IS NULL AS admin_has_no_tenant, count(*) AS all_rows FROM app.jobs;
+COMMIT;
+RESET ROLE;
+
+SET ROLE regress_app;
+-- No tenant: every statement fails with 42501 (never "all rows", never "no filter").
+SELECT * FROM app.jobs;
+INSERT INTO app.jobs (payload) VALUES ('x');
+UPDATE app.jobs SET payload = 'x';
+DELETE FROM app.jobs;
+\set VERBOSITY sqlstate
+SELECT * FROM app.jobs;
+\set VERBOSITY default
+-- Admin mode is ignored for a role that is not a member of floe_tenant_admin.
+BEGIN;
+SET LOCAL floe.tenant_admin = on;
+SELECT floe.tenant_admin_active();
+SELECT count(*) FROM app.jobs;
+ROLLBACK;
+
+-- Tenant A sees and changes only A's rows; a missing tenant_id is filled in.
+BEGIN;
+SELECT floe.set_tenant(:'A');
+SELECT floe.current_tenant();
+SELECT tenant_id, payload FROM app.jobs ORDER BY id;
+UPDATE app.jobs SET payload = payload || '!' RETURNING tenant_id, payload;
+INSERT INTO app.jobs (payload) VALUES ('a3') RETURNING tenant_id, payload;
+DELETE FROM app.jobs WHERE payload = 'a3' RETURNING payload;
+COMMIT;
+
+-- A row of another tenant, as A: 42501 and nothing written.
+BEGIN;
+SELECT floe.set_tenant(:'A');
+INSERT INTO app.jobs (tenant_id, payload) VALUES (:'B', 'planted');
+ROLLBACK;
+-- Changing the tenant of a row: 42501.
+BEGIN;
+SELECT floe.set_tenant(:'A');
+UPDATE app.jobs SET tenant_id = :'B' WHERE payload = 'a1!';
+ROLLBACK;
+BEGIN;
+SELECT floe.set_tenant(:'A');
+UPDATE app.jobs SET tenant_id = NULL WHERE payload = 'a1!';
+ROLLBACK;
+
+-- local => true ends with the transaction: the next one on this connection has no tenant.
+BEGIN;
+SELECT floe.set_tenant(:'B');
+SELECT payload FROM app.jobs;
+COMMIT;
+SELECT payload FROM app.jobs;
+-- Outside a transaction block, local => true lasts one statement, and floe says so.
+SELECT floe.set_tenant(:'B');
+-- Session-wide, when asked; clear_tenant ends it.
+SELECT floe.set_tenant(:'B', local => false);
+SELECT payload FROM app.jobs;
+SELECT floe.clear_tenant(local => false);
+SELECT payload FROM app.jobs;
+-- Applications that already SET app.current_tenant_id keep working.
+BEGIN;
+SET LOCAL app.current_tenant_id = :'B';
+SELECT payload FROM app.jobs;
+ROLLBACK;
+-- A value that is not a uuid fails closed too; NULL is refused.
+BEGIN;
+SET LOCAL app.current_tenant_id = 'tenant-b';
+SELECT payload FROM app.jobs;
+ROLLBACK;
+SELECT floe.set_tenant(NULL);
+RESET ROLE;
+
+-- The operator's view after all that: B's rows untouched.
+BEGIN;
+SET LOCAL ROLE regress_ops;
+SET LOCAL floe.tenant_admin = on;
+SELECT tenant_id, payload FROM app.jobs ORDER BY id;
+COMMIT;
+
+-- The policy reads the context once per statement (InitPlan) and can use the index.
+SET enable_seqscan = off;
+BEGIN;
+SET LOCAL ROLE regress_app;
+SELECT floe.set_tenant(:'A');
+EXPLAIN (COSTS OFF) SELECT * FROM app.jobs WHERE payload LIKE 'a%';
+COMMIT;
+RESET enable_seqscan;
+
+-- Partitioned tables: existing partitions and ones created later are isolated; a partition
+-- queried directly shows only the tenant's rows.
+SET ROLE regress_owner;
+CREATE TABLE app.events (tenant_id uuid NOT NULL, at timestamptz NOT NULL, what text)
+    PARTITION BY RANGE (at);
+CREATE TABLE app.events_2026_10 PARTITION OF app.events
+    FOR VALUES FROM ('2026-10-01') TO ('2026-11-01');
+SELECT count(*) AS statements FROM floe.enable_tenant_isolation('app.events');
+CREATE TABLE app.events_2026_11 PARTITION OF app.events
+    FOR VALUES FROM ('2026-11-01') TO ('2026-12-01');
+CREATE TABLE app.events_2026_12 (LIKE app.events);
+ALTER TABLE app.events ATTACH PARTITION app.events_2026_12
+    FOR VALUES FROM ('2026-12-01') TO ('2027-01-01');
+SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+       (SELECT array_agg(polname ORDER BY polname) FROM pg_policy WHERE polrelid = c.oid) AS policies,
+       (SELECT array_agg(tgname ORDER BY tgname) FROM pg_trigger WHERE tgrelid = c.oid) AS triggers
+  FROM pg_class c WHERE c.relname LIKE 'events%' AND c.relkind IN ('r', 'p') ORDER BY 1;
+RESET ROLE;
+BEGIN;
+SET LOCAL ROLE regress_ops;
+SET LOCAL floe.tenant_admin = on;
+INSERT INTO app.events VALUES (:'A', '2026-11-05', 'a-nov'), (:'B', '2026-11-06', 'b-nov'),
+                              (:'B', '2026-12-24', 'b-dec');
+COMMIT;
+BEGIN;
+SET LOCAL ROLE regress_app;
+SELECT floe.set_tenant(:'A');
+SELECT what FROM app.events_2026_11;
+SELECT what FROM app.events_2026_12;
+SELECT what FROM ONLY app.events_2026_11 WHERE tenant_id = :'B';
+COMMIT;
+
+-- Indirect tenancy: analytics rows belong to a tenant through companies.tenant_id.
+SET ROLE regress_owner;
+CREATE TABLE app.companies (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, name text);
+CREATE TABLE app.campaign_analytics (id bigserial PRIMARY KEY,
+    company_id bigint NOT NULL REFERENCES app.companies (id), clicks int);
+SELECT count(*) AS statements FROM floe.enable_tenant_isolation('app.companies');
+SELECT * FROM floe.enable_tenant_isolation('app.campaign_analytics', via => 'company_id');
+RESET ROLE;
+BEGIN;
+SET LOCAL ROLE regress_ops;
+SET LOCAL floe.tenant_admin = on;
+INSERT INTO app.companies VALUES (1, :'A', 'acme'), (2, :'B', 'globex');
+INSERT INTO app.campaign_analytics (company_id, clicks) VALUES (1, 10), (2, 20), (2, 30);
+COMMIT;
+BEGIN;
+SET LOCAL ROLE regress_app;
+SELECT floe.set_tenant(:'A');
+SELECT company_id, clicks FROM app.campaign_analytics;
+UPDATE app.campaign_analytics SET clicks = clicks + 1 RETURNING company_id, clicks;
+INSERT INTO app.campaign_analytics (company_id, clicks) VALUES (2, 99);
+ROLLBACK;
+
+-- Bad input gets a clear error and changes nothing.
+SET ROLE regress_owner;
+CREATE TABLE app.notes (id int, owner_tenant text, body text);
+SELECT floe.enable_tenant_isolation('app.notes');
+SELECT floe.enable_tenant_isolation('app.notes', tenant_column => 'owner_tenant');
+SELECT floe.enable_tenant_isolation('app.notes', via => 'id');
+CREATE VIEW app.notes_v AS SELECT * FROM app.notes;
+SELECT floe.enable_tenant_isolation('app.notes_v');
+SELECT floe.enable_tenant_isolation('app.no_such_table');
+SELECT floe.disable_tenant_isolation('app.notes');
+SELECT relrowsecurity, (SELECT count(*) FROM pg_policy WHERE polrelid = 'app.notes'::regclass) AS policies,
+       (SELECT count(*) FROM floe.tenant_tables WHERE relid = 'app.notes'::regclass) AS registered
+  FROM pg_class WHERE oid = 'app.notes'::regclass;
+RESET ROLE;
+-- A table someone else owns cannot be isolated (or registered) by the app role.
+SET ROLE regress_app;
+SELECT floe.enable_tenant_isolation('app.jobs');
+INSERT INTO floe.tenant_tables (relid, tenant_column, rls_was_enabled, rls_was_forced)
+VALUES ('app.notes', 'id', false, false);
+RESET ROLE;
+
+-- Coverage: one table (or object) per kind of hole.
+SET ROLE regress_owner;
+CREATE TABLE app.h_no_rls (id int, tenant_id uuid);
+CREATE TABLE app.h_not_forced (id int, tenant_id uuid);
+ALTER TABLE app.h_not_forced ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON app.h_not_forced USING (tenant_id = (SELECT floe.current_tenant()));
+CREATE INDEX ON app.h_not_forced (tenant_id);
+CREATE TABLE app.h_per_row (id int, tenant_id uuid);
+ALTER TABLE app.h_per_row ENABLE ROW LEVEL SECURITY;
+ALTER TABLE app.h_per_row FORCE ROW LEVEL SECURITY;
+CREATE POLICY h_per_row_tenant ON app.h_per_row
+    USING (tenant_id = current_setting('app.current_tenant_id')::uuid);
+CREATE INDEX ON app.h_per_row (tenant_id);
+CREATE TABLE app.h_order_items (id int, job_id bigint REFERENCES app.jobs (id));
+CREATE VIEW app.h_jobs_view AS SELECT id, payload FROM app.jobs;
+CREATE VIEW app.h_jobs_invoker WITH (security_invoker = true) AS SELECT id, payload FROM app.jobs;
+CREATE MATERIALIZED VIEW app.h_jobs_mv AS SELECT tenant_id, count(*) FROM app.jobs GROUP BY 1
+    WITH NO DATA;
+RESET ROLE;
+CREATE ROLE regress_bypass LOGIN BYPASSRLS;
+SELECT schema_name, table_name, kind, tenant_column, via, rls_enabled, rls_forced,
+       policy_present, policy_efficient, guard_present, tenant_index
+  FROM floe.tenant_coverage() ORDER BY kind, schema_name, table_name;
+SELECT table_name, unnest(problems) AS problem
+  FROM floe.tenant_coverage() WHERE problems <> '{}' ORDER BY kind, table_name, 2;
+SELECT floe.assert_tenant_coverage();
+SELECT check_name, status FROM floe.health() WHERE check_name LIKE 'tenant.%';
+
+-- disable undoes exactly what enable did: no floe policy, trigger or index is left on jobs.
+SET ROLE regress_owner;
+DROP VIEW app.h_jobs_view, app.h_jobs_invoker;
+DROP MATERIALIZED VIEW app.h_jobs_mv;
+DROP TABLE app.h_order_items;
+SELECT * FROM floe.disable_tenant_isolation('app.jobs');
+SELECT c.relrowsecurity, c.relforcerowsecurity,
+       (SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) AS policies,
+       (SELECT count(*) FROM pg_trigger WHERE tgrelid = c.oid) AS triggers,
+       (SELECT count(*) FROM pg_index WHERE indrelid = c.oid) AS indexes
+  FROM pg_class c WHERE c.oid = 'app.jobs'::regclass;
+-- Dropping an isolated table removes it from the registry.
+DROP TABLE app.events;
+SELECT relid FROM floe.tenant_tables ORDER BY 1;
+RESET ROLE;
+
+DROP SCHEMA app CASCADE;
+DROP ROLE regress_owner, regress_app, regress_ops, regress_bypass;
