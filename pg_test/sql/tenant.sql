@@ -86,8 +86,9 @@ SELECT floe.set_tenant(:'B');
 SELECT payload FROM app.jobs;
 COMMIT;
 SELECT payload FROM app.jobs;
--- Outside a transaction block, local => true lasts one statement, and floe says so.
+-- Outside a transaction block, local => true lasts only for its own statement.
 SELECT floe.set_tenant(:'B');
+SELECT payload FROM app.jobs;
 -- Session-wide, when asked; clear_tenant ends it.
 SELECT floe.set_tenant(:'B', local => false);
 SELECT payload FROM app.jobs;

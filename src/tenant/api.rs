@@ -113,20 +113,6 @@ fn set_statement(local: bool, value: &str) -> Result<String, FloeError> {
     })
 }
 
-fn warn_outside_transaction(local: bool, what: &str) {
-    // SAFETY: reads transaction state of this backend.
-    if local && !unsafe { pg_sys::IsTransactionBlock() } {
-        pgrx::ereport!(
-            PgLogLevel::WARNING,
-            PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
-            format!(
-                "{what}(local => true) outside a transaction block lasts only for this statement"
-            ),
-            "Call it after BEGIN, or pass local => false for a session-wide setting."
-        );
-    }
-}
-
 #[pg_extern(volatile)]
 fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result<(), ErrorReport> {
     let tenant = tenant.ok_or(FloeError::InvalidArgument {
@@ -134,7 +120,6 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
         value: "NULL".into(),
         expected: "a tenant uuid (use floe.clear_tenant() to clear the context)".into(),
     })?;
-    warn_outside_transaction(local, "floe.set_tenant");
     let stmt = set_statement(local, &to_uuid(tenant).to_string())?;
     Spi::run(&stmt).map_err(FloeError::from)?;
     Ok(())
