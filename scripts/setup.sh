@@ -42,7 +42,7 @@ port=$(cluster_port "$DEMO_DIR")
 cat <<MSG
 
 floe is running. Connect with:
-  psql -h $DEMO_DIR -p $port -U $FLOE_OS_USER oltp        (or content, queue, olap)
+  psql -h $DEMO_DIR -p $port -U $FLOE_DB_SUPERUSER oltp        (or content, queue, olap)
 Stop the cluster with:
   runuser -u $FLOE_OS_USER -- $FLOE_PG_BIN/pg_ctl -D $DEMO_DIR/data stop
 MSG

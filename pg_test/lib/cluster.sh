@@ -15,6 +15,10 @@
 FLOE_PG_BIN=${FLOE_PG_BIN:-/usr/lib/postgresql/15/bin}
 FLOE_OS_USER=${FLOE_OS_USER:-floe}
 FLOE_OS_HOME=${FLOE_OS_HOME:-/var/lib/floe}
+# The database superuser of floe's clusters. Not "floe": a role named like the schema floe
+# would put every unqualified CREATE TABLE of that role into schema floe ("$user" in the
+# default search_path).
+FLOE_DB_SUPERUSER=${FLOE_DB_SUPERUSER:-postgres}
 
 floe_is_root() { [ "$(id -u)" -eq 0 ]; }
 
@@ -74,7 +78,7 @@ cluster_create() {
     local host_auth=scram-sha-256
     [ "$trust_tcp" = yes ] && host_auth=trust
     own_dir "$dir" 0700
-    as_cluster_user "$FLOE_PG_BIN/initdb" --pgdata="$dir/data" --username="$(floe_cluster_user)" \
+    as_cluster_user "$FLOE_PG_BIN/initdb" --pgdata="$dir/data" --username="$FLOE_DB_SUPERUSER" \
         --auth-local=trust --auth-host="$host_auth" --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; return 1; }
     echo "$port" >"$dir/port"
@@ -133,7 +137,7 @@ cluster_psql() {
     local dir=$1 db=$2
     shift 2
     "$FLOE_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$(cluster_port "$dir")" \
-        -U "$(floe_cluster_user)" -d "$db" "$@"
+        -U "$FLOE_DB_SUPERUSER" -d "$db" "$@"
 }
 
 FLOE_THROWAWAY_DIRS=()
@@ -162,6 +166,6 @@ cluster_throwaway() {
     FLOE_TEST_DIR=$dir
     PGHOST=$dir
     PGPORT=$port
-    PGUSER=$(floe_cluster_user)
+    PGUSER=$FLOE_DB_SUPERUSER
     export FLOE_TEST_DIR PGHOST PGPORT PGUSER
 }

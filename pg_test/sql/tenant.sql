@@ -70,7 +70,7 @@ BEGIN;
 SELECT floe.set_tenant(:'A');
 INSERT INTO app.jobs (tenant_id, payload) VALUES (:'B', 'planted');
 ROLLBACK;
--- Changing the tenant of a row: 42501.
+-- Changing the tenant of a row: 42501 (the policy's WITH CHECK).
 BEGIN;
 SELECT floe.set_tenant(:'A');
 UPDATE app.jobs SET tenant_id = :'B' WHERE payload = 'a1!';
@@ -79,6 +79,14 @@ BEGIN;
 SELECT floe.set_tenant(:'A');
 UPDATE app.jobs SET tenant_id = NULL WHERE payload = 'a1!';
 ROLLBACK;
+RESET ROLE;
+-- Not even admin mode may change the tenant of a row (the guard trigger, 42501).
+BEGIN;
+SET LOCAL ROLE regress_ops;
+SET LOCAL floe.tenant_admin = on;
+UPDATE app.jobs SET tenant_id = :'B' WHERE payload = 'a1!';
+ROLLBACK;
+SET ROLE regress_app;
 
 -- local => true ends with the transaction: the next one on this connection has no tenant.
 BEGIN;

@@ -184,7 +184,7 @@ fn guard_row<'a>(
     let op = match trigger.op() {
         Ok(PgTriggerOperation::Insert) => Op::Insert,
         Ok(PgTriggerOperation::Update) => Op::Update,
-        _ => return Err(misuse("it must be a BEFORE INSERT or UPDATE row trigger")),
+        _ => return Err(misuse("it must be an INSERT or UPDATE row trigger")),
     };
     let new = trigger
         .new()

@@ -296,8 +296,11 @@ pub fn render(step: &Step, tenancy: &Tenancy, quote: &dyn Fn(&str) -> String) ->
         Step::Guard { table, update } => {
             let column = quote(tenancy.indexed_column());
             if *update {
+                // AFTER, not BEFORE: a BEFORE ROW UPDATE trigger makes the executor fetch and
+                // lock every target row once more (GetTupleForTrigger), even when its WHEN
+                // clause is false; an AFTER trigger whose WHEN is false costs only the test.
                 format!(
-                    "CREATE TRIGGER {} BEFORE UPDATE ON {} FOR EACH ROW \
+                    "CREATE TRIGGER {} AFTER UPDATE ON {} FOR EACH ROW \
                      WHEN (OLD.{column} IS DISTINCT FROM NEW.{column}) \
                      EXECUTE FUNCTION floe.tenant_guard({})",
                     quote(GUARD_UPDATE),
@@ -396,7 +399,7 @@ mod tests {
                 r#"CREATE POLICY "floe_tenant_isolation" ON "public"."jobs" AS PERMISSIVE FOR ALL TO PUBLIC USING ("tenant_id" = (SELECT floe.current_tenant())) WITH CHECK ("tenant_id" = (SELECT floe.current_tenant()))"#,
                 r#"CREATE POLICY "floe_tenant_admin" ON "public"."jobs" AS PERMISSIVE FOR ALL TO "floe_tenant_admin" USING ((SELECT floe.tenant_admin_active())) WITH CHECK ((SELECT floe.tenant_admin_active()))"#,
                 r#"CREATE TRIGGER "floe_tenant_guard_insert" BEFORE INSERT ON "public"."jobs" FOR EACH ROW EXECUTE FUNCTION floe.tenant_guard('tenant_id')"#,
-                r#"CREATE TRIGGER "floe_tenant_guard_update" BEFORE UPDATE ON "public"."jobs" FOR EACH ROW WHEN (OLD."tenant_id" IS DISTINCT FROM NEW."tenant_id") EXECUTE FUNCTION floe.tenant_guard('tenant_id')"#,
+                r#"CREATE TRIGGER "floe_tenant_guard_update" AFTER UPDATE ON "public"."jobs" FOR EACH ROW WHEN (OLD."tenant_id" IS DISTINCT FROM NEW."tenant_id") EXECUTE FUNCTION floe.tenant_guard('tenant_id')"#,
                 r#"CREATE INDEX "i" ON "public"."jobs" ("tenant_id")"#,
             ]
         );
