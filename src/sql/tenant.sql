@@ -21,11 +21,12 @@ CREATE TABLE floe.tenant_tables (
     rls_was_enabled boolean     NOT NULL,
     rls_was_forced  boolean     NOT NULL,
     created_index   name,
+    guard_updates   boolean     NOT NULL DEFAULT true,
     enabled_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     enabled_by      name        NOT NULL DEFAULT CURRENT_USER
 );
 COMMENT ON TABLE floe.tenant_tables IS
-  'Tables isolated by floe.enable_tenant_isolation(): tenant column (or foreign key column in via_column), and the RLS state found before, so disabling restores it.';
+  'Tables isolated by floe.enable_tenant_isolation(): tenant column (or foreign key column in via_column), options, and the RLS state found before, so disabling restores it.';
 SELECT pg_catalog.pg_extension_config_dump('floe.tenant_tables', '');
 
 -- Everyone may read the registry (coverage needs it); only a table's owner may register or

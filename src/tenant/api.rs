@@ -3,7 +3,7 @@
 use super::context::{ContextError, ParseCache};
 use super::coverage::{self, Facts, Kind, Policy, Verdict};
 use super::guard::{self, Decision, GuardError, Op};
-use super::plan::{self, QualName, Registration, RelState, Step, Tenancy};
+use super::plan::{self, Options, QualName, Registration, RelState, Step, Tenancy};
 use crate::error::{ErrorReport, FloeError};
 use crate::gucs;
 use crate::health::checks::{Check, Status};
@@ -516,6 +516,7 @@ fn enable_tenant_isolation(
     tenant_column: default!(Name, "'tenant_id'"),
     force: default!(bool, true),
     via: default!(Option<Name>, "NULL"),
+    guard_updates: default!(bool, true),
 ) -> Result<SetOfIterator<'static, String>, ErrorReport> {
     let _scope = DdlScope::enter();
     let oid = tbl.oid();
@@ -525,6 +526,7 @@ fn enable_tenant_isolation(
         tenant_column.as_str(),
         force,
         via.as_ref().map(Name::as_str),
+        guard_updates,
     )?;
     Ok(SetOfIterator::new(done))
 }
@@ -534,6 +536,7 @@ fn enable(
     tenant_column: &str,
     force: bool,
     via: Option<&str>,
+    guard_updates: bool,
 ) -> Result<Vec<String>, FloeError> {
     let (info, tenancy, prev, root_state, parts) = Spi::connect(|client| {
         let info = rel_info(client, oid)?;
@@ -563,9 +566,12 @@ fn enable(
         &root_state,
         &parts,
         &tenancy,
-        force,
         &index_name,
-        changed,
+        Options {
+            force,
+            refresh_policies: changed,
+            guard_updates,
+        },
     );
     let done = run_steps(&steps, &tenancy)?;
     let created_index = steps
@@ -578,11 +584,13 @@ fn enable(
     };
     Spi::run_with_args(
         "INSERT INTO floe.tenant_tables AS t
-                (relid, tenant_column, via_column, force, rls_was_enabled, rls_was_forced, created_index)
-         VALUES ($1::regclass, $2::name, $3::name, $4, $5, $6, $7::name)
+                (relid, tenant_column, via_column, force, rls_was_enabled, rls_was_forced,
+                 created_index, guard_updates)
+         VALUES ($1::regclass, $2::name, $3::name, $4, $5, $6, $7::name, $8)
          ON CONFLICT (relid) DO UPDATE
             SET tenant_column = EXCLUDED.tenant_column, via_column = EXCLUDED.via_column,
-                force = EXCLUDED.force, created_index = COALESCE(t.created_index, EXCLUDED.created_index)",
+                force = EXCLUDED.force, guard_updates = EXCLUDED.guard_updates,
+                created_index = COALESCE(t.created_index, EXCLUDED.created_index)",
         &[
             oid.into(),
             tenant_column.into(),
@@ -591,6 +599,7 @@ fn enable(
             was_enabled.into(),
             was_forced.into(),
             created_index.into(),
+            guard_updates.into(),
         ],
     )?;
     Ok(done)
@@ -697,6 +706,7 @@ WITH cand AS (
   SELECT c.oid, n.nspname::text AS schema_name, c.relname::text AS table_name,
          c.relkind::text AS relkind, c.relispartition, c.relrowsecurity, c.relforcerowsecurity,
          reg.tenant_column::text AS reg_column, reg.via_column::text AS reg_via, reg.force AS reg_force,
+         reg.guard_updates AS reg_guard_updates,
          (SELECT a.attname::text FROM pg_catalog.pg_attribute a
            WHERE a.attrelid = c.oid AND a.attname = $1 AND a.attnum > 0 AND NOT a.attisdropped) AS own_column,
          (SELECT a.attname::text
@@ -710,8 +720,12 @@ WITH cand AS (
     FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     LEFT JOIN LATERAL (
-      SELECT t.tenant_column, t.via_column, t.force
-        FROM pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY AS an(relid, ord)
+      -- the table itself, then its ancestors (pg_partition_ancestors() is empty for a table
+      -- outside any partition tree)
+      SELECT t.tenant_column, t.via_column, t.force, t.guard_updates
+        FROM (SELECT c.oid AS relid, 0::bigint AS ord
+              UNION ALL
+              SELECT a.relid, a.ord FROM pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY AS a(relid, ord)) an
         JOIN floe.tenant_tables t ON t.relid = an.relid
        ORDER BY an.ord LIMIT 1) reg ON true
    WHERE c.relkind IN ('r', 'p')
@@ -731,8 +745,11 @@ SELECT cov.oid, schema_name, table_name, relkind, relispartition, relrowsecurity
                FROM pg_catalog.pg_policy p WHERE p.polrelid = cov.oid ORDER BY p.polname),
        ARRAY(SELECT COALESCE(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '')
                FROM pg_catalog.pg_policy p WHERE p.polrelid = cov.oid ORDER BY p.polname),
-       (SELECT pg_catalog.count(*) = 2 FROM pg_catalog.pg_trigger t
-         WHERE t.tgrelid = cov.oid AND t.tgname IN ('floe_tenant_guard_insert', 'floe_tenant_guard_update')),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                WHERE t.tgrelid = cov.oid AND t.tgname = 'floe_tenant_guard_insert')
+         AND (reg_guard_updates IS FALSE
+              OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                          WHERE t.tgrelid = cov.oid AND t.tgname = 'floe_tenant_guard_update')),
        EXISTS (SELECT 1 FROM pg_catalog.pg_index i
                  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                 WHERE i.indrelid = cov.oid AND a.attname = COALESCE(via, tenant_column))
@@ -1045,7 +1062,7 @@ COMMENT ON FUNCTION floe.tenant_admin_active() IS
   'True when floe.tenant_admin is on and the current user has the privileges of role floe_tenant_admin.';
 COMMENT ON FUNCTION floe.tenant_guard() IS
   'Row trigger of tenant-isolated tables: fills a missing tenant column from the context, rejects foreign rows and tenant changes (42501).';
-COMMENT ON FUNCTION floe.enable_tenant_isolation(regclass, name, boolean, name) IS
+COMMENT ON FUNCTION floe.enable_tenant_isolation(regclass, name, boolean, name, boolean) IS
   'Isolates a table (and each of its partitions) by tenant: RLS enabled and forced, policy, guard triggers, tenant index. Idempotent; returns the statements it ran.';
 COMMENT ON FUNCTION floe.disable_tenant_isolation(regclass) IS
   'Undoes floe.enable_tenant_isolation exactly: drops its policies, triggers and index, restores the RLS flags found before.';

@@ -124,6 +124,18 @@ pub enum Step {
     DropIndex(QualName),
 }
 
+/// The choices of `enable_tenant_isolation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// FORCE row level security (the owner is filtered too).
+    pub force: bool,
+    /// Rewrite existing floe policies (the tenant column or `via` changed).
+    pub refresh_policies: bool,
+    /// Keep the AFTER UPDATE guard that rejects a change of the tenant column even in admin
+    /// mode; without it, the policy's WITH CHECK still rejects it for every role it applies to.
+    pub guard_updates: bool,
+}
+
 /// The steps that make `root` (and every relation in `partitions`, for a partitioned table)
 /// isolated. Triggers and the index go on the root only: Postgres clones row triggers and
 /// cascades indexes to partitions; RLS flags and policies are per relation, so every
@@ -133,10 +145,14 @@ pub fn enable_steps(
     root_state: &RelState,
     partitions: &[(QualName, RelState)],
     tenancy: &Tenancy,
-    force: bool,
     index_name: &str,
-    refresh_policies: bool,
+    opts: Options,
 ) -> Vec<Step> {
+    let Options {
+        force,
+        refresh_policies,
+        guard_updates,
+    } = opts;
     let mut steps = Vec::new();
     for (rel, state) in
         std::iter::once((root, root_state)).chain(partitions.iter().map(|(r, s)| (r, s)))
@@ -150,11 +166,16 @@ pub fn enable_steps(
                 update: false,
             });
         }
-        if !root_state.has_guard_update {
-            steps.push(Step::Guard {
+        match (guard_updates, root_state.has_guard_update) {
+            (true, false) => steps.push(Step::Guard {
                 table: root.clone(),
                 update: true,
-            });
+            }),
+            (false, true) => steps.push(Step::DropGuard {
+                table: root.clone(),
+                update: true,
+            }),
+            _ => {}
         }
     }
     if !root_state.has_tenant_index {
@@ -386,9 +407,12 @@ mod tests {
             &RelState::default(),
             &[],
             &col(),
-            true,
             "i",
-            false,
+            Options {
+                force: true,
+                refresh_policies: false,
+                guard_updates: true,
+            },
         );
         let sql: Vec<String> = steps.iter().map(|s| render(s, &col(), &q)).collect();
         assert_eq!(
@@ -422,9 +446,12 @@ mod tests {
             &RelState::default(),
             &[],
             &via,
-            true,
             "i",
-            false,
+            Options {
+                force: true,
+                refresh_policies: false,
+                guard_updates: true,
+            },
         );
         assert!(
             !steps.iter().any(|s| matches!(s, Step::Guard { .. })),
@@ -456,12 +483,26 @@ mod tests {
             &complete(true),
             &parts,
             &col(),
-            true,
             "i",
-            false
+            Options {
+                force: true,
+                refresh_policies: false,
+                guard_updates: true
+            }
         )
         .is_empty());
-        let steps = enable_steps(&t("jobs"), &complete(true), &parts, &col(), true, "i", true);
+        let steps = enable_steps(
+            &t("jobs"),
+            &complete(true),
+            &parts,
+            &col(),
+            "i",
+            Options {
+                force: true,
+                refresh_policies: true,
+                guard_updates: true,
+            },
+        );
         assert_eq!(
             steps,
             vec![
@@ -500,6 +541,49 @@ mod tests {
     }
 
     #[test]
+    fn update_guard_is_optional() {
+        let steps = enable_steps(
+            &t("jobs"),
+            &complete(true),
+            &[],
+            &col(),
+            "i",
+            Options {
+                force: true,
+                refresh_policies: false,
+                guard_updates: false,
+            },
+        );
+        assert_eq!(
+            steps,
+            vec![Step::DropGuard {
+                table: t("jobs"),
+                update: true
+            }]
+        );
+        let fresh = enable_steps(
+            &t("jobs"),
+            &RelState::default(),
+            &[],
+            &col(),
+            "i",
+            Options {
+                force: true,
+                refresh_policies: false,
+                guard_updates: false,
+            },
+        );
+        assert!(!fresh.contains(&Step::Guard {
+            table: t("jobs"),
+            update: true
+        }));
+        assert!(fresh.contains(&Step::Guard {
+            table: t("jobs"),
+            update: false
+        }));
+    }
+
+    #[test]
     fn partitions_get_rls_and_policies_but_not_triggers() {
         let parts = vec![(t("jobs_2026_11"), RelState::default())];
         let steps = enable_steps(
@@ -507,9 +591,12 @@ mod tests {
             &complete(true),
             &parts,
             &col(),
-            true,
             "i",
-            false,
+            Options {
+                force: true,
+                refresh_policies: false,
+                guard_updates: true,
+            },
         );
         assert!(steps.contains(&Step::EnableRls(t("jobs_2026_11"))));
         assert!(steps.contains(&Step::ForceRls(t("jobs_2026_11"))));
@@ -563,10 +650,11 @@ mod tests {
         fn enable_then_state_is_fixed_point(
             rls in any::<bool>(), forced in any::<bool>(), pol in any::<bool>(), adm in any::<bool>(),
             gi in any::<bool>(), gu in any::<bool>(), idx in any::<bool>(), force in any::<bool>(),
+            guard_updates in any::<bool>(),
         ) {
             let state = RelState { rls_enabled: rls, rls_forced: forced, has_policy: pol, has_admin_policy: adm,
                 has_guard_insert: gi, has_guard_update: gu, has_tenant_index: idx };
-            let steps = enable_steps(&t("x"), &state, &[], &col(), force, "i", false);
+            let steps = enable_steps(&t("x"), &state, &[], &col(), "i", Options { force, refresh_policies: false, guard_updates });
             // Apply the steps to the state: the result must be complete.
             let mut s = state.clone();
             for step in &steps {
@@ -578,11 +666,12 @@ mod tests {
                     Step::AdminPolicy(_) => s.has_admin_policy = true,
                     Step::Guard { update: false, .. } => s.has_guard_insert = true,
                     Step::Guard { update: true, .. } => s.has_guard_update = true,
+                    Step::DropGuard { update: true, .. } => s.has_guard_update = false,
                     Step::CreateIndex { .. } => s.has_tenant_index = true,
                     other => prop_assert!(false, "enable produced {:?}", other),
                 }
             }
-            prop_assert_eq!(s, complete(force));
+            prop_assert_eq!(s, RelState { has_guard_update: guard_updates, ..complete(force) });
         }
 
         #[test]

@@ -87,4 +87,28 @@ mod tests {
         .unwrap();
         assert_eq!(left, Some(0));
     }
+
+    #[pg_test]
+    fn update_guard_can_be_declined() {
+        Spi::run("CREATE TABLE t_lean (id int, tenant_id uuid)").unwrap();
+        Spi::run("SELECT floe.enable_tenant_isolation('t_lean', guard_updates => false)").unwrap();
+        let triggers = Spi::get_one::<Vec<String>>(
+            "SELECT array_agg(tgname::text ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 't_lean'::regclass",
+        )
+        .unwrap();
+        assert_eq!(triggers, Some(vec!["floe_tenant_guard_insert".to_string()]));
+        let (guard, problems) = Spi::get_two::<bool, Vec<String>>(
+            "SELECT guard_present, problems FROM floe.tenant_coverage() WHERE table_name = 't_lean'",
+        )
+        .unwrap();
+        assert_eq!(guard, Some(true), "declined deliberately: not a hole");
+        assert_eq!(problems, Some(vec![]));
+        // Asking again with the default puts the update guard back.
+        Spi::run("SELECT floe.enable_tenant_isolation('t_lean')").unwrap();
+        let n = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't_lean'::regclass",
+        )
+        .unwrap();
+        assert_eq!(n, Some(2));
+    }
 }
