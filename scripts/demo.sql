@@ -53,7 +53,8 @@ SELECT subject FROM demo.email_messages;
 BEGIN;
 SELECT floe.set_tenant('11111111-1111-4111-8111-111111111111');
 SELECT subject FROM demo.email_messages ORDER BY id;
-INSERT INTO demo.email_messages (subject) VALUES ('Acme: filled in from the context') RETURNING tenant_id;
+INSERT INTO demo.email_messages (subject) VALUES ('Acme: tenant filled in from the context')
+    RETURNING tenant_id, subject;
 COMMIT;
 
 \echo '-- writing a row for another tenant is refused'
@@ -68,6 +69,8 @@ RESET ROLE;
 
 \echo
 \echo '== floe.tenant_coverage(): what each tenant table lacks (an unprotected one, for show)'
+BEGIN;
 CREATE TABLE demo.unprotected (id int, tenant_id uuid);
 SELECT schema_name, table_name, rls_enabled, rls_forced, policy_efficient, problems
   FROM floe.tenant_coverage() WHERE schema_name = 'demo' ORDER BY table_name;
+ROLLBACK;

@@ -220,7 +220,7 @@ fn guard_row<'a>(
                     table()
                 ),
                 detail: None,
-                hint: format!("Leave {column} empty to have it filled from the tenant context, or set the tenant of the row's owner first."),
+                hint: format!("Leave {column} empty to have it filled from the tenant context, or first switch to that tenant with floe.set_tenant()."),
             })
         }
         Decision::Reject(GuardError::TenantChanged { old, new }) => {
