@@ -791,6 +791,24 @@ pub struct CoverageRow {
     pub verdict: Verdict,
 }
 
+impl CoverageRow {
+    /// A row for a view or role: no table columns to report.
+    fn non_table(schema: Option<String>, name: String, kind: Kind, facts: &Facts) -> CoverageRow {
+        CoverageRow {
+            schema,
+            name,
+            kind,
+            tenant_column: None,
+            via: None,
+            rls_enabled: None,
+            rls_forced: None,
+            guard: None,
+            tenant_index: None,
+            verdict: coverage::judge(facts),
+        }
+    }
+}
+
 fn is_true_option(opt: &str, key: &str) -> bool {
     opt.split_once('=').is_some_and(|(k, v)| {
         k.eq_ignore_ascii_case(key)
@@ -865,60 +883,25 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
             } else {
                 Kind::View
             };
-            let facts = Facts {
+            let invoker = options
+                .iter()
+                .any(|o| is_true_option(o, "security_invoker"));
+            let facts = Facts::non_table(kind, invoker, reads);
+            out.push(CoverageRow::non_table(
+                row.get(1)?,
+                row.get(2)?.unwrap_or_default(),
                 kind,
-                via: false,
-                unforced_by_choice: false,
-                rls_enabled: false,
-                rls_forced: false,
-                policies: vec![],
-                guard: false,
-                tenant_index: false,
-                index_column: String::new(),
-                security_invoker: options
-                    .iter()
-                    .any(|o| is_true_option(o, "security_invoker")),
-                reads,
-            };
-            out.push(CoverageRow {
-                schema: row.get(1)?,
-                name: row.get(2)?.unwrap_or_default(),
-                kind,
-                tenant_column: None,
-                via: None,
-                rls_enabled: None,
-                rls_forced: None,
-                guard: None,
-                tenant_index: None,
-                verdict: coverage::judge(&facts),
-            });
+                &facts,
+            ));
         }
         for row in client.select(COVERAGE_ROLES, None, &[])? {
-            let facts = Facts {
-                kind: Kind::Role,
-                via: false,
-                unforced_by_choice: false,
-                rls_enabled: false,
-                rls_forced: false,
-                policies: vec![],
-                guard: false,
-                tenant_index: false,
-                index_column: String::new(),
-                security_invoker: false,
-                reads: vec![],
-            };
-            out.push(CoverageRow {
-                schema: None,
-                name: row.get(1)?.unwrap_or_default(),
-                kind: Kind::Role,
-                tenant_column: None,
-                via: None,
-                rls_enabled: None,
-                rls_forced: None,
-                guard: None,
-                tenant_index: None,
-                verdict: coverage::judge(&facts),
-            });
+            let facts = Facts::non_table(Kind::Role, false, vec![]);
+            out.push(CoverageRow::non_table(
+                None,
+                row.get(1)?.unwrap_or_default(),
+                Kind::Role,
+                &facts,
+            ));
         }
         Ok(out)
     })
@@ -1041,7 +1024,32 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
             hint: Some("SELECT * FROM floe.tenant_coverage() WHERE problems <> '{}' shows each problem and what fixes it.".into()),
         }
     };
-    Ok(vec![check])
+    let bypass = Spi::connect(|client| {
+        let mut names = Vec::new();
+        for row in client.select(
+            "SELECT r.rolname::text FROM pg_catalog.pg_roles r
+              WHERE r.rolcanlogin AND r.rolsuper ORDER BY 1",
+            None,
+            &[],
+        )? {
+            names.push(row.get::<String>(1)?.unwrap_or_default());
+        }
+        Ok::<_, FloeError>(names)
+    })?;
+    let bypass_check = Check {
+        name: "tenant.bypass",
+        status: Status::Ok,
+        detail: if bypass.is_empty() {
+            "no superuser can log in".to_string()
+        } else {
+            format!(
+                "superuser login role(s) {} bypass row level security when they read; floe's guard still requires a tenant or admin mode for their writes (BYPASSRLS login roles appear in floe.tenant_coverage())",
+                bypass.join(", ")
+            )
+        },
+        hint: None,
+    };
+    Ok(vec![check, bypass_check])
 }
 
 extension_sql_file!(

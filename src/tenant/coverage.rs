@@ -64,6 +64,25 @@ pub struct Facts {
     pub reads: Vec<String>,
 }
 
+impl Facts {
+    /// Facts for an object that is not a table (a view or a role): no RLS state of its own.
+    pub fn non_table(kind: Kind, security_invoker: bool, reads: Vec<String>) -> Facts {
+        Facts {
+            kind,
+            via: false,
+            unforced_by_choice: false,
+            rls_enabled: false,
+            rls_forced: false,
+            policies: vec![],
+            guard: false,
+            tenant_index: false,
+            index_column: String::new(),
+            security_invoker,
+            reads,
+        }
+    }
+}
+
 /// The verdict for one coverage row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
