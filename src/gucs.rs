@@ -15,6 +15,7 @@ pub const PREFIX: &std::ffi::CStr = c"floe";
 static TENANT_SETTING: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"app.current_tenant_id"));
 static TENANT_ADMIN: GucSetting<bool> = GucSetting::<bool>::new(false);
+static JOB_HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 
 /// Registers every floe setting. Called once from `_PG_init`.
 pub fn init() {
@@ -36,7 +37,22 @@ accept every tenant's rows. Set it with SET LOCAL, for maintenance only.",
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"floe.job_history_retention",
+        c"How long finished job runs stay in floe.job_runs.",
+        c"The scheduler deletes older runs as it goes (pg_cron never prunes its history).",
+        &JOB_HISTORY_RETENTION,
+        60,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
     reserve_prefix();
+}
+
+/// `floe.job_history_retention`, in seconds.
+pub fn job_history_retention_secs() -> i32 {
+    JOB_HISTORY_RETENTION.get()
 }
 
 /// Calls `f` with the name in `floe.tenant_setting`, without copying it.

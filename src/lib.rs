@@ -10,6 +10,7 @@ pub mod gucs;
 pub mod health;
 pub mod scheduler;
 pub mod sqltypes;
+pub mod subxact;
 pub mod tenant;
 #[cfg(any(test, feature = "pg_test"))]
 pub mod testing;

@@ -163,6 +163,33 @@ SELECT what FROM app.events_2026_12;
 SELECT what FROM ONLY app.events_2026_11 WHERE tenant_id = :'B';
 COMMIT;
 
+-- A partition detached, opened up, and attached again is isolated again by the DDL hook.
+SET ROLE regress_owner;
+ALTER TABLE app.events DETACH PARTITION app.events_2026_12;
+ALTER TABLE app.events_2026_12 DISABLE ROW LEVEL SECURITY;
+ALTER POLICY floe_tenant_isolation ON app.events_2026_12 USING (true);
+ALTER TABLE app.events ATTACH PARTITION app.events_2026_12
+    FOR VALUES FROM ('2026-12-01') TO ('2027-01-01');
+SELECT relrowsecurity, pg_get_expr(p.polqual, p.polrelid) AS policy
+  FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = 'floe_tenant_isolation'
+ WHERE c.oid = 'app.events_2026_12'::regclass;
+RESET ROLE;
+
+-- A table partitioned by tenant: moving a row to another tenant's partition is refused even
+-- in admin mode (the update guard of a partitioned table fires BEFORE the row moves).
+SET ROLE regress_owner;
+CREATE TABLE app.by_tenant (tenant_id uuid NOT NULL, what text) PARTITION BY LIST (tenant_id);
+CREATE TABLE app.by_tenant_a PARTITION OF app.by_tenant FOR VALUES IN ('00000000-0000-4000-8000-00000000000a');
+CREATE TABLE app.by_tenant_b PARTITION OF app.by_tenant FOR VALUES IN ('00000000-0000-4000-8000-00000000000b');
+SELECT count(*) AS statements FROM floe.enable_tenant_isolation('app.by_tenant');
+RESET ROLE;
+BEGIN;
+SET LOCAL ROLE regress_ops;
+SET LOCAL floe.tenant_admin = on;
+INSERT INTO app.by_tenant VALUES (:'A', 'a-row');
+UPDATE app.by_tenant SET tenant_id = :'B' WHERE what = 'a-row';
+ROLLBACK;
+
 -- Indirect tenancy: analytics rows belong to a tenant through companies.tenant_id.
 SET ROLE regress_owner;
 CREATE TABLE app.companies (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, name text);
@@ -195,6 +222,19 @@ CREATE VIEW app.notes_v AS SELECT * FROM app.notes;
 SELECT floe.enable_tenant_isolation('app.notes_v');
 SELECT floe.enable_tenant_isolation('app.no_such_table');
 SELECT floe.disable_tenant_isolation('app.notes');
+SELECT floe.enable_tenant_isolation('app.notes', tenant_column => NULL);
+SELECT floe.enable_tenant_isolation('app.notes', force => NULL);
+SELECT floe.assert_tenant_coverage(NULL);
+-- A column name made to break out of the trigger argument is only ever a column name.
+CREATE TABLE app.odd ("x\'); DROP TABLE app.notes; --" uuid);
+SET standard_conforming_strings = off;
+SELECT count(*) AS statements FROM floe.enable_tenant_isolation('app.odd', tenant_column => E'x\\\'); DROP TABLE app.notes; --');
+RESET standard_conforming_strings;
+SELECT tgname, pg_get_triggerdef(t.oid) LIKE '%DROP TABLE%' AS argument_kept_whole
+  FROM pg_trigger t WHERE tgrelid = 'app.odd'::regclass ORDER BY 1;
+SELECT to_regclass('app.notes') IS NOT NULL AS notes_still_there;
+SELECT count(*) AS undone FROM floe.disable_tenant_isolation('app.odd');
+DROP TABLE app.odd;
 SELECT relrowsecurity, (SELECT count(*) FROM pg_policy WHERE polrelid = 'app.notes'::regclass) AS policies,
        (SELECT count(*) FROM floe.tenant_tables WHERE relid = 'app.notes'::regclass) AS registered
   FROM pg_class WHERE oid = 'app.notes'::regclass;
@@ -220,6 +260,7 @@ CREATE POLICY h_per_row_tenant ON app.h_per_row
     USING (tenant_id = current_setting('app.current_tenant_id')::uuid);
 CREATE INDEX ON app.h_per_row (tenant_id);
 CREATE TABLE app.h_order_items (id int, job_id bigint REFERENCES app.jobs (id));
+CREATE POLICY legacy_read ON app.companies FOR SELECT USING (name IS NOT NULL);
 CREATE VIEW app.h_jobs_view AS SELECT id, payload FROM app.jobs;
 CREATE VIEW app.h_jobs_invoker WITH (security_invoker = true) AS SELECT id, payload FROM app.jobs;
 CREATE MATERIALIZED VIEW app.h_jobs_mv AS SELECT tenant_id, count(*) FROM app.jobs GROUP BY 1
@@ -239,6 +280,7 @@ SET ROLE regress_owner;
 DROP VIEW app.h_jobs_view, app.h_jobs_invoker;
 DROP MATERIALIZED VIEW app.h_jobs_mv;
 DROP TABLE app.h_order_items;
+DROP POLICY legacy_read ON app.companies;
 SELECT * FROM floe.disable_tenant_isolation('app.jobs');
 SELECT c.relrowsecurity, c.relforcerowsecurity,
        (SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) AS policies,

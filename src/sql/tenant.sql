@@ -52,6 +52,12 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM floe.tenant_tables) THEN
         RETURN;
     END IF;
+    -- pg_dump output starts with SET check_function_bodies = false and restores floe's
+    -- policies itself (after the registry rows): creating them here too would make its
+    -- CREATE POLICY statements fail.
+    IF pg_catalog.current_setting('check_function_bodies') = 'off' THEN
+        RETURN;
+    END IF;
     FOR r IN SELECT DISTINCT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
               WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
                 AND c.object_type = 'table'

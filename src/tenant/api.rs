@@ -45,6 +45,15 @@ impl From<ContextError> for FloeError {
     }
 }
 
+/// A NULL where floe needs a value: 22023, not pgrx's generic "must not be null".
+fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, FloeError> {
+    value.ok_or(FloeError::InvalidArgument {
+        argument,
+        value: "NULL".into(),
+        expected: "a value (this argument cannot be NULL)".into(),
+    })
+}
+
 /// Marks floe's own tenant DDL for the duration of a scope (reset on unwind too).
 struct DdlScope(bool);
 
@@ -126,7 +135,8 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
 }
 
 #[pg_extern(volatile)]
-fn clear_tenant(local: default!(bool, true)) -> Result<(), ErrorReport> {
+fn clear_tenant(local: default!(Option<bool>, true)) -> Result<(), ErrorReport> {
+    let local = required(local, "local")?;
     let stmt = set_statement(local, "")?;
     Spi::run(&stmt).map_err(FloeError::from)?;
     Ok(())
@@ -289,16 +299,31 @@ SELECT c.relrowsecurity, c.relforcerowsecurity,
        EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'floe_tenant_guard_update'),
        EXISTS (SELECT 1 FROM pg_catalog.pg_index i
                  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                WHERE i.indrelid = c.oid AND a.attname = $2)
+                WHERE i.indrelid = c.oid AND a.attname = $2),
+       -- the floe policy says what the root's says (a partition's policy can be tampered with,
+       -- or come along on a table attached later)
+       c.oid = $3 OR EXISTS (
+           SELECT 1 FROM pg_catalog.pg_policy p, pg_catalog.pg_policy r
+            WHERE p.polrelid = c.oid AND p.polname = 'floe_tenant_isolation'
+              AND r.polrelid = $3 AND r.polname = 'floe_tenant_isolation' AND p.polpermissive
+              AND p.polroles = r.polroles AND p.polcmd = r.polcmd
+              AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) IS NOT DISTINCT FROM pg_catalog.pg_get_expr(r.polqual, r.polrelid)
+              AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) IS NOT DISTINCT FROM pg_catalog.pg_get_expr(r.polwithcheck, r.polrelid))
   FROM pg_catalog.pg_class c WHERE c.oid = $1";
 
+/// What is in place on `oid` (a tree's root, or one of its partitions: `root`).
 fn rel_state(
     client: &SpiClient<'_>,
     oid: pg_sys::Oid,
     column: &str,
+    root: pg_sys::Oid,
 ) -> Result<RelState, FloeError> {
     let row = client
-        .select(REL_STATE, Some(1), &[oid.into(), column.into()])?
+        .select(
+            REL_STATE,
+            Some(1),
+            &[oid.into(), column.into(), root.into()],
+        )?
         .first();
     let flag = |i: usize| -> Result<bool, FloeError> { Ok(row.get::<bool>(i)?.unwrap_or(false)) };
     Ok(RelState {
@@ -309,6 +334,7 @@ fn rel_state(
         has_guard_insert: flag(5)?,
         has_guard_update: flag(6)?,
         has_tenant_index: flag(7)?,
+        policy_matches: flag(8)?,
     })
 }
 
@@ -341,7 +367,7 @@ fn partitions(
     }
     found
         .into_iter()
-        .map(|(part, name)| Ok((name, rel_state(client, part, column)?)))
+        .map(|(part, name)| Ok((name, rel_state(client, part, column, oid)?)))
         .collect()
 }
 
@@ -450,9 +476,14 @@ fn registration(
 ) -> Result<Option<Registered>, FloeError> {
     let row = client
         .select(
-            "SELECT rls_was_enabled, rls_was_forced, created_index::text, tenant_column::text,
-                    via_column::text, force
-               FROM floe.tenant_tables WHERE relid = $1::regclass",
+            "SELECT rls_was_enabled, rls_was_forced,
+                    -- only if it still is an index of this very table
+                    CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                                        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                                       WHERE i.indrelid = t.relid AND ic.relname = t.created_index)
+                         THEN created_index::text END,
+                    tenant_column::text, via_column::text, force
+               FROM floe.tenant_tables t WHERE relid = $1::regclass",
             Some(1),
             &[oid.into()],
         )?
@@ -512,12 +543,16 @@ fn run_steps(steps: &[Step], tenancy: &Tenancy) -> Result<Vec<String>, FloeError
 
 #[pg_extern(volatile)]
 fn enable_tenant_isolation(
-    tbl: PgRelation,
-    tenant_column: default!(Name, "'tenant_id'"),
-    force: default!(bool, true),
+    tbl: Option<PgRelation>,
+    tenant_column: default!(Option<Name>, "'tenant_id'"),
+    force: default!(Option<bool>, true),
     via: default!(Option<Name>, "NULL"),
-    guard_updates: default!(bool, true),
+    guard_updates: default!(Option<bool>, true),
 ) -> Result<SetOfIterator<'static, String>, ErrorReport> {
+    let tbl = required(tbl, "tbl")?;
+    let tenant_column = required(tenant_column, "tenant_column")?;
+    let force = required(force, "force")?;
+    let guard_updates = required(guard_updates, "guard_updates")?;
     let _scope = DdlScope::enter();
     let oid = tbl.oid();
     drop(tbl);
@@ -553,7 +588,7 @@ fn enable(
         let tenancy = resolve_tenancy(client, oid, &info.name, tenant_column, via)?;
         let prev = registration(client, oid, &info.name.schema)?;
         let column = tenancy.indexed_column().to_string();
-        let root_state = rel_state(client, oid, &column)?;
+        let root_state = rel_state(client, oid, &column, oid)?;
         let parts = partitions(client, oid, &column)?;
         Ok::<_, FloeError>((info, tenancy, prev, root_state, parts))
     })?;
@@ -571,6 +606,7 @@ fn enable(
             force,
             refresh_policies: changed,
             guard_updates,
+            partitioned: info.relkind == "p",
         },
     );
     let done = run_steps(&steps, &tenancy)?;
@@ -631,7 +667,7 @@ fn disable_tenant_isolation(
             None => Tenancy::Column { column },
         };
         let indexed = tenancy.indexed_column().to_string();
-        let root_state = rel_state(client, oid, &indexed)?;
+        let root_state = rel_state(client, oid, &indexed, oid)?;
         let parts = partitions(client, oid, &indexed)?;
         Ok::<_, FloeError>((info, reg, tenancy, root_state, parts))
     })?;
@@ -740,16 +776,20 @@ WITH cand AS (
 )
 SELECT cov.oid, schema_name, table_name, relkind, relispartition, relrowsecurity, relforcerowsecurity,
        tenant_column, via, reg_force,
-       ARRAY(SELECT p.polname::text FROM pg_catalog.pg_policy p WHERE p.polrelid = cov.oid ORDER BY p.polname),
+       ARRAY(SELECT p.polname::text || CASE WHEN p.polpermissive THEN '' ELSE ' (restrictive)' END
+               FROM pg_catalog.pg_policy p WHERE p.polrelid = cov.oid ORDER BY p.polname),
        ARRAY(SELECT COALESCE(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '')
                FROM pg_catalog.pg_policy p WHERE p.polrelid = cov.oid ORDER BY p.polname),
        ARRAY(SELECT COALESCE(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '')
                FROM pg_catalog.pg_policy p WHERE p.polrelid = cov.oid ORDER BY p.polname),
        EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-                WHERE t.tgrelid = cov.oid AND t.tgname = 'floe_tenant_guard_insert')
+                WHERE t.tgrelid = cov.oid AND t.tgname = 'floe_tenant_guard_insert'
+                  AND t.tgfoid = 'floe.tenant_guard()'::pg_catalog.regprocedure AND t.tgenabled <> 'D')
          AND (reg_guard_updates IS FALSE
               OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-                          WHERE t.tgrelid = cov.oid AND t.tgname = 'floe_tenant_guard_update')),
+                          WHERE t.tgrelid = cov.oid AND t.tgname = 'floe_tenant_guard_update'
+                            AND t.tgfoid = 'floe.tenant_guard()'::pg_catalog.regprocedure
+                            AND t.tgenabled <> 'D')),
        EXISTS (SELECT 1 FROM pg_catalog.pg_index i
                  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                 WHERE i.indrelid = cov.oid AND a.attname = COALESCE(via, tenant_column))
@@ -841,7 +881,8 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
                 .iter()
                 .enumerate()
                 .map(|(i, name)| Policy {
-                    name: name.clone(),
+                    permissive: !name.ends_with(" (restrictive)"),
+                    name: name.trim_end_matches(" (restrictive)").to_string(),
                     using: using.get(i).and_then(nonempty),
                     with_check: check.get(i).and_then(nonempty),
                 })
@@ -909,9 +950,9 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
 
 // pgrx reads the column names from the signature, so the row type cannot be an alias.
 #[allow(clippy::type_complexity)]
-#[pg_extern(stable, strict)]
+#[pg_extern(stable)]
 fn tenant_coverage(
-    tenant_column: default!(Name, "'tenant_id'"),
+    tenant_column: default!(Option<Name>, "'tenant_id'"),
 ) -> Result<
     TableIterator<
         'static,
@@ -932,6 +973,7 @@ fn tenant_coverage(
     >,
     ErrorReport,
 > {
+    let tenant_column = required(tenant_column, "tenant_column")?;
     let rows = coverage_rows(tenant_column.as_str())?;
     Ok(TableIterator::new(rows.into_iter().map(|r| {
         let is_table = matches!(
@@ -955,8 +997,11 @@ fn tenant_coverage(
     })))
 }
 
-#[pg_extern(stable, strict)]
-fn assert_tenant_coverage(tenant_column: default!(Name, "'tenant_id'")) -> Result<(), ErrorReport> {
+#[pg_extern(stable)]
+fn assert_tenant_coverage(
+    tenant_column: default!(Option<Name>, "'tenant_id'"),
+) -> Result<(), ErrorReport> {
+    let tenant_column = required(tenant_column, "tenant_column")?;
     let rows = coverage_rows(tenant_column.as_str())?;
     let mut lines = Vec::new();
     for r in &rows {

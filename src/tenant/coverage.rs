@@ -40,6 +40,8 @@ impl Kind {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     pub name: String,
+    /// Permissive policies are OR-ed together; restrictive ones are AND-ed.
+    pub permissive: bool,
     pub using: Option<String>,
     pub with_check: Option<String>,
 }
@@ -136,6 +138,12 @@ pub fn judge(f: &Facts) -> Verdict {
             if !policy_present {
                 problems.push("no tenant policy".to_string());
             }
+            for p in f.policies.iter().filter(|p| p.permissive && !reads_tenant(p)) {
+                problems.push(format!(
+                    "permissive policy {} does not filter by tenant; Postgres ORs permissive policies, so it opens rows of every tenant",
+                    p.name
+                ));
+            }
             for name in &slow {
                 problems.push(format!(
                     "policy {name} evaluates the tenant context once per row; wrap it in a sub-select, e.g. (SELECT floe.current_tenant())"
@@ -159,6 +167,20 @@ pub fn judge(f: &Facts) -> Verdict {
         leaks: problems.len() > slow_only,
         problems,
     }
+}
+
+/// Whether a policy limits rows by the tenant context (floe's admin policy counts: it only
+/// applies to members of floe_tenant_admin in admin mode).
+fn reads_tenant(p: &Policy) -> bool {
+    let mentions = |e: &Option<String>| {
+        e.as_deref().is_some_and(|e| {
+            let e = e.to_ascii_lowercase();
+            e.contains("current_setting(")
+                || e.contains("current_tenant(")
+                || e.contains("tenant_admin_active(")
+        })
+    };
+    mentions(&p.using) && (p.with_check.is_none() || mentions(&p.with_check))
 }
 
 /// Whether a deparsed policy expression reads the tenant context per row: a call of
@@ -221,6 +243,7 @@ mod tests {
             rls_forced: true,
             policies: vec![Policy {
                 name: "floe_tenant_isolation".into(),
+                permissive: true,
                 using: Some(
                     "(tenant_id = ( SELECT floe.current_tenant() AS current_tenant))".into(),
                 ),
@@ -275,6 +298,7 @@ mod tests {
         let mut f = table();
         f.policies = vec![Policy {
             name: "jobs_tenant_isolation".into(),
+            permissive: true,
             using: Some(
                 "(tenant_id = (current_setting('app.current_tenant_id'::text))::uuid)".into(),
             ),
@@ -284,6 +308,23 @@ mod tests {
         assert!(v.policy_present && !v.policy_efficient);
         assert!(v.problems[0].contains("jobs_tenant_isolation"));
         assert!(!v.leaks, "slow is not leaky");
+    }
+
+    #[test]
+    fn an_extra_permissive_policy_is_a_leak() {
+        let mut f = table();
+        f.policies.push(Policy {
+            name: "legacy_read".into(),
+            permissive: true,
+            using: Some("(payload IS NOT NULL)".into()),
+            with_check: None,
+        });
+        let v = judge(&f);
+        assert!(v.leaks);
+        assert!(v.problems[0].contains("legacy_read"), "{:?}", v.problems);
+        // The same expression as a restrictive policy only narrows: no problem.
+        f.policies[1].permissive = false;
+        assert!(judge(&f).problems.is_empty());
     }
 
     #[test]

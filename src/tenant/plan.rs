@@ -85,6 +85,8 @@ pub struct RelState {
     pub rls_enabled: bool,
     pub rls_forced: bool,
     pub has_policy: bool,
+    /// The floe policy's expressions are the ones floe wrote (same as on the isolated root).
+    pub policy_matches: bool,
     pub has_admin_policy: bool,
     pub has_guard_insert: bool,
     pub has_guard_update: bool,
@@ -109,9 +111,12 @@ pub enum Step {
         table: QualName,
         policy: &'static str,
     },
+    /// A guard trigger: the INSERT one (always BEFORE) or the UPDATE one (AFTER, or BEFORE
+    /// on a partitioned table).
     Guard {
         table: QualName,
         update: bool,
+        before: bool,
     },
     DropGuard {
         table: QualName,
@@ -134,6 +139,9 @@ pub struct Options {
     /// Keep the AFTER UPDATE guard that rejects a change of the tenant column even in admin
     /// mode; without it, the policy's WITH CHECK still rejects it for every role it applies to.
     pub guard_updates: bool,
+    /// The root is partitioned: its update guard must be a BEFORE trigger, because an UPDATE
+    /// that moves a row to another partition fires no AFTER UPDATE trigger.
+    pub partitioned: bool,
 }
 
 /// The steps that make `root` (and every relation in `partitions`, for a partitioned table)
@@ -152,6 +160,7 @@ pub fn enable_steps(
         force,
         refresh_policies,
         guard_updates,
+        partitioned,
     } = opts;
     let mut steps = Vec::new();
     for (rel, state) in
@@ -164,12 +173,14 @@ pub fn enable_steps(
             steps.push(Step::Guard {
                 table: root.clone(),
                 update: false,
+                before: true,
             });
         }
         match (guard_updates, root_state.has_guard_update) {
             (true, false) => steps.push(Step::Guard {
                 table: root.clone(),
                 update: true,
+                before: partitioned,
             }),
             (false, true) => steps.push(Step::DropGuard {
                 table: root.clone(),
@@ -187,13 +198,12 @@ pub fn enable_steps(
     steps
 }
 
-/// The steps for the partitions of an isolated tree that have no floe policy yet (created or
-/// attached after isolation). Relations that have the policy are left alone, so a DBA's
-/// deliberate change to one of them is not silently reverted (coverage reports it instead).
+/// The steps that complete the partitions of an isolated tree (created or attached after
+/// isolation): whatever a partition lacks, RLS flags or a faithful floe policy, it gets.
+/// A table attached with RLS off, or with a tampered policy of floe's name, is fixed too.
 pub fn new_partition_steps(partitions: &[(QualName, RelState)], force: bool) -> Vec<Step> {
     partitions
         .iter()
-        .filter(|(_, state)| !state.has_policy)
         .flat_map(|(rel, state)| rls_steps(rel, state, force, false))
         .collect()
 }
@@ -210,7 +220,7 @@ pub fn rls_steps(rel: &QualName, state: &RelState, force: bool, refresh_policy: 
         (false, true) => steps.push(Step::NoForceRls(rel.clone())),
         _ => {}
     }
-    if !state.has_policy || refresh_policy {
+    if !state.has_policy || !state.policy_matches || refresh_policy {
         steps.push(Step::Policy {
             table: rel.clone(),
             exists: state.has_policy,
@@ -314,17 +324,22 @@ pub fn render(step: &Step, tenancy: &Tenancy, quote: &dyn Fn(&str) -> String) ->
         Step::DropPolicy { table, policy } => {
             format!("DROP POLICY IF EXISTS {} ON {}", quote(policy), q(table))
         }
-        Step::Guard { table, update } => {
+        Step::Guard {
+            table,
+            update,
+            before,
+        } => {
             let column = quote(tenancy.indexed_column());
             if *update {
                 // AFTER, not BEFORE: a BEFORE ROW UPDATE trigger makes the executor fetch and
                 // lock every target row once more (GetTupleForTrigger), even when its WHEN
                 // clause is false; an AFTER trigger whose WHEN is false costs only the test.
                 format!(
-                    "CREATE TRIGGER {} AFTER UPDATE ON {} FOR EACH ROW \
+                    "CREATE TRIGGER {} {} UPDATE ON {} FOR EACH ROW \
                      WHEN (OLD.{column} IS DISTINCT FROM NEW.{column}) \
                      EXECUTE FUNCTION floe.tenant_guard({})",
                     quote(GUARD_UPDATE),
+                    if *before { "BEFORE" } else { "AFTER" },
                     q(table),
                     sql_literal(tenancy.indexed_column())
                 )
@@ -352,10 +367,16 @@ pub fn render(step: &Step, tenancy: &Tenancy, quote: &dyn Fn(&str) -> String) ->
     }
 }
 
-/// A trigger argument is a string literal in CREATE TRIGGER; column names are plain
-/// identifiers here, but quote them properly anyway.
+/// A trigger argument is a string literal in CREATE TRIGGER. As Postgres's quote_literal
+/// does: quotes doubled, and a backslash makes it an E'' literal with backslashes doubled, so
+/// the result means the same whatever standard_conforming_strings says.
 fn sql_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    let body = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", body.replace('\\', "\\\\"))
+    } else {
+        format!("'{body}'")
+    }
 }
 
 /// The name of the index floe creates: `<table>_<column>_floe_idx`, cut to fit NAMEDATALEN
@@ -412,6 +433,7 @@ mod tests {
                 force: true,
                 refresh_policies: false,
                 guard_updates: true,
+                partitioned: false,
             },
         );
         let sql: Vec<String> = steps.iter().map(|s| render(s, &col(), &q)).collect();
@@ -451,6 +473,7 @@ mod tests {
                 force: true,
                 refresh_policies: false,
                 guard_updates: true,
+                partitioned: false,
             },
         );
         assert!(
@@ -468,6 +491,7 @@ mod tests {
             rls_enabled: true,
             rls_forced: force,
             has_policy: true,
+            policy_matches: true,
             has_admin_policy: true,
             has_guard_insert: true,
             has_guard_update: true,
@@ -487,7 +511,8 @@ mod tests {
             Options {
                 force: true,
                 refresh_policies: false,
-                guard_updates: true
+                guard_updates: true,
+                partitioned: false,
             }
         )
         .is_empty());
@@ -501,6 +526,7 @@ mod tests {
                 force: true,
                 refresh_policies: true,
                 guard_updates: true,
+                partitioned: false,
             },
         );
         assert_eq!(
@@ -519,25 +545,34 @@ mod tests {
     }
 
     #[test]
-    fn new_partitions_only() {
+    fn partitions_are_completed_whatever_they_lack() {
         let parts = vec![
+            (t("jobs_2026_09"), complete(true)),
             (
                 t("jobs_2026_10"),
                 RelState {
                     rls_enabled: false,
+                    policy_matches: false,
                     ..complete(true)
                 },
             ),
             (t("jobs_2026_11"), RelState::default()),
         ];
         let steps = new_partition_steps(&parts, true);
-        assert!(
-            steps
-                .iter()
-                .all(|s| format!("{s:?}").contains("jobs_2026_11")),
-            "{steps:?}"
-        );
-        assert_eq!(steps.len(), 4);
+        assert!(!steps
+            .iter()
+            .any(|s| format!("{s:?}").contains("jobs_2026_09")));
+        // re-attached with RLS off and a tampered policy: enabled again, policy rewritten
+        assert!(steps.contains(&Step::EnableRls(t("jobs_2026_10"))));
+        assert!(steps.contains(&Step::Policy {
+            table: t("jobs_2026_10"),
+            exists: true
+        }));
+        let new_one = steps
+            .iter()
+            .filter(|s| format!("{s:?}").contains("jobs_2026_11"))
+            .count();
+        assert_eq!(new_one, 4);
     }
 
     #[test]
@@ -552,6 +587,7 @@ mod tests {
                 force: true,
                 refresh_policies: false,
                 guard_updates: false,
+                partitioned: false,
             },
         );
         assert_eq!(
@@ -571,15 +607,18 @@ mod tests {
                 force: true,
                 refresh_policies: false,
                 guard_updates: false,
+                partitioned: false,
             },
         );
         assert!(!fresh.contains(&Step::Guard {
             table: t("jobs"),
-            update: true
+            update: true,
+            before: false
         }));
         assert!(fresh.contains(&Step::Guard {
             table: t("jobs"),
-            update: false
+            update: false,
+            before: true
         }));
     }
 
@@ -596,6 +635,7 @@ mod tests {
                 force: true,
                 refresh_policies: false,
                 guard_updates: true,
+                partitioned: false,
             },
         );
         assert!(steps.contains(&Step::EnableRls(t("jobs_2026_11"))));
@@ -637,6 +677,29 @@ mod tests {
     }
 
     #[test]
+    fn trigger_argument_literals_are_safe() {
+        assert_eq!(sql_literal("tenant_id"), "'tenant_id'");
+        assert_eq!(sql_literal("it's"), "'it''s'");
+        assert_eq!(
+            sql_literal("x\\'); DROP TABLE t; --"),
+            "E'x\\\\''); DROP TABLE t; --'"
+        );
+    }
+
+    #[test]
+    fn partitioned_tables_get_a_before_update_guard() {
+        let opts = Options {
+            force: true,
+            refresh_policies: false,
+            guard_updates: true,
+            partitioned: true,
+        };
+        let steps = enable_steps(&t("ev"), &RelState::default(), &[], &col(), "i", opts);
+        let sql: Vec<String> = steps.iter().map(|s| render(s, &col(), &q)).collect();
+        assert!(sql.iter().any(|s| s.contains("BEFORE UPDATE")), "{sql:?}");
+    }
+
+    #[test]
     fn index_names_fit() {
         assert_eq!(index_name("jobs", "tenant_id"), "jobs_tenant_id_floe_idx");
         let long = "x".repeat(80);
@@ -650,11 +713,11 @@ mod tests {
         fn enable_then_state_is_fixed_point(
             rls in any::<bool>(), forced in any::<bool>(), pol in any::<bool>(), adm in any::<bool>(),
             gi in any::<bool>(), gu in any::<bool>(), idx in any::<bool>(), force in any::<bool>(),
-            guard_updates in any::<bool>(),
+            guard_updates in any::<bool>(), pm in any::<bool>(),
         ) {
-            let state = RelState { rls_enabled: rls, rls_forced: forced, has_policy: pol, has_admin_policy: adm,
+            let state = RelState { rls_enabled: rls, rls_forced: forced, has_policy: pol, policy_matches: pm, has_admin_policy: adm,
                 has_guard_insert: gi, has_guard_update: gu, has_tenant_index: idx };
-            let steps = enable_steps(&t("x"), &state, &[], &col(), "i", Options { force, refresh_policies: false, guard_updates });
+            let steps = enable_steps(&t("x"), &state, &[], &col(), "i", Options { force, refresh_policies: false, guard_updates, partitioned: false });
             // Apply the steps to the state: the result must be complete.
             let mut s = state.clone();
             for step in &steps {
@@ -662,7 +725,7 @@ mod tests {
                     Step::EnableRls(_) => s.rls_enabled = true,
                     Step::ForceRls(_) => s.rls_forced = true,
                     Step::NoForceRls(_) => s.rls_forced = false,
-                    Step::Policy { .. } => s.has_policy = true,
+                    Step::Policy { .. } => { s.has_policy = true; s.policy_matches = true; }
                     Step::AdminPolicy(_) => s.has_admin_policy = true,
                     Step::Guard { update: false, .. } => s.has_guard_insert = true,
                     Step::Guard { update: true, .. } => s.has_guard_update = true,

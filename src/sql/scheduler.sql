@@ -1,0 +1,65 @@
+-- floe scheduler: what is scheduled (floe.jobs) and what ran (floe.job_runs).
+
+CREATE TABLE floe.jobs (
+    jobid          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name           text        NOT NULL UNIQUE,
+    schedule       text        NOT NULL,
+    command        text        NOT NULL,
+    owner          name        NOT NULL DEFAULT CURRENT_USER,
+    builtin        boolean     NOT NULL DEFAULT false,
+    max_runtime    interval,
+    retries        integer     NOT NULL DEFAULT 0 CHECK (retries BETWEEN 0 AND 100),
+    retry_backoff  interval    NOT NULL DEFAULT '30 seconds',
+    overlap        text        NOT NULL DEFAULT 'skip' CHECK (overlap IN ('skip', 'queue')),
+    enabled        boolean     NOT NULL DEFAULT true,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- state, kept by the scheduler
+    next_run       timestamptz,
+    anchor         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    attempt        integer     NOT NULL DEFAULT 0,
+    last_start     timestamptz,
+    last_finish    timestamptz,
+    last_status    text,
+    last_error     text
+);
+COMMENT ON TABLE floe.jobs IS
+  'floe scheduler: one row per job (built-in maintenance and users'' SQL), with its next run and last result.';
+CREATE INDEX jobs_due_idx ON floe.jobs (next_run) WHERE enabled;
+SELECT pg_catalog.pg_extension_config_dump('floe.jobs', 'WHERE NOT builtin');
+
+CREATE TABLE floe.job_runs (
+    runid        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    jobid        bigint      NOT NULL,
+    job_name     text        NOT NULL,
+    owner        name        NOT NULL,
+    attempt      integer     NOT NULL,
+    started_at   timestamptz NOT NULL,
+    finished_at  timestamptz,
+    duration     interval GENERATED ALWAYS AS (finished_at - started_at) STORED,
+    status       text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'timed out', 'skipped')),
+    error        text,
+    pid          integer
+);
+COMMENT ON TABLE floe.job_runs IS
+  'floe scheduler: bounded history of job runs (floe.job_history_retention).';
+CREATE INDEX job_runs_job_idx ON floe.job_runs (jobid, started_at);
+CREATE INDEX job_runs_started_idx ON floe.job_runs (started_at);
+CREATE INDEX job_runs_running_idx ON floe.job_runs (runid) WHERE status = 'running';
+
+-- floe's functions run with the caller's rights; these policies make a role see and change
+-- only the jobs (and runs) of roles it is a member of: a non-superuser cannot schedule, alter
+-- or run a job as another role. The scheduler worker runs as the bootstrap superuser.
+ALTER TABLE floe.jobs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE floe.job_runs ENABLE ROW LEVEL SECURITY;
+-- (pg_has_role() on a dropped role's name would raise: test membership through pg_roles.)
+CREATE POLICY jobs_own ON floe.jobs
+    USING (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER')))
+    WITH CHECK (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                         WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER')));
+CREATE POLICY job_runs_own ON floe.job_runs
+    USING (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER')))
+    WITH CHECK (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                         WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER')));
+GRANT SELECT, INSERT, UPDATE, DELETE ON floe.jobs, floe.job_runs TO PUBLIC;
