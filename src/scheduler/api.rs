@@ -336,9 +336,9 @@ pub enum RunResult {
 /// `floe.run_job`) leave the schedule alone; scheduled runs move `next_run` on, with retries.
 fn run_one(jobid: i64, manual: bool) -> Result<RunResult, FloeError> {
     // Lock the job row for the run: a second runner skips it (SKIP LOCKED) instead of waiting.
-    let job = Spi::connect(|client| {
+    let job = Spi::connect_mut(|client| {
         let row = client
-            .select(
+            .update(
                 &format!(
                     "SELECT {JOB_COLUMNS} FROM floe.jobs WHERE jobid = $1 FOR UPDATE SKIP LOCKED"
                 ),

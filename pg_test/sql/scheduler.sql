@@ -1,0 +1,91 @@
+-- Scheduler, by hand (no worker involved): scheduling, validation, running due jobs with
+-- errors, retries and max_runtime, ownership between roles, bounded history.
+CREATE TABLE sched_log (n int, who name DEFAULT current_user);
+GRANT INSERT, SELECT ON sched_log TO PUBLIC;
+
+-- Valid schedules: a 5-field cron expression (UTC) or an interval.
+SELECT floe.schedule('tick', '1 second', 'INSERT INTO sched_log (n) VALUES (1)') > 0 AS scheduled;
+SELECT floe.schedule('nightly', '30 3 * * *', 'SELECT 1') > 0 AS scheduled;
+SELECT floe.schedule('div0', '1 hour', 'SELECT 1/0', retries => 2, retry_backoff => '1 minute') > 0 AS scheduled;
+SELECT floe.schedule('slow', '1 second', 'SELECT pg_sleep(5)', max_runtime => '200 ms') > 0 AS scheduled;
+SELECT name, schedule, retries, overlap, enabled, next_run > now() AS next_in_future
+  FROM floe.jobs ORDER BY name;
+
+-- Bad input: clear errors, nothing scheduled.
+SELECT floe.schedule('x', 'every tuesday', 'SELECT 1');
+SELECT floe.schedule('x', '61 * * * *', 'SELECT 1');
+SELECT floe.schedule('x', '500 ms', 'SELECT 1');
+SELECT floe.schedule('x', '1 month', 'SELECT 1');
+SELECT floe.schedule('x', '1 minute', 'SELECT 1', overlap => 'parallel');
+SELECT floe.schedule('x', '1 minute', 'SELECT 1', retries => -1);
+SELECT floe.schedule('x', '1 minute', '  ');
+SELECT floe.schedule('tick', '1 minute', 'SELECT 1');
+\set VERBOSITY sqlstate
+SELECT floe.schedule('tick', '1 minute', 'SELECT 1');
+SELECT floe.unschedule('no_such_job');
+\set VERBOSITY default
+SELECT count(*) AS jobs FROM floe.jobs;
+
+-- Running by hand: status, recorded run, the schedule untouched.
+SELECT floe.run_job('tick');
+SELECT floe.run_job('div0');
+SELECT floe.run_job('slow');
+SELECT job_name, attempt, status, error FROM floe.job_runs ORDER BY runid;
+SELECT name, attempt, last_status FROM floe.jobs WHERE last_status IS NOT NULL ORDER BY name;
+
+-- Due jobs (make everything due now): failures are recorded and retried with backoff.
+UPDATE floe.jobs SET next_run = now() - interval '1 second';
+SELECT floe.run_due_jobs() AS ran;
+-- div0 retries after its backoff (1 minute); slow has no retries and keeps its schedule.
+SELECT name, attempt, last_status,
+       next_run - last_finish BETWEEN interval '55 seconds' AND interval '65 seconds' AS retry_in_a_minute,
+       next_run - last_finish <= interval '1 second' AS back_on_schedule
+  FROM floe.jobs WHERE name IN ('div0', 'slow') ORDER BY name;
+-- the second failure doubles the backoff
+UPDATE floe.jobs SET next_run = now() - interval '1 second' WHERE name = 'div0';
+SELECT floe.run_due_jobs() AS ran;
+SELECT attempt, next_run - last_finish BETWEEN interval '115 seconds' AND interval '125 seconds' AS retry_in_two_minutes
+  FROM floe.jobs WHERE name = 'div0';
+-- after the last retry the job returns to its schedule, attempt 0
+UPDATE floe.jobs SET next_run = now() - interval '1 second' WHERE name = 'div0';
+SELECT floe.run_due_jobs() AS ran;
+SELECT attempt, next_run - last_finish > interval '50 minutes' AS back_to_hourly FROM floe.jobs WHERE name = 'div0';
+SELECT attempt, status FROM floe.job_runs WHERE job_name = 'div0' ORDER BY runid;
+SELECT count(*) AS tick_rows FROM sched_log;
+
+-- alter_job: pause, retime, limits; an unknown job is 42704.
+SELECT floe.alter_job('tick', enabled => false);
+SELECT floe.alter_job('nightly', schedule => '0 4 * * *', max_runtime => '1 minute');
+SELECT floe.alter_job('nightly', max_runtime => '0');
+SELECT name, schedule, enabled, max_runtime FROM floe.jobs WHERE name IN ('tick', 'nightly') ORDER BY name;
+SELECT floe.alter_job('no_such_job', enabled => false);
+SELECT floe.alter_job('nightly', schedule => 'soon');
+
+-- Jobs run as their owner; another role cannot see, alter, run or remove them.
+CREATE ROLE regress_sched_alice;
+CREATE ROLE regress_sched_bob;
+SET ROLE regress_sched_alice;
+SELECT floe.schedule('alice_job', '1 hour', 'INSERT INTO sched_log (n) VALUES (2)') > 0 AS scheduled;
+SELECT floe.run_job('alice_job');
+SELECT name, owner FROM floe.jobs ORDER BY name;
+RESET ROLE;
+SET ROLE regress_sched_bob;
+SELECT floe.alter_job('alice_job', command => 'DROP TABLE sched_log');
+SELECT floe.run_job('alice_job');
+SELECT floe.unschedule('alice_job');
+UPDATE floe.jobs SET command = 'DROP TABLE sched_log' WHERE name = 'alice_job';
+INSERT INTO floe.jobs (name, schedule, command, owner) VALUES ('forged', '1 hour', 'SELECT 1', 'regress_sched_alice');
+SELECT count(*) AS visible_jobs FROM floe.jobs;
+RESET ROLE;
+SELECT n, who FROM sched_log WHERE n = 2;
+
+-- unschedule; history is pruned by age (floe.job_history_retention).
+SELECT floe.unschedule('tick');
+SELECT count(*) FILTER (WHERE job_name = 'tick') > 0 AS tick_history_kept FROM floe.job_runs;
+UPDATE floe.job_runs SET started_at = now() - interval '30 days', finished_at = now() - interval '30 days';
+SELECT floe.run_due_jobs() >= 0 AS ran;
+SELECT count(*) AS old_runs_left FROM floe.job_runs WHERE started_at < now() - interval '8 days';
+
+DELETE FROM floe.jobs;
+DROP TABLE sched_log;
+DROP ROLE regress_sched_alice, regress_sched_bob;
