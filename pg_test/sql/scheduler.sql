@@ -51,6 +51,8 @@ UPDATE floe.jobs SET next_run = now() - interval '1 second' WHERE name = 'div0';
 SELECT floe.run_due_jobs() AS ran;
 SELECT attempt, next_run - last_finish > interval '50 minutes' AS back_to_hourly FROM floe.jobs WHERE name = 'div0';
 SELECT attempt, status FROM floe.job_runs WHERE job_name = 'div0' ORDER BY runid;
+-- floe.health() names the failing jobs
+SELECT check_name, status, detail FROM floe.health() WHERE check_name = 'scheduler.jobs';
 SELECT count(*) AS tick_rows FROM sched_log;
 
 -- alter_job: pause, retime, limits; an unknown job is 42704.

@@ -109,6 +109,10 @@ fn gather() -> Result<Vec<Check>, FloeError> {
         ])
     })
     .and_then(|mut core| {
+        let scheduler_running = core
+            .iter()
+            .any(|c| c.name == "scheduler.running" && c.status == Status::Ok);
+        core.extend(crate::scheduler::health_checks(scheduler_running)?);
         core.extend(crate::tenant::health_checks()?);
         Ok(core)
     })

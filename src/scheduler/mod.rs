@@ -5,5 +5,8 @@
 //! background workers that run them on time come next.
 
 mod api;
+pub mod checks;
 pub mod retry;
+
+pub use api::health_checks;
 pub mod schedule;

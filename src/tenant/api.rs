@@ -457,6 +457,14 @@ fn resolve_tenancy(
         });
     };
     let parent = QualName::new(&schema, &name);
+    if parent_oid == oid {
+        return Err(FloeError::InvalidArgument {
+            argument: "via",
+            value: fk_column.to_string(),
+            expected: "a foreign key to another table (this one references the table itself)"
+                .into(),
+        });
+    }
     require_uuid_column(client, parent_oid, &parent, tenant_column)?;
     Ok(Tenancy::Via {
         fk_column: fk_column.to_string(),
@@ -502,6 +510,38 @@ fn registration(
         row.get::<String>(5)?,
         row.get::<bool>(6)?.unwrap_or(true),
     )))
+}
+
+/// floe's index name for the table, with a numeric suffix if a relation of that name exists
+/// already in the schema (long table names sharing a prefix are cut to the same name).
+fn free_index_name(table: &QualName, column: &str) -> Result<String, FloeError> {
+    let base = plan::index_name(&table.name, column);
+    for n in 0..100 {
+        let candidate = if n == 0 {
+            base.clone()
+        } else {
+            let suffix = format!("{n}");
+            let mut cut = base.len().min(63 - suffix.len());
+            while !base.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}{suffix}", &base[..cut])
+        };
+        let taken = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                             WHERE n.nspname = $1 AND c.relname = $2)",
+            &[table.schema.as_str().into(), candidate.as_str().into()],
+        )?
+        .unwrap_or(false);
+        if !taken {
+            return Ok(candidate);
+        }
+    }
+    Err(FloeError::WrongState {
+        message: format!("no free name for the tenant index of {}", table.quoted(&qi)),
+        hint: "Create an index led by the tenant column yourself; floe then uses it.".into(),
+    })
 }
 
 /// Whether the current user owns the relation (or is a superuser), as ALTER TABLE requires.
@@ -595,7 +635,7 @@ fn enable(
     let changed = prev
         .as_ref()
         .is_some_and(|(_, col, prev_via, _)| col != tenant_column || prev_via.as_deref() != via);
-    let index_name = plan::index_name(&info.name.name, tenancy.indexed_column());
+    let index_name = free_index_name(&info.name, tenancy.indexed_column())?;
     let steps = plan::enable_steps(
         &info.name,
         &root_state,

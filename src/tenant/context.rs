@@ -71,7 +71,17 @@ pub fn parse_tenant(setting: &str, raw: Option<&str>) -> Result<Uuid, ContextErr
             setting: setting.to_string(),
         });
     }
-    Uuid::parse_str(text).map_err(|_| ContextError::Malformed {
+    // The uuid crate also reads "urn:uuid:..."; Postgres's uuid type does not, and the two
+    // must agree on what a tenant id is.
+    let parsed = if text
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+    {
+        Err(())
+    } else {
+        Uuid::parse_str(text).map_err(|_| ())
+    };
+    parsed.map_err(|_| ContextError::Malformed {
         setting: setting.to_string(),
         value: text.chars().take(80).collect(),
     })
