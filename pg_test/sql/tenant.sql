@@ -267,6 +267,11 @@ CREATE MATERIALIZED VIEW app.h_jobs_mv AS SELECT tenant_id, count(*) FROM app.jo
     WITH NO DATA;
 RESET ROLE;
 CREATE ROLE regress_bypass LOGIN BYPASSRLS;
+-- a NOLOGIN BYPASSRLS role counts when some login role can SET ROLE to it
+CREATE ROLE regress_bypass_hidden NOLOGIN BYPASSRLS;
+CREATE ROLE regress_bypass_unreachable NOLOGIN BYPASSRLS;
+CREATE ROLE regress_login LOGIN;
+GRANT regress_bypass_hidden TO regress_login;
 SELECT schema_name, table_name, kind, tenant_column, via, rls_enabled, rls_forced,
        policy_present, policy_efficient, guard_present, tenant_index
   FROM floe.tenant_coverage() ORDER BY kind, schema_name, table_name;
@@ -293,4 +298,5 @@ SELECT relid FROM floe.tenant_tables ORDER BY 1;
 RESET ROLE;
 
 DROP SCHEMA app CASCADE;
-DROP ROLE regress_owner, regress_app, regress_ops, regress_bypass;
+DROP ROLE regress_owner, regress_app, regress_ops, regress_bypass, regress_bypass_hidden,
+    regress_bypass_unreachable, regress_login;

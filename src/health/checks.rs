@@ -194,9 +194,9 @@ pub fn scheduler_check(database: &str, workers: i64, loaded_at_start: bool) -> C
         );
     }
     let hint = if loaded_at_start {
-        "Check the server log for floe scheduler errors; run floe's maintenance functions by hand meanwhile."
+        "Run due jobs by hand with floe.run_due_jobs() meanwhile; the server log says why no scheduler worker runs."
     } else {
-        "The scheduler needs floe in shared_preload_libraries; run floe's maintenance functions by hand meanwhile."
+        "The scheduler needs floe in shared_preload_libraries; run due jobs by hand with floe.run_due_jobs() meanwhile."
     };
     Check::warn(
         NAME,
@@ -276,7 +276,8 @@ mod tests {
         assert_eq!(scheduler_check("oltp", 1, true).status, Status::Ok);
         let off = scheduler_check("oltp", 0, false);
         assert_eq!(off.status, Status::Warn);
-        assert!(off.hint.unwrap().contains("shared_preload_libraries"));
+        let hint = off.hint.unwrap();
+        assert!(hint.contains("shared_preload_libraries") && hint.contains("run_due_jobs"));
     }
 
     /// Library names, with `floe` and near-misses of it drawn often enough to matter.

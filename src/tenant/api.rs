@@ -853,9 +853,18 @@ SELECT n.nspname::text, v.relname::text, v.relkind::text,
    AND n.nspname <> ALL ('{pg_catalog,information_schema}')
  ORDER BY 1, 2";
 
+/// Roles that bypass RLS (and are not superusers) and can log in, or can be reached with
+/// SET ROLE from a role that can log in.
 const COVERAGE_ROLES: &str = "
+WITH RECURSIVE reach(roleid, via) AS (
+    SELECT r.oid, r.oid FROM pg_catalog.pg_roles r WHERE r.rolcanlogin
+  UNION
+    SELECT m.roleid, reach.via FROM pg_catalog.pg_auth_members m JOIN reach ON m.member = reach.roleid
+)
 SELECT r.rolname::text FROM pg_catalog.pg_roles r
- WHERE r.rolcanlogin AND r.rolbypassrls AND NOT r.rolsuper ORDER BY 1";
+ WHERE r.rolbypassrls AND NOT r.rolsuper
+   AND EXISTS (SELECT 1 FROM reach WHERE reach.roleid = r.oid)
+ ORDER BY 1";
 
 /// One row of `floe.tenant_coverage()`.
 pub struct CoverageRow {

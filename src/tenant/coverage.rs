@@ -111,7 +111,7 @@ pub fn judge(f: &Facts) -> Verdict {
     let mut problems = Vec::new();
     match f.kind {
         Kind::Role => problems.push(
-            "login role with BYPASSRLS: it sees and changes every tenant's rows".to_string(),
+            "role with BYPASSRLS that can log in or be reached with SET ROLE: it sees and changes every tenant's rows".to_string(),
         ),
         Kind::MaterializedView => problems.push(format!(
             "materialized view stores rows of tenant table(s) {} for every tenant (materialized views cannot have row level security)",
