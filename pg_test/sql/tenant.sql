@@ -263,15 +263,20 @@ CREATE TABLE app.h_order_items (id int, job_id bigint REFERENCES app.jobs (id));
 CREATE POLICY legacy_read ON app.companies FOR SELECT USING (name IS NOT NULL);
 CREATE VIEW app.h_jobs_view AS SELECT id, payload FROM app.jobs;
 CREATE VIEW app.h_jobs_invoker WITH (security_invoker = true) AS SELECT id, payload FROM app.jobs;
+GRANT TRUNCATE ON app.h_not_forced TO regress_app;
 CREATE MATERIALIZED VIEW app.h_jobs_mv AS SELECT tenant_id, count(*) FROM app.jobs GROUP BY 1
     WITH NO DATA;
 RESET ROLE;
+-- a view owned by a superuser reads around the policy (h_jobs_view, owned by the table's
+-- owner under FORCE ROW LEVEL SECURITY, does not)
+CREATE VIEW app.h_jobs_su_view AS SELECT id, payload FROM app.jobs;
 CREATE ROLE regress_bypass LOGIN BYPASSRLS;
 -- a NOLOGIN BYPASSRLS role counts when some login role can SET ROLE to it
 CREATE ROLE regress_bypass_hidden NOLOGIN BYPASSRLS;
 CREATE ROLE regress_bypass_unreachable NOLOGIN BYPASSRLS;
 CREATE ROLE regress_login LOGIN;
 GRANT regress_bypass_hidden TO regress_login;
+ALTER ROLE regress_login SET app.current_tenant_id = '00000000-0000-4000-8000-00000000000a';
 SELECT schema_name, table_name, kind, tenant_column, via, rls_enabled, rls_forced,
        policy_present, policy_efficient, guard_present, tenant_index
   FROM floe.tenant_coverage() ORDER BY kind, schema_name, table_name;
@@ -279,10 +284,11 @@ SELECT table_name, unnest(problems) AS problem
   FROM floe.tenant_coverage() WHERE problems <> '{}' ORDER BY kind, table_name, 2;
 SELECT floe.assert_tenant_coverage();
 SELECT check_name, status FROM floe.health() WHERE check_name LIKE 'tenant.%';
+ALTER ROLE regress_login RESET app.current_tenant_id;
 
 -- disable undoes exactly what enable did: no floe policy, trigger or index is left on jobs.
 SET ROLE regress_owner;
-DROP VIEW app.h_jobs_view, app.h_jobs_invoker;
+DROP VIEW app.h_jobs_view, app.h_jobs_invoker, app.h_jobs_su_view;
 DROP MATERIALIZED VIEW app.h_jobs_mv;
 DROP TABLE app.h_order_items;
 DROP POLICY legacy_read ON app.companies;

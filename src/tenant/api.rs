@@ -781,6 +781,7 @@ const COVERAGE_TABLES: &str = "
 WITH cand AS (
   SELECT c.oid, n.nspname::text AS schema_name, c.relname::text AS table_name,
          c.relkind::text AS relkind, c.relispartition, c.relrowsecurity, c.relforcerowsecurity,
+         c.relacl, c.relowner,
          reg.tenant_column::text AS reg_column, reg.via_column::text AS reg_via, reg.force AS reg_force,
          reg.guard_updates AS reg_guard_updates,
          (SELECT a.attname::text FROM pg_catalog.pg_attribute a
@@ -832,7 +833,13 @@ SELECT cov.oid, schema_name, table_name, relkind, relispartition, relrowsecurity
                             AND t.tgenabled <> 'D')),
        EXISTS (SELECT 1 FROM pg_catalog.pg_index i
                  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                WHERE i.indrelid = cov.oid AND a.attname = COALESCE(via, tenant_column))
+                WHERE i.indrelid = cov.oid AND a.attname = COALESCE(via, tenant_column)),
+       -- TRUNCATE ignores row level security
+       ARRAY(SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                  ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
+               FROM pg_catalog.aclexplode(cov.relacl) a
+              WHERE a.privilege_type = 'TRUNCATE' AND a.grantee <> cov.relowner
+              ORDER BY 1)
   FROM cov
  ORDER BY schema_name, table_name";
 
@@ -846,9 +853,18 @@ SELECT n.nspname::text, v.relname::text, v.relkind::text,
                JOIN pg_catalog.pg_class b ON b.oid = d.refobjid
                JOIN pg_catalog.pg_namespace bn ON bn.oid = b.relnamespace
               WHERE rw.ev_class = v.oid AND b.oid <> v.oid AND b.oid = ANY ($1)
-              ORDER BY 1) AS reads
+                -- a view reads with its owner's rights: that only leaks when the owner
+                -- bypasses the table's policy (a materialized view stores every row anyway)
+                AND (v.relkind = 'm' OR o.rolsuper OR o.rolbypassrls OR NOT b.relrowsecurity
+                     OR (b.relowner = v.relowner AND NOT b.relforcerowsecurity))
+              ORDER BY 1) AS leaking_reads,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite rw
+                 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                      AND d.objid = rw.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                WHERE rw.ev_class = v.oid AND d.refobjid <> v.oid AND d.refobjid = ANY ($1)) AS reads_tenant
   FROM pg_catalog.pg_class v
   JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace
+  JOIN pg_catalog.pg_roles o ON o.oid = v.relowner
  WHERE v.relkind IN ('v', 'm')
    AND n.nspname <> ALL ('{pg_catalog,information_schema}')
  ORDER BY 1, 2";
@@ -925,6 +941,7 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
             let check: Vec<String> = row.get::<Vec<String>>(13)?.unwrap_or_default();
             let guard: bool = row.get(14)?.unwrap_or(false);
             let tenant_index: bool = row.get(15)?.unwrap_or(false);
+            let truncaters: Vec<String> = row.get::<Vec<String>>(16)?.unwrap_or_default();
             let nonempty = |s: &String| (!s.is_empty()).then(|| s.clone());
             let policies = names
                 .iter()
@@ -948,6 +965,7 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
                 index_column: via.clone().or_else(|| column.clone()).unwrap_or_default(),
                 security_invoker: false,
                 reads: vec![],
+                truncaters,
             };
             out.push(CoverageRow {
                 schema: row.get(2)?,
@@ -963,8 +981,9 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
             });
         }
         for row in client.select(COVERAGE_VIEWS, None, &[tenant_oids.into()])? {
+            // every view over a tenant table gets a row; a problem only when it leaks
             let reads: Vec<String> = row.get::<Vec<String>>(5)?.unwrap_or_default();
-            if reads.is_empty() {
+            if !row.get::<bool>(6)?.unwrap_or(false) {
                 continue;
             }
             let options: Vec<String> = row.get::<Vec<String>>(4)?.unwrap_or_default();
@@ -1130,6 +1149,29 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
         }
         Ok::<_, FloeError>(names)
     })?;
+    let defaults = gucs::with_tenant_setting(|name| {
+        Spi::get_one_with_args::<i64>(
+            "SELECT pg_catalog.count(*) FROM pg_catalog.pg_db_role_setting s,
+                    pg_catalog.unnest(s.setconfig) c WHERE c LIKE $1 || '=%'",
+            &[name.to_str().unwrap_or("").into()],
+        )
+    })?
+    .unwrap_or(0);
+    let defaults_check = if defaults == 0 {
+        Check {
+            name: "tenant.defaults",
+            status: Status::Ok,
+            detail: "no role or database sets a default tenant".into(),
+            hint: None,
+        }
+    } else {
+        Check {
+            name: "tenant.defaults",
+            status: Status::Warn,
+            detail: format!("{defaults} ALTER ROLE/DATABASE ... SET of the tenant variable: a transaction that forgets floe.set_tenant() silently runs as that tenant instead of failing"),
+            hint: Some("Remove them (SELECT * FROM pg_db_role_setting shows where) and set the tenant per transaction.".into()),
+        }
+    };
     let bypass_check = Check {
         name: "tenant.bypass",
         status: Status::Ok,
@@ -1143,7 +1185,7 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
         },
         hint: None,
     };
-    Ok(vec![check, bypass_check])
+    Ok(vec![check, defaults_check, bypass_check])
 }
 
 extension_sql_file!(

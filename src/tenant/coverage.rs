@@ -64,6 +64,8 @@ pub struct Facts {
     /// Views: whether `security_invoker` is set, and the tenant tables they read.
     pub security_invoker: bool,
     pub reads: Vec<String>,
+    /// Roles (other than the owner) granted TRUNCATE, which ignores row level security.
+    pub truncaters: Vec<String>,
 }
 
 impl Facts {
@@ -81,6 +83,7 @@ impl Facts {
             index_column: String::new(),
             security_invoker,
             reads,
+            truncaters: vec![],
         }
     }
 }
@@ -113,14 +116,15 @@ pub fn judge(f: &Facts) -> Verdict {
         Kind::Role => problems.push(
             "role with BYPASSRLS that can log in or be reached with SET ROLE: it sees and changes every tenant's rows".to_string(),
         ),
-        Kind::MaterializedView => problems.push(format!(
+        Kind::MaterializedView if !f.reads.is_empty() => problems.push(format!(
             "materialized view stores rows of tenant table(s) {} for every tenant (materialized views cannot have row level security)",
             f.reads.join(", ")
         )),
+        Kind::MaterializedView => {}
         Kind::View => {
-            if !f.security_invoker {
+            if !f.security_invoker && !f.reads.is_empty() {
                 problems.push(format!(
-                    "view without security_invoker reads tenant table(s) {} with its owner's rights",
+                    "view without security_invoker reads tenant table(s) {} with its owner's rights, which bypass their policies",
                     f.reads.join(", ")
                 ));
             }
@@ -154,6 +158,12 @@ pub fn judge(f: &Facts) -> Verdict {
             }
             if !f.tenant_index {
                 problems.push(format!("no index led by {}", f.index_column));
+            }
+            if !f.truncaters.is_empty() {
+                problems.push(format!(
+                    "TRUNCATE granted to {}: TRUNCATE ignores row level security and empties every tenant's rows",
+                    f.truncaters.join(", ")
+                ));
             }
         }
     }
@@ -256,6 +266,7 @@ mod tests {
             index_column: "tenant_id".into(),
             security_invoker: false,
             reads: vec![],
+            truncaters: vec![],
         }
     }
 
@@ -291,6 +302,14 @@ mod tests {
         f.via = true;
         f.guard = false;
         assert!(judge(&f).problems.is_empty(), "via tables need no guard");
+    }
+
+    #[test]
+    fn truncate_grants_are_a_leak() {
+        let mut f = table();
+        f.truncaters = vec!["app".into()];
+        let v = judge(&f);
+        assert!(v.leaks && v.problems[0].contains("TRUNCATE granted to app"));
     }
 
     #[test]
@@ -355,6 +374,11 @@ mod tests {
     fn views_and_roles() {
         let mut f = table();
         f.kind = Kind::View;
+        f.reads = vec![];
+        assert!(
+            judge(&f).problems.is_empty(),
+            "reads nothing around a policy"
+        );
         f.reads = vec!["public.jobs".into()];
         assert!(judge(&f).problems[0].contains("public.jobs"));
         assert!(judge(&f).leaks);
