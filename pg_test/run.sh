@@ -51,7 +51,8 @@ count_and_record() {
 }
 
 run_regress() {
-    cluster_throwaway yes
+    # No scheduler workers: the suites run jobs by hand and must not race a worker.
+    cluster_throwaway yes "floe.max_workers = 0"
     local work out
     work=$(stage "$HERE")
     out=$work/out.txt
@@ -69,7 +70,7 @@ run_isolation() {
         record isolation 0 0
         return
     fi
-    cluster_throwaway yes
+    cluster_throwaway yes "floe.max_workers = 0"
     local work out
     work=$(stage "$HERE/isolation")
     out=$work/out.txt

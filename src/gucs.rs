@@ -16,6 +16,8 @@ static TENANT_SETTING: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"app.current_tenant_id"));
 static TENANT_ADMIN: GucSetting<bool> = GucSetting::<bool>::new(false);
 static JOB_HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(8);
+static DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 
 /// Registers every floe setting. Called once from `_PG_init`.
 pub fn init() {
@@ -47,7 +49,30 @@ accept every tenant's rows. Set it with SET LOCAL, for maintenance only.",
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_int_guc(
+        c"floe.max_workers",
+        c"Most floe scheduler workers (one per database) the launcher starts.",
+        c"Databases beyond the cap get no scheduler; the launcher logs which. Each worker also takes a max_worker_processes slot.",
+        &MAX_WORKERS,
+        0,
+        1000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"floe.databases",
+        c"Comma-separated databases that get a floe scheduler; empty means every database with the extension.",
+        c"",
+        &DATABASES,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     reserve_prefix();
+}
+
+/// `floe.max_workers`.
+pub fn max_workers() -> i32 {
+    MAX_WORKERS.get()
 }
 
 /// `floe.job_history_retention`, in seconds.

@@ -23,6 +23,7 @@ pub mod testing;
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     health::init();
+    scheduler::init();
 }
 
 /// Required by `cargo pgrx test`: settings for the throwaway cluster of the `#[pg_test]`s.

@@ -150,11 +150,13 @@ cluster_cleanup_all() {
     FLOE_THROWAWAY_DIRS=()
 }
 
-# cluster_throwaway PRELOAD: a started, disposable cluster on a free port in a fresh temp dir.
-# Sets FLOE_TEST_DIR and exports PGHOST/PGPORT/PGUSER for it (a second call points them at
-# the second cluster); every throwaway cluster is stopped and removed when the shell exits.
+# cluster_throwaway PRELOAD [SETTING...]: a started, disposable cluster on a free port in a
+# fresh temp dir, with extra postgresql.conf lines (e.g. "floe.max_workers = 0"). Sets
+# FLOE_TEST_DIR and exports PGHOST/PGPORT/PGUSER for it (a second call points them at the
+# second cluster); every throwaway cluster is stopped and removed when the shell exits.
 cluster_throwaway() {
-    local preload=$1 dir port
+    local preload=$1 dir port setting
+    shift
     ensure_os_user
     dir=$(mktemp -d /tmp/floe-cluster.XXXXXX)
     FLOE_THROWAWAY_DIRS+=("$dir")
@@ -162,6 +164,9 @@ cluster_throwaway() {
     port=$(free_port)
     cluster_create "$dir" "$port" "$preload" yes
     cluster_make_disposable "$dir"
+    for setting in "$@"; do
+        echo "$setting" | as_cluster_user tee -a "$dir/data/postgresql.conf" >/dev/null
+    done
     cluster_start "$dir"
     FLOE_TEST_DIR=$dir
     PGHOST=$dir

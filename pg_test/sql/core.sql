@@ -4,12 +4,15 @@
 SELECT floe.version() = e.extversion AS library_matches_extension
   FROM pg_extension e WHERE e.extname = 'floe';
 
--- One row per check, in a fixed order. The scheduler does not exist yet, so it warns.
-SELECT check_name, status FROM floe.health();
+-- One row per check, in a fixed order. (Whether the scheduler worker has started yet in this
+-- fresh database is a matter of timing, so its status is not shown.)
+SELECT check_name, CASE WHEN check_name = 'scheduler.running' THEN '-' ELSE status END AS status
+  FROM floe.health();
 SELECT check_name, status, detail FROM floe.health() WHERE check_name = 'core.preload';
 
 -- min_status keeps the rows at or above a severity, named or positional, any case.
-SELECT array_agg(check_name) AS warn_or_worse FROM floe.health(min_status => 'Warn');
+SELECT coalesce(bool_and(status IN ('warn', 'critical')), true) AS only_warn_or_worse
+  FROM floe.health(min_status => 'Warn');
 SELECT count(*) AS critical FROM floe.health('critical');
 -- STRICT: a NULL filter gives no rows, not an error.
 SELECT count(*) AS null_filter FROM floe.health(NULL);

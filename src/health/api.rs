@@ -4,8 +4,7 @@ use super::checks::{self, Check, Status};
 use crate::error::{ErrorReport, FloeError};
 use pgrx::prelude::*;
 
-/// The bgw_type (and so the `pg_stat_activity.backend_type`) of floe's per-database worker.
-pub const SCHEDULER_BACKEND_TYPE: &str = "floe scheduler";
+use crate::scheduler::SCHEDULER_TYPE as SCHEDULER_BACKEND_TYPE;
 
 #[pg_extern(stable, parallel_safe)]
 fn version() -> &'static str {

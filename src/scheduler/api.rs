@@ -235,6 +235,7 @@ fn schedule(
         ],
     )
     .map_err(FloeError::from)?;
+    super::worker::wake_local_scheduler_at_commit();
     Ok(id.unwrap_or(0))
 }
 
@@ -312,6 +313,7 @@ fn alter_job(
         ],
     )
     .map_err(FloeError::from)?;
+    super::worker::wake_local_scheduler_at_commit();
     Ok(())
 }
 
@@ -334,7 +336,7 @@ pub enum RunResult {
 /// Runs the job `jobid` now, in a subtransaction of the current transaction, as the job's
 /// owner and with `max_runtime` as statement timeout; records the run. `manual` runs (from
 /// `floe.run_job`) leave the schedule alone; scheduled runs move `next_run` on, with retries.
-fn run_one(jobid: i64, manual: bool) -> Result<RunResult, FloeError> {
+fn run_one(jobid: i64, manual: bool, pre_run: Option<i64>) -> Result<RunResult, FloeError> {
     // Lock the job row for the run: a second runner skips it (SKIP LOCKED) instead of waiting.
     let job = Spi::connect_mut(|client| {
         let row = client
@@ -357,18 +359,10 @@ fn run_one(jobid: i64, manual: bool) -> Result<RunResult, FloeError> {
     let Some(job) = job else {
         return Ok(RunResult::Busy);
     };
-    let runid = Spi::get_one_with_args::<i64>(
-        "INSERT INTO floe.job_runs (jobid, job_name, owner, attempt, started_at, status, pid)
-         VALUES ($1, $2, $3::name, $4, pg_catalog.clock_timestamp(), 'running', pg_catalog.pg_backend_pid())
-         RETURNING runid",
-        &[
-            job.jobid.into(),
-            job.name.as_str().into(),
-            job.owner.as_str().into(),
-            (job.attempt as i32).into(),
-        ],
-    )?
-    .unwrap_or(0);
+    let runid = match pre_run {
+        Some(runid) => runid,
+        None => insert_run(&job)?,
+    };
 
     let (outcome, error) = match role_oid(&job.owner) {
         None => (
@@ -422,6 +416,97 @@ fn run_one(jobid: i64, manual: bool) -> Result<RunResult, FloeError> {
     Ok(RunResult::Ran(outcome))
 }
 
+/// Records the start of a run of `job` and returns its id.
+fn insert_run(job: &Job) -> Result<i64, FloeError> {
+    Ok(Spi::get_one_with_args::<i64>(
+        "INSERT INTO floe.job_runs (jobid, job_name, owner, attempt, started_at, status, pid)
+         VALUES ($1, $2, $3::name, $4, pg_catalog.clock_timestamp(), 'running', pg_catalog.pg_backend_pid())
+         RETURNING runid",
+        &[
+            job.jobid.into(),
+            job.name.as_str().into(),
+            job.owner.as_str().into(),
+            (job.attempt as i32).into(),
+        ],
+    )?
+    .unwrap_or(0))
+}
+
+fn load_job(jobid: i64) -> Result<Option<Job>, FloeError> {
+    Spi::connect(|client| {
+        let row = client
+            .select(
+                &format!("SELECT {JOB_COLUMNS} FROM floe.jobs WHERE jobid = $1"),
+                Some(1),
+                &[jobid.into()],
+            )?
+            .first();
+        if row.is_empty() {
+            return Ok(None);
+        }
+        match row.get_heap_tuple()? {
+            Some(heap) => Ok(Some(job_from(&heap)?)),
+            None => Ok(None),
+        }
+    })
+}
+
+/// The background worker's first step for a due job: the run row, committed on its own so
+/// that a crash during the job leaves a `running` row for the next start to mark failed.
+pub fn open_run(jobid: i64) -> Result<Option<i64>, FloeError> {
+    // The trace must survive a crash even where commits are asynchronous.
+    Spi::run("SET LOCAL synchronous_commit = on")?;
+    match load_job(jobid)? {
+        Some(job) => Ok(Some(insert_run(&job)?)),
+        None => Ok(None),
+    }
+}
+
+/// The background worker's second step: run the job against the run row `pre_run`.
+/// Returns whether it ran (false: another runner holds the job).
+pub fn run_scheduled(jobid: i64, skip: bool, pre_run: Option<i64>) -> Result<bool, FloeError> {
+    match run_one(jobid, false, pre_run)? {
+        RunResult::Ran(_) => Ok(true),
+        RunResult::Busy => {
+            if let Some(runid) = pre_run {
+                Spi::run_with_args(
+                    "DELETE FROM floe.job_runs WHERE runid = $1",
+                    &[runid.into()],
+                )?;
+            }
+            if skip {
+                record_skip(jobid)?;
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// The enabled jobs that are due, oldest first, with whether a busy one is skipped.
+pub fn due_jobs() -> Result<Vec<(i64, bool)>, FloeError> {
+    Spi::connect(|client| {
+        let mut ids = Vec::new();
+        for row in client.select(
+            "SELECT jobid, overlap = 'skip' FROM floe.jobs
+              WHERE enabled AND next_run <= pg_catalog.clock_timestamp()
+              ORDER BY next_run, jobid",
+            None,
+            &[],
+        )? {
+            ids.push((
+                row.get::<i64>(1)?.unwrap_or(0),
+                row.get::<bool>(2)?.unwrap_or(true),
+            ));
+        }
+        Ok::<_, FloeError>(ids)
+    })
+}
+
+/// History pruning, for the worker.
+pub fn prune() -> Result<(), FloeError> {
+    prune_history()
+}
+
 /// Runs the job's command in a subtransaction as `owner`, under `max_runtime`.
 fn execute_as(job: &Job, owner: pg_sys::Oid) -> (Outcome, Option<String>) {
     let limit_ms = (job.max_runtime_us / 1000).clamp(0, i64::from(c_int::MAX)) as c_int;
@@ -470,7 +555,7 @@ fn execute_as(job: &Job, owner: pg_sys::Oid) -> (Outcome, Option<String>) {
 #[pg_extern(volatile, strict)]
 fn run_job(name: &str) -> Result<String, ErrorReport> {
     let (jobid, _, _) = require_job(name)?;
-    match run_one(jobid, true)? {
+    match run_one(jobid, true, None)? {
         RunResult::Ran(outcome) => Ok(outcome.as_str().to_string()),
         RunResult::Busy => Err(FloeError::WrongState {
             message: format!("job \"{name}\" is running already"),
@@ -483,25 +568,10 @@ fn run_job(name: &str) -> Result<String, ErrorReport> {
 /// Runs every enabled job that is due, oldest due first; returns how many ran. Jobs the
 /// caller may not see (other roles') are left to their owners or the scheduler.
 pub fn run_due() -> Result<i64, FloeError> {
-    let due: Vec<(i64, bool)> = Spi::connect(|client| {
-        let mut ids = Vec::new();
-        for row in client.select(
-            "SELECT jobid, overlap = 'skip' FROM floe.jobs
-              WHERE enabled AND next_run <= pg_catalog.clock_timestamp()
-              ORDER BY next_run, jobid",
-            None,
-            &[],
-        )? {
-            ids.push((
-                row.get::<i64>(1)?.unwrap_or(0),
-                row.get::<bool>(2)?.unwrap_or(true),
-            ));
-        }
-        Ok::<_, FloeError>(ids)
-    })?;
+    let due = due_jobs()?;
     let mut ran = 0;
     for (jobid, skip) in due {
-        match run_one(jobid, false)? {
+        match run_one(jobid, false, None)? {
             RunResult::Ran(_) => ran += 1,
             RunResult::Busy if skip => record_skip(jobid)?,
             RunResult::Busy => {}
@@ -514,22 +584,7 @@ pub fn run_due() -> Result<i64, FloeError> {
 /// A due run of a busy job with `overlap => 'skip'`: recorded, and the job moves on to its
 /// next regular time.
 fn record_skip(jobid: i64) -> Result<(), FloeError> {
-    let row = Spi::connect(|client| {
-        let row = client
-            .select(
-                &format!("SELECT {JOB_COLUMNS} FROM floe.jobs WHERE jobid = $1"),
-                Some(1),
-                &[jobid.into()],
-            )?
-            .first();
-        if row.is_empty() {
-            return Ok::<_, FloeError>(None);
-        }
-        match row.get_heap_tuple()? {
-            Some(heap) => Ok(Some(job_from(&heap)?)),
-            None => Ok(None),
-        }
-    })?;
+    let row = load_job(jobid)?;
     let Some(job) = row else { return Ok(()) };
     let now = now_us()?;
     let next = parse_schedule(&job.schedule)
@@ -602,6 +657,12 @@ pub fn health_checks(
 }
 
 #[pg_extern(volatile)]
+fn wake_scheduler() {
+    super::worker::wake_launcher();
+    super::worker::wake_local_scheduler_at_commit();
+}
+
+#[pg_extern(volatile)]
 fn run_due_jobs() -> Result<i64, ErrorReport> {
     Ok(run_due()?)
 }
@@ -618,6 +679,8 @@ COMMENT ON FUNCTION floe.alter_job(text, text, text, interval, integer, interval
   'Changes a job; NULL leaves a property as it is, max_runtime => ''0'' removes the limit.';
 COMMENT ON FUNCTION floe.run_job(text) IS
   'Runs a job now, in this transaction (in a subtransaction, as its owner, under max_runtime), and returns its status; the schedule is unchanged.';
+COMMENT ON FUNCTION floe.wake_scheduler() IS
+  'Asks floe''s launcher to look for databases that need a scheduler now (CREATE EXTENSION calls it).';
 COMMENT ON FUNCTION floe.run_due_jobs() IS
   'Runs every due job you may see, as the scheduler worker does; returns how many ran. For use when the scheduler is off.';
 "#,
@@ -628,6 +691,14 @@ COMMENT ON FUNCTION floe.run_due_jobs() IS
         alter_job,
         run_job,
         run_due_jobs,
+        wake_scheduler,
         "scheduler_sql"
     ],
+);
+
+// A new database with floe gets its scheduler within a second or two.
+extension_sql!(
+    "SELECT floe.wake_scheduler();",
+    name = "scheduler_wake_on_install",
+    finalize,
 );

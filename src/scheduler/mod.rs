@@ -10,3 +10,14 @@ pub mod retry;
 
 pub use api::health_checks;
 pub mod schedule;
+mod worker;
+
+pub use worker::SCHEDULER_TYPE;
+
+/// Starts the launcher and the DROP DATABASE hook when floe is preloaded.
+pub fn init() {
+    // SAFETY: a plain read of a server global, from _PG_init on the main thread.
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        worker::init();
+    }
+}

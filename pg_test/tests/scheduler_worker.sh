@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The scheduler's background workers on a preloaded cluster: one worker per tier database,
+# interval jobs on time, failures retried with backoff, max_runtime enforced, jobs run as
+# their owner, kill -9 recovered (orphaned run marked failed), DROP EXTENSION and
+# DROP DATABASE never blocked.
+source "$(dirname "$0")/../lib/testlib.sh"
+
+cluster_throwaway yes
+qd() { local db=$1; shift; "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$*"; }
+workers() { qd postgres "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_stat_activity WHERE backend_type = 'floe scheduler'"; }
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND prints "t"
+    local secs=$1 what=$2 i
+    shift 2
+    for i in $(seq 1 $((secs * 10))); do
+        [ "$("$@" 2>/dev/null)" = t ] && { echo "  ok - $what"; return 0; }
+        sleep 0.1
+    done
+    qd oltp "SELECT job_name, attempt, status, started_at FROM floe.job_runs ORDER BY runid" >&2 || true
+    fail "$what (waited ${secs}s)"
+}
+
+echo "# four tier databases, each with its own worker"
+for db in oltp content queue olap; do
+    qd postgres "CREATE DATABASE $db"
+    qd "$db" "CREATE EXTENSION floe"
+done
+wait_for 10 "a scheduler in each of oltp, content, queue, olap" \
+    qd postgres "SELECT count(DISTINCT datname) = 4 FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname IN ('oltp', 'content', 'queue', 'olap')"
+expect_eq "$(qd postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'postgres'")" 0 \
+    "no worker stays in a database without floe"
+expect_eq "$(qd oltp "SELECT status FROM floe.health() WHERE check_name = 'scheduler.running'")" ok \
+    "floe.health() sees the worker"
+
+echo "# jobs"
+qd oltp "CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp(), who name DEFAULT current_user)"
+qd oltp "CREATE ROLE regress_worker_alice; GRANT INSERT ON ticks TO regress_worker_alice"
+start=$(date +%s.%N)
+qd oltp "SELECT floe.schedule('tick', '1 second', 'INSERT INTO ticks DEFAULT VALUES')" >/dev/null
+sleep 5.5
+elapsed=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { printf "%.1f", a - b }')
+runs=$(qd oltp "SELECT count(*) FROM floe.job_runs WHERE job_name = 'tick' AND status = 'succeeded'")
+[ "$runs" -ge 4 ] && [ "$runs" -le 7 ] || fail "a 1-second job ran $runs times in ${elapsed}s"
+echo "  ok - a 1-second job ran $runs times in ${elapsed}s"
+qd oltp "SELECT floe.alter_job('tick', enabled => false)" >/dev/null
+qd oltp "SELECT floe.schedule('div0', '1 hour', 'SELECT 1/0', retries => 2, retry_backoff => '1 second')" >/dev/null
+qd oltp "UPDATE floe.jobs SET next_run = now() WHERE name = 'div0'"
+qd oltp "SELECT floe.schedule('slow', '1 hour', 'SELECT pg_sleep(30)', max_runtime => '1 second')" >/dev/null
+qd oltp "UPDATE floe.jobs SET next_run = now() WHERE name = 'slow'"
+qd oltp "SET ROLE regress_worker_alice; SELECT floe.schedule('alice', '1 hour', 'INSERT INTO ticks (who) VALUES (current_user)')" >/dev/null
+qd oltp "UPDATE floe.jobs SET next_run = now() WHERE name = 'alice'; SELECT floe.wake_scheduler()" >/dev/null
+wait_for 15 "the due jobs ran" qd oltp "SELECT count(*) = 5 FROM floe.job_runs WHERE job_name IN ('div0', 'slow', 'alice') AND status <> 'running'" ||
+    { qd oltp "SELECT job_name, attempt, status, error FROM floe.job_runs ORDER BY runid" >&2; exit 1; }
+expect_eq "$(qd oltp "SELECT string_agg(attempt || ':' || status || ':' || error, ' | ' ORDER BY runid) FROM floe.job_runs WHERE job_name = 'div0'")" \
+    "0:failed:division by zero | 1:failed:division by zero | 2:failed:division by zero" \
+    "a failing job is recorded with its error and retried twice"
+expect_eq "$(qd oltp "SELECT bool_and(started_at - lag >= interval '0.9 seconds') FROM (SELECT started_at, lag(started_at) OVER (ORDER BY runid) FROM floe.job_runs WHERE job_name = 'div0') r WHERE lag IS NOT NULL")" t \
+    "retries wait for their backoff"
+expect_eq "$(qd oltp "SELECT status || ':' || (duration < interval '5 seconds') FROM floe.job_runs WHERE job_name = 'slow'")" "timed out:true" \
+    "a job over max_runtime is cancelled and recorded"
+expect_eq "$(qd oltp "SELECT who FROM ticks WHERE who <> current_user")" regress_worker_alice \
+    "a job runs as the role that scheduled it"
+
+echo "# reload keeps the worker"
+pid=$(qd postgres "SELECT pid FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'oltp'")
+qd postgres "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+expect_eq "$(qd postgres "SELECT pid FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'oltp'")" "$pid" \
+    "SIGHUP reloads settings without restarting the worker"
+
+echo "# kill -9 during a run"
+qd oltp "SELECT floe.schedule('sleeper', '1 hour', 'SELECT pg_sleep(60)')" >/dev/null
+qd oltp "UPDATE floe.jobs SET next_run = now() WHERE name = 'sleeper'; SELECT floe.wake_scheduler()" >/dev/null
+wait_for 10 "the long job is running" qd oltp "SELECT EXISTS (SELECT 1 FROM floe.job_runs WHERE job_name = 'sleeper' AND status = 'running')"
+kill -9 "$pid"
+wait_for 30 "the worker is back after the crash restart" \
+    qd postgres "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'oltp' AND pid <> $pid)"
+wait_for 10 "the orphaned run is marked failed" \
+    qd oltp "SELECT status = 'failed' AND error LIKE '%scheduler stopped%' FROM floe.job_runs WHERE job_name = 'sleeper' ORDER BY runid LIMIT 1"
+
+echo "# DROP EXTENSION and DROP DATABASE"
+qd content "DROP EXTENSION floe"
+wait_for 15 "DROP EXTENSION ends the database's worker" \
+    qd postgres "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'content')"
+t0=$(date +%s.%N)
+qd postgres "DROP DATABASE queue"
+expect_eq "$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { print (a - b < 5) ? "t" : "f" }')" t \
+    "DROP DATABASE with a running worker succeeds within seconds"
+expect_eq "$(workers)" "olap,oltp" "the other databases keep their workers"
+qd oltp "SELECT floe.unschedule(name) FROM floe.jobs" >/dev/null
+qd oltp "DROP ROLE regress_worker_alice" 2>/dev/null || true

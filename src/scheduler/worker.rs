@@ -1,0 +1,491 @@
+//! The background workers: one launcher per cluster, one scheduler per database with floe.
+//!
+//! The launcher (static, restarted by the postmaster) connects to the `postgres` database,
+//! lists the databases, and starts a dynamic "floe scheduler" worker for each one that has
+//! not said it lacks the extension. `CREATE EXTENSION floe` bumps a shared wake counter, so a
+//! new database gets its worker within a second or two; a scheduler exits when its database
+//! drops the extension, and a ProcessUtility hook stops it before `DROP DATABASE`.
+//!
+//! A scheduler sleeps on its latch until the next job is due (at most `IDLE_CHECK`), marks
+//! runs left `running` by a crash as failed when it starts, and runs each due job in its own
+//! transaction (the run row is committed first, so a crash leaves a trace).
+
+use super::api;
+use crate::gucs;
+use pgrx::bgworkers::*;
+use pgrx::lwlock::PgLwLock;
+use pgrx::prelude::*;
+use pgrx::shmem::PGRXSharedMemory;
+use pgrx::{pg_shmem_init, PgAtomic};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The bgw_type of the per-database worker (what `pg_stat_activity.backend_type` shows).
+pub const SCHEDULER_TYPE: &str = "floe scheduler";
+const LAUNCHER_TYPE: &str = "floe launcher";
+/// Longest sleep of a scheduler: how soon it notices DROP EXTENSION or a new job.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// How often the launcher lists the databases without being woken.
+const RESCAN: Duration = Duration::from_secs(30);
+const MAX_SLOTS: usize = 64;
+/// How often a scheduler prunes `floe.job_runs`.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+pub struct Slot {
+    dboid: u32,
+    pid: i32,
+    /// The database has no floe extension (set by its scheduler, cleared on a wake).
+    absent: bool,
+    /// DROP DATABASE is stopping this database's scheduler: do not restart it.
+    dropping_until: i64,
+}
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Registry {
+    slots: [Slot; MAX_SLOTS],
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            slots: [Slot::default(); MAX_SLOTS],
+        }
+    }
+}
+
+unsafe impl PGRXSharedMemory for Registry {}
+
+static REGISTRY: PgLwLock<Registry> = unsafe { PgLwLock::new(c"floe_scheduler_registry") };
+static WAKE: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"floe_scheduler_wake") };
+
+fn unix_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Registry {
+    fn slot_mut(&mut self, dboid: u32) -> Option<&mut Slot> {
+        if let Some(i) = self.slots.iter().position(|s| s.dboid == dboid) {
+            return Some(&mut self.slots[i]);
+        }
+        let free = self.slots.iter().position(|s| s.dboid == 0)?;
+        self.slots[free] = Slot {
+            dboid,
+            ..Slot::default()
+        };
+        Some(&mut self.slots[free])
+    }
+
+    fn get(&self, dboid: u32) -> Option<Slot> {
+        self.slots.iter().find(|s| s.dboid == dboid).copied()
+    }
+}
+
+/// Registers shared memory, the launcher and the DROP DATABASE hook. Only when preloading.
+pub fn init() {
+    pg_shmem_init!(REGISTRY);
+    pg_shmem_init!(WAKE);
+    BackgroundWorkerBuilder::new(LAUNCHER_TYPE)
+        .set_type(LAUNCHER_TYPE)
+        .set_function("floe_launcher_main")
+        .set_library("floe")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+    install_utility_hook();
+}
+
+/// Whether the shared state exists (floe was preloaded).
+fn shared_ready() -> bool {
+    crate::health::loaded_at_start()
+}
+
+/// Asks the launcher to look for databases again (after CREATE EXTENSION). No-op when floe
+/// is not preloaded.
+pub fn wake_launcher() {
+    if shared_ready() {
+        WAKE.get().fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Wakes this database's scheduler when the current transaction commits (after a job was
+/// scheduled or changed), so it sees the change at once instead of at its next idle check.
+pub fn wake_local_scheduler_at_commit() {
+    if !shared_ready() {
+        return;
+    }
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, || {
+        // SAFETY: reads this backend's database id.
+        let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+        let pid = REGISTRY.share().get(dboid).map_or(0, |s| s.pid);
+        if pid > 0 {
+            // SIGUSR1 sets the worker's latch (procsignal_sigusr1_handler).
+            libc_kill(pid, 10);
+        }
+    });
+}
+
+fn reload_config_if_asked() {
+    if BackgroundWorker::sighup_received() {
+        // SAFETY: the standard SIGHUP handling of a background worker.
+        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn floe_launcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi(Some("postgres"), None);
+    let mut workers: HashMap<u32, DynamicBackgroundWorker> = HashMap::new();
+    let mut seen_wake = u64::MAX;
+    let mut last_scan: Option<Instant> = None;
+    let mut warned_cap = false;
+    while BackgroundWorker::wait_latch(Some(Duration::from_secs(1))) {
+        reload_config_if_asked();
+        // A worker that has not started yet is still ours: forgetting it would start a
+        // second scheduler for the same database.
+        workers.retain(|_, w| {
+            !matches!(
+                w.pid(),
+                Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied)
+            )
+        });
+        let wake = WAKE.get().load(Ordering::SeqCst);
+        let woken = wake != seen_wake;
+        if woken {
+            seen_wake = wake;
+            let mut reg = REGISTRY.exclusive();
+            for s in reg.slots.iter_mut() {
+                s.absent = false;
+            }
+        }
+        if !woken && last_scan.is_some_and(|t| t.elapsed() < RESCAN) {
+            continue;
+        }
+        last_scan = Some(Instant::now());
+        let databases = BackgroundWorker::transaction(|| {
+            Spi::connect(|client| {
+                let mut out = Vec::new();
+                let rows = client.select(
+                    "SELECT oid::int8, datname::text FROM pg_catalog.pg_database
+                      WHERE datallowconn AND NOT datistemplate
+                        AND (pg_catalog.current_setting('floe.databases') = ''
+                             OR datname = ANY (pg_catalog.string_to_array(
+                                    pg_catalog.replace(pg_catalog.current_setting('floe.databases'), ' ', ''), ',')))
+                      ORDER BY oid",
+                    None,
+                    &[],
+                )?;
+                for row in rows {
+                    if let (Some(oid), Some(name)) = (row.get::<i64>(1)?, row.get::<String>(2)?) {
+                        out.push((oid as u32, name));
+                    }
+                }
+                Ok::<_, pgrx::spi::SpiError>(out)
+            })
+            .unwrap_or_default()
+        });
+        let now = unix_secs();
+        for (dboid, name) in databases {
+            if workers.contains_key(&dboid) {
+                continue;
+            }
+            let slot = REGISTRY.share().get(dboid);
+            if slot.is_some_and(|s| s.absent || s.dropping_until > now) {
+                continue;
+            }
+            let cap = usize::try_from(gucs::max_workers()).unwrap_or(0);
+            if workers.len() >= cap {
+                if !warned_cap {
+                    log!(
+                        "floe launcher: floe.max_workers = {cap} reached; database \"{name}\" has no scheduler (raise floe.max_workers)"
+                    );
+                    warned_cap = true;
+                }
+                continue;
+            }
+            match BackgroundWorkerBuilder::new(&format!("{SCHEDULER_TYPE} for {name}"))
+                .set_type(SCHEDULER_TYPE)
+                .set_function("floe_scheduler_main")
+                .set_library("floe")
+                .set_argument(Some(pg_sys::Datum::from(dboid)))
+                .enable_spi_access()
+                .set_start_time(BgWorkerStartTime::RecoveryFinished)
+                .set_restart_time(None)
+                .set_notify_pid(unsafe { pg_sys::MyProcPid })
+                .load_dynamic()
+            {
+                Ok(worker) => {
+                    workers.insert(dboid, worker);
+                }
+                Err(_) => {
+                    if !warned_cap {
+                        log!("floe launcher: no background worker slot left for database \"{name}\" (raise max_worker_processes)");
+                        warned_cap = true;
+                    }
+                }
+            }
+        }
+    }
+    for (_, w) in workers.drain() {
+        let _ = w.terminate();
+    }
+}
+
+fn set_slot(dboid: u32, f: impl FnOnce(&mut Slot)) {
+    let mut reg = REGISTRY.exclusive();
+    if let Some(slot) = reg.slot_mut(dboid) {
+        f(slot);
+    }
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let dboid = arg.value() as u32;
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(dboid)), None);
+    if !extension_present() {
+        set_slot(dboid, |s| {
+            s.absent = true;
+            s.pid = 0;
+        });
+        return;
+    }
+    // One scheduler per database: if another one is alive, leave.
+    let me = unsafe { pg_sys::MyProcPid };
+    let mut duplicate = false;
+    set_slot(dboid, |s| {
+        if s.pid > 0 && s.pid != me && libc_kill(s.pid, 0) == 0 {
+            duplicate = true;
+        } else {
+            s.pid = me;
+            s.absent = false;
+        }
+    });
+    if duplicate {
+        log!("floe scheduler: another scheduler already serves this database; exiting");
+        return;
+    }
+    BackgroundWorker::transaction(|| {
+        let _ = Spi::run(
+            "UPDATE floe.job_runs SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
+                    error = 'the scheduler stopped during this run (crash, kill or restart)'
+              WHERE status = 'running'",
+        );
+    });
+    let mut sleep = Duration::from_millis(100);
+    let mut last_prune: Option<Instant> = None;
+    while BackgroundWorker::wait_latch(Some(sleep)) {
+        reload_config_if_asked();
+        if !extension_present() {
+            break;
+        }
+        let busy = run_due_jobs_once();
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            BackgroundWorker::transaction(|| {
+                let _ = api::prune();
+            });
+            last_prune = Some(Instant::now());
+        }
+        sleep = until_next_due();
+        if busy {
+            // A due job is held by a manual run elsewhere: check back in a second, not a spin.
+            sleep = sleep.max(Duration::from_secs(1));
+        }
+    }
+    set_slot(dboid, |s| {
+        if s.pid == me {
+            s.pid = 0;
+        }
+    });
+}
+
+fn extension_present() -> bool {
+    BackgroundWorker::transaction(|| {
+        Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'floe')",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+    })
+}
+
+/// Each due job in its own transaction; the run row is committed before the job starts.
+/// Returns whether some due job was busy (held by another runner).
+fn run_due_jobs_once() -> bool {
+    let due = BackgroundWorker::transaction(|| api::due_jobs().unwrap_or_default());
+    let mut busy = false;
+    for (jobid, skip) in due {
+        if BackgroundWorker::sigterm_received() {
+            break;
+        }
+        let run = BackgroundWorker::transaction(|| api::open_run(jobid).ok().flatten());
+        busy |= BackgroundWorker::transaction(|| match api::run_scheduled(jobid, skip, run) {
+            Ok(ran) => !ran,
+            Err(e) => {
+                log!("floe scheduler: job {jobid}: {e}");
+                false
+            }
+        });
+    }
+    busy
+}
+
+fn until_next_due() -> Duration {
+    let ms = BackgroundWorker::transaction(|| {
+        Spi::get_one::<f64>(
+            "SELECT (extract(epoch FROM min(next_run) - pg_catalog.clock_timestamp()) * 1000)::float8
+               FROM floe.jobs WHERE enabled",
+        )
+        .ok()
+        .flatten()
+    });
+    match ms {
+        Some(ms) if ms > 0.0 => Duration::from_millis(ms as u64).min(IDLE_CHECK),
+        Some(_) => Duration::from_millis(10),
+        None => IDLE_CHECK,
+    }
+    .max(Duration::from_millis(10))
+}
+
+// ---------------------------------------------------------------------------------------
+// DROP DATABASE: stop the database's scheduler first (a connected worker makes it fail).
+// ---------------------------------------------------------------------------------------
+
+static mut PREV_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+fn install_utility_hook() {
+    // SAFETY: _PG_init of the postmaster, single-threaded.
+    unsafe {
+        PREV_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(floe_process_utility);
+    }
+}
+
+/// Stops the scheduler of the database a DROP DATABASE names and waits (up to 5 s) for it.
+fn stop_scheduler_before_dropdb(stmt: *mut pg_sys::Node) {
+    // SAFETY: `stmt` is a valid parse node handed to ProcessUtility.
+    unsafe {
+        if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_DropdbStmt {
+            return;
+        }
+        let drop = stmt as *mut pg_sys::DropdbStmt;
+        let dboid = pg_sys::get_database_oid((*drop).dbname, true);
+        if dboid == pg_sys::InvalidOid {
+            return;
+        }
+        let dboid = dboid.to_u32();
+        let pid = {
+            let mut reg = REGISTRY.exclusive();
+            match reg.slot_mut(dboid) {
+                Some(slot) => {
+                    slot.dropping_until = unix_secs() + 60;
+                    slot.pid
+                }
+                None => 0,
+            }
+        };
+        if pid <= 0 {
+            return;
+        }
+        libc_kill(pid, 15);
+        for _ in 0..500 {
+            if libc_kill(pid, 0) != 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            pg_sys::check_for_interrupts!();
+        }
+    }
+}
+
+fn libc_kill(pid: i32, sig: i32) -> i32 {
+    unsafe extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    // SAFETY: kill(2) with a pid from floe's registry.
+    unsafe { kill(pid, sig) }
+}
+
+// The signature is Postgres's ProcessUtility_hook_type.
+#[cfg(not(feature = "pg13"))]
+#[allow(clippy::too_many_arguments)]
+#[pg_guard]
+unsafe extern "C-unwind" fn floe_process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    unsafe {
+        if !pstmt.is_null() {
+            stop_scheduler_before_dropdb((*pstmt).utilityStmt);
+        }
+        match PREV_UTILITY {
+            Some(prev) => prev(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+            None => pg_sys::standard_ProcessUtility(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "pg13")]
+#[pg_guard]
+unsafe extern "C-unwind" fn floe_process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    unsafe {
+        if !pstmt.is_null() {
+            stop_scheduler_before_dropdb((*pstmt).utilityStmt);
+        }
+        match PREV_UTILITY {
+            Some(prev) => prev(pstmt, query_string, context, params, query_env, dest, qc),
+            None => pg_sys::standard_ProcessUtility(
+                pstmt,
+                query_string,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+        }
+    }
+}
