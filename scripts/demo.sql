@@ -74,3 +74,24 @@ CREATE TABLE demo.unprotected (id int, tenant_id uuid);
 SELECT schema_name, table_name, rls_enabled, rls_forced, policy_efficient, problems
   FROM floe.tenant_coverage() WHERE schema_name = 'demo' ORDER BY table_name;
 ROLLBACK;
+
+\echo
+\echo '== The scheduler: a launcher and one worker per tier database'
+SELECT backend_type, datname FROM pg_stat_activity WHERE backend_type LIKE 'floe%' ORDER BY 1, 2;
+
+\echo '-- a job every second, for a moment (it runs as the role that scheduled it)'
+SET client_min_messages = warning;
+SELECT floe.unschedule(name) FROM floe.jobs WHERE name = 'demo_heartbeat';
+RESET client_min_messages;
+CREATE TABLE IF NOT EXISTS demo.heartbeat (at timestamptz DEFAULT clock_timestamp());
+SELECT floe.schedule('demo_heartbeat', '1 second', 'INSERT INTO demo.heartbeat DEFAULT VALUES') > 0 AS scheduled;
+SELECT pg_sleep(3.5);
+SELECT job_name, status, count(*) AS runs FROM floe.job_runs WHERE job_name = 'demo_heartbeat' GROUP BY 1, 2;
+SELECT floe.unschedule('demo_heartbeat');
+
+\echo '-- built-in jobs are rows too, pausable and retimable'
+SELECT name, schedule, builtin, enabled, next_run > now() AS scheduled_ahead FROM floe.jobs WHERE builtin;
+
+\echo
+\echo '== floe.health() now'
+SELECT check_name, status, detail FROM floe.health();

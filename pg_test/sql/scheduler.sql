@@ -23,7 +23,14 @@ SELECT floe.schedule('tick', '1 minute', 'SELECT 1');
 \set VERBOSITY sqlstate
 SELECT floe.schedule('tick', '1 minute', 'SELECT 1');
 SELECT floe.unschedule('no_such_job');
+SELECT floe.unschedule('floe.prune_job_history');
 \set VERBOSITY default
+-- built-in jobs can be paused and retimed, not removed or rewritten
+SELECT floe.unschedule('floe.prune_job_history');
+SELECT floe.alter_job('floe.prune_job_history', command => 'SELECT 1');
+SELECT floe.alter_job('floe.prune_job_history', schedule => '30 minutes', enabled => false);
+SELECT name, schedule, builtin, enabled FROM floe.jobs WHERE builtin;
+SELECT floe.alter_job('floe.prune_job_history', schedule => '1 hour', enabled => true);
 SELECT count(*) AS jobs FROM floe.jobs;
 
 -- Running by hand: status, recorded run, the schedule untouched.
@@ -34,7 +41,7 @@ SELECT job_name, attempt, status, error FROM floe.job_runs ORDER BY runid;
 SELECT name, attempt, last_status FROM floe.jobs WHERE last_status IS NOT NULL ORDER BY name;
 
 -- Due jobs (make everything due now): failures are recorded and retried with backoff.
-UPDATE floe.jobs SET next_run = now() - interval '1 second';
+UPDATE floe.jobs SET next_run = now() - interval '1 second' WHERE NOT builtin;
 SELECT floe.run_due_jobs() AS ran;
 -- div0 retries after its backoff (1 minute); slow has no retries and keeps its schedule.
 SELECT name, attempt, last_status,
@@ -88,6 +95,6 @@ UPDATE floe.job_runs SET started_at = now() - interval '30 days', finished_at = 
 SELECT floe.run_due_jobs() >= 0 AS ran;
 SELECT count(*) AS old_runs_left FROM floe.job_runs WHERE started_at < now() - interval '8 days';
 
-DELETE FROM floe.jobs;
+DELETE FROM floe.jobs WHERE NOT builtin;
 DROP TABLE sched_log;
 DROP ROLE regress_sched_alice, regress_sched_bob;

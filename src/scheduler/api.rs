@@ -502,11 +502,6 @@ pub fn due_jobs() -> Result<Vec<(i64, bool)>, FloeError> {
     })
 }
 
-/// History pruning, for the worker.
-pub fn prune() -> Result<(), FloeError> {
-    prune_history()
-}
-
 /// Runs the job's command in a subtransaction as `owner`, under `max_runtime`.
 fn execute_as(job: &Job, owner: pg_sys::Oid) -> (Outcome, Option<String>) {
     let limit_ms = (job.max_runtime_us / 1000).clamp(0, i64::from(c_int::MAX)) as c_int;
@@ -657,6 +652,11 @@ pub fn health_checks(
 }
 
 #[pg_extern(volatile)]
+fn prune_job_history() -> Result<(), ErrorReport> {
+    Ok(prune_history()?)
+}
+
+#[pg_extern(volatile)]
 fn wake_scheduler() {
     super::worker::wake_launcher();
     super::worker::wake_local_scheduler_at_commit();
@@ -679,6 +679,8 @@ COMMENT ON FUNCTION floe.alter_job(text, text, text, interval, integer, interval
   'Changes a job; NULL leaves a property as it is, max_runtime => ''0'' removes the limit.';
 COMMENT ON FUNCTION floe.run_job(text) IS
   'Runs a job now, in this transaction (in a subtransaction, as its owner, under max_runtime), and returns its status; the schedule is unchanged.';
+COMMENT ON FUNCTION floe.prune_job_history() IS
+  'Deletes finished runs older than floe.job_history_retention (the built-in job floe.prune_job_history runs it hourly).';
 COMMENT ON FUNCTION floe.wake_scheduler() IS
   'Asks floe''s launcher to look for databases that need a scheduler now (CREATE EXTENSION calls it).';
 COMMENT ON FUNCTION floe.run_due_jobs() IS
@@ -692,6 +694,7 @@ COMMENT ON FUNCTION floe.run_due_jobs() IS
         run_job,
         run_due_jobs,
         wake_scheduler,
+        prune_job_history,
         "scheduler_sql"
     ],
 );

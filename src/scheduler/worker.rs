@@ -8,7 +8,8 @@
 //!
 //! A scheduler sleeps on its latch until the next job is due (at most `IDLE_CHECK`), marks
 //! runs left `running` by a crash as failed when it starts, and runs each due job in its own
-//! transaction (the run row is committed first, so a crash leaves a trace).
+//! transaction (the run row is committed first, so a crash leaves a trace). History pruning
+//! is the built-in job `floe.prune_job_history`.
 
 use super::api;
 use crate::gucs;
@@ -29,8 +30,6 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// How often the launcher lists the databases without being woken.
 const RESCAN: Duration = Duration::from_secs(30);
 const MAX_SLOTS: usize = 64;
-/// How often a scheduler prunes `floe.job_runs`.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
@@ -283,19 +282,12 @@ pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
         );
     });
     let mut sleep = Duration::from_millis(100);
-    let mut last_prune: Option<Instant> = None;
     while BackgroundWorker::wait_latch(Some(sleep)) {
         reload_config_if_asked();
         if !extension_present() {
             break;
         }
         let busy = run_due_jobs_once();
-        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-            BackgroundWorker::transaction(|| {
-                let _ = api::prune();
-            });
-            last_prune = Some(Instant::now());
-        }
         sleep = until_next_due();
         if busy {
             // A due job is held by a manual run elsewhere: check back in a second, not a spin.

@@ -63,3 +63,8 @@ CREATE POLICY job_runs_own ON floe.job_runs
     WITH CHECK (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
                          WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER')));
 GRANT SELECT, INSERT, UPDATE, DELETE ON floe.jobs, floe.job_runs TO PUBLIC;
+
+-- Built-in jobs are rows like any other: visible, pausable and retimable with alter_job.
+INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
+VALUES ('floe.prune_job_history', '1 hour', 'SELECT floe.prune_job_history()', true,
+        pg_catalog.now() + interval '1 hour');

@@ -1179,7 +1179,7 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
             "no superuser can log in".to_string()
         } else {
             format!(
-                "superuser login role(s) {} bypass row level security when they read; floe's guard still requires a tenant or admin mode for their writes (BYPASSRLS login roles appear in floe.tenant_coverage())",
+                "superuser login role(s) {} bypass row level security when they read; floe's guard still requires a tenant or admin mode for their writes (BYPASSRLS roles appear in floe.tenant_coverage())",
                 bypass.join(", ")
             )
         },
