@@ -110,6 +110,9 @@ fn shared_ready() -> bool {
 /// is not preloaded.
 pub fn wake_launcher() {
     if shared_ready() {
+        // SAFETY: reads this backend's database id.
+        let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+        set_slot(dboid, |s| s.absent = false);
         WAKE.get().fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -149,6 +152,7 @@ pub extern "C-unwind" fn floe_launcher_main(_arg: pg_sys::Datum) {
     let mut warned_cap = false;
     while BackgroundWorker::wait_latch(Some(Duration::from_secs(1))) {
         reload_config_if_asked();
+        let before = workers.len();
         // A worker that has not started yet is still ours: forgetting it would start a
         // second scheduler for the same database.
         workers.retain(|_, w| {
@@ -157,16 +161,12 @@ pub extern "C-unwind" fn floe_launcher_main(_arg: pg_sys::Datum) {
                 Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied)
             )
         });
+        // a worker that ended (a database without floe, or a dropped one) frees a slot
+        let freed = workers.len() < before;
         let wake = WAKE.get().load(Ordering::SeqCst);
         let woken = wake != seen_wake;
-        if woken {
-            seen_wake = wake;
-            let mut reg = REGISTRY.exclusive();
-            for s in reg.slots.iter_mut() {
-                s.absent = false;
-            }
-        }
-        if !woken && last_scan.is_some_and(|t| t.elapsed() < RESCAN) {
+        seen_wake = wake;
+        if !woken && !freed && last_scan.is_some_and(|t| t.elapsed() < RESCAN) {
             continue;
         }
         last_scan = Some(Instant::now());
@@ -250,6 +250,12 @@ fn set_slot(dboid: u32, f: impl FnOnce(&mut Slot)) {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // SIGTERM must also end a job that is running (shutdown, DROP DATABASE): Postgres's own
+    // handler makes the next interrupt check exit, where pgrx's would wait for the job.
+    // SAFETY: installing the standard backend handler; signals are unblocked by pgrx above.
+    unsafe {
+        pg_sys::pqsignal(15, Some(postgres_die));
+    }
     let dboid = arg.value() as u32;
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(dboid)), None);
     if !extension_present() {
@@ -399,6 +405,12 @@ fn stop_scheduler_before_dropdb(stmt: *mut pg_sys::Node) {
             pg_sys::check_for_interrupts!();
         }
     }
+}
+
+unsafe extern "C-unwind" {
+    /// Postgres's SIGTERM handler for backends (tcop/postgres.c).
+    #[link_name = "die"]
+    fn postgres_die(signal: std::ffi::c_int);
 }
 
 fn libc_kill(pid: i32, sig: i32) -> i32 {
