@@ -307,10 +307,15 @@ pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
     });
 }
 
+/// Whether this database still wants a scheduler: floe is installed, and `floe.databases` is
+/// empty or lists it.
 fn extension_present() -> bool {
     BackgroundWorker::transaction(|| {
         Spi::get_one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'floe')",
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'floe')
+                AND (pg_catalog.current_setting('floe.databases') = ''
+                     OR pg_catalog.current_database() = ANY (pg_catalog.string_to_array(
+                            pg_catalog.replace(pg_catalog.current_setting('floe.databases'), ' ', ''), ',')))",
         )
         .ok()
         .flatten()
