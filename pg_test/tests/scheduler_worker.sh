@@ -88,5 +88,4 @@ qd postgres "DROP DATABASE queue"
 expect_eq "$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { print (a - b < 5) ? "t" : "f" }')" t \
     "DROP DATABASE succeeds within seconds, even while its worker runs a job"
 expect_eq "$(workers)" "olap,oltp" "the other databases keep their workers"
-qd oltp "SELECT floe.unschedule(name) FROM floe.jobs WHERE NOT builtin" >/dev/null
-qd oltp "DROP ROLE regress_worker_alice" 2>/dev/null || true
+# (no clean-up: the cluster is thrown away; unscheduling 'sleeper' would wait for its run)
