@@ -78,7 +78,12 @@ wait_for 10 "the orphaned run is marked failed" \
     qd oltp "SELECT status = 'failed' AND error LIKE '%scheduler stopped%' FROM floe.job_runs WHERE job_name = 'sleeper' ORDER BY runid LIMIT 1"
 
 echo "# DROP EXTENSION and DROP DATABASE"
+qd content "SELECT floe.schedule('busy', '1 hour', 'SELECT pg_sleep(120)'); UPDATE floe.jobs SET next_run = now() WHERE name = 'busy'; SELECT floe.wake_scheduler()" >/dev/null
+wait_for 10 "a long job runs in content" qd content "SELECT EXISTS (SELECT 1 FROM floe.job_runs WHERE job_name = 'busy' AND status = 'running')"
+t0=$(date +%s.%N)
 qd content "DROP EXTENSION floe"
+expect_eq "$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { print (a - b < 5) ? "t" : "f" }')" t \
+    "DROP EXTENSION does not wait for a running job"
 wait_for 15 "DROP EXTENSION ends the database's worker" \
     qd postgres "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'content')"
 qd queue "SELECT floe.schedule('busy', '1 hour', 'SELECT pg_sleep(120)'); UPDATE floe.jobs SET next_run = now() WHERE name = 'busy'; SELECT floe.wake_scheduler()" >/dev/null

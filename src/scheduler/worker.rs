@@ -375,15 +375,48 @@ fn install_utility_hook() {
     }
 }
 
-/// Stops the scheduler of the database a DROP DATABASE names and waits (up to 5 s) for it.
+/// Whether `stmt` is a DROP EXTENSION that names floe.
+///
+/// # Safety
+/// `stmt` must be a valid parse node.
+unsafe fn drops_floe(stmt: *mut pg_sys::Node) -> bool {
+    unsafe {
+        if (*stmt).type_ != pg_sys::NodeTag::T_DropStmt {
+            return false;
+        }
+        let drop = stmt as *mut pg_sys::DropStmt;
+        if (*drop).removeType != pg_sys::ObjectType::OBJECT_EXTENSION {
+            return false;
+        }
+        let names = pgrx::list::PgList::<pg_sys::Node>::from_pg((*drop).objects);
+        let found = names.iter_ptr().any(|node| {
+            !node.is_null()
+                && (*node).type_ == pg_sys::NodeTag::T_String
+                && !(*(node as *mut pg_sys::String)).sval.is_null()
+                && std::ffi::CStr::from_ptr((*(node as *mut pg_sys::String)).sval).to_bytes()
+                    == b"floe"
+        });
+        found
+    }
+}
+
+/// Before DROP DATABASE (of that database) or DROP EXTENSION floe (in this one), stops the
+/// database's scheduler and waits (up to 5 s) for it: a connected worker would make DROP
+/// DATABASE fail, and a running job would hold up DROP EXTENSION until it ends.
 fn stop_scheduler_before_dropdb(stmt: *mut pg_sys::Node) {
     // SAFETY: `stmt` is a valid parse node handed to ProcessUtility.
     unsafe {
-        if stmt.is_null() || (*stmt).type_ != pg_sys::NodeTag::T_DropdbStmt {
+        if stmt.is_null() {
             return;
         }
-        let drop = stmt as *mut pg_sys::DropdbStmt;
-        let dboid = pg_sys::get_database_oid((*drop).dbname, true);
+        let dboid = if (*stmt).type_ == pg_sys::NodeTag::T_DropdbStmt {
+            let drop = stmt as *mut pg_sys::DropdbStmt;
+            pg_sys::get_database_oid((*drop).dbname, true)
+        } else if drops_floe(stmt) {
+            pg_sys::MyDatabaseId
+        } else {
+            return;
+        };
         if dboid == pg_sys::InvalidOid {
             return;
         }
