@@ -19,6 +19,10 @@ SELECT floe.schedule('x', '1 month', 'SELECT 1');
 SELECT floe.schedule('x', '1 minute', 'SELECT 1', overlap => 'parallel');
 SELECT floe.schedule('x', '1 minute', 'SELECT 1', retries => -1);
 SELECT floe.schedule('x', '1 minute', '  ');
+SELECT floe.schedule('x', '0 0 31 2 *', 'SELECT 1');
+SELECT floe.schedule('x', '1 minute', 'SELECT 1', retry_backoff => '1000000 years');
+SELECT floe.schedule('x', '1 minute', 'SELECT 1', retry_backoff => '-1 day');
+SELECT floe.schedule('x', '1 minute', 'SELECT 1', max_runtime => '30 days');
 SELECT floe.schedule('tick', '1 minute', 'SELECT 1');
 \set VERBOSITY sqlstate
 SELECT floe.schedule('tick', '1 minute', 'SELECT 1');
@@ -84,9 +88,27 @@ SELECT floe.run_job('alice_job');
 SELECT floe.unschedule('alice_job');
 UPDATE floe.jobs SET command = 'DROP TABLE sched_log' WHERE name = 'alice_job';
 INSERT INTO floe.jobs (name, schedule, command, owner) VALUES ('forged', '1 hour', 'SELECT 1', 'regress_sched_alice');
+RESET ROLE;
+SET ROLE regress_sched_alice;
+-- nor can anyone but a superuser make a job look built in
+INSERT INTO floe.jobs (name, schedule, command, builtin) VALUES ('fake_builtin', '1 hour', 'SELECT 1', true);
+RESET ROLE;
+SET ROLE regress_sched_bob;
 SELECT count(*) AS visible_jobs FROM floe.jobs;
 RESET ROLE;
 SELECT n, who FROM sched_log WHERE n = 2;
+
+-- A job cannot leave settings behind for the next one (or for the session that ran it).
+SELECT floe.schedule('sets', '1 hour', 'SET search_path = evil, public; SET work_mem = ''64MB''; SELECT set_config(''app.x'', ''leak'', false)') > 0 AS scheduled;
+SELECT floe.run_job('sets');
+SELECT current_setting('search_path') AS search_path, current_setting('work_mem') AS work_mem,
+       current_setting('app.x', true) IS DISTINCT FROM 'leak' AS no_leak;
+-- nor change its role
+SELECT floe.schedule('become', '1 hour', 'SET ROLE postgres') > 0 AS scheduled;
+SELECT floe.run_job('become');
+SELECT error FROM floe.job_runs WHERE job_name = 'become';
+SELECT floe.unschedule('sets');
+SELECT floe.unschedule('become');
 
 -- unschedule; history is pruned by age (floe.job_history_retention).
 SELECT floe.unschedule('tick');

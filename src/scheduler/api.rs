@@ -104,15 +104,42 @@ fn check_options(
         }
     }
     if let Some(m) = max_runtime {
-        if interval_us(m) < 0 {
+        let us = interval_us(m);
+        if !(0..=7 * 86_400_000_000).contains(&us) {
             return Err(FloeError::InvalidArgument {
                 argument: "max_runtime",
                 value: format!("{m}"),
-                expected: "a positive interval, or '0' for no limit".into(),
+                expected: "an interval up to 7 days, or '0' for no limit".into(),
             });
         }
     }
     Ok(())
+}
+
+fn check_backoff(backoff: Option<&Interval>) -> Result<(), FloeError> {
+    if let Some(b) = backoff {
+        let us = interval_us(b);
+        if !(0..=86_400_000_000).contains(&us) {
+            return Err(FloeError::InvalidArgument {
+                argument: "retry_backoff",
+                value: format!("{b}"),
+                expected: "an interval from 0 to 1 day".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A schedule that never fires (a cron date that does not exist) is refused.
+fn first_run(parsed: &Schedule, text: &str, now: i64) -> Result<i64, FloeError> {
+    match parsed.next_after(now, now) {
+        Some(next) if next - now <= 366 * 86_400_000_000 * 5 => Ok(next),
+        _ => Err(FloeError::InvalidArgument {
+            argument: "schedule",
+            value: text.to_string(),
+            expected: "a schedule that fires within five years".into(),
+        }),
+    }
 }
 
 /// A job as the runner needs it.
@@ -195,6 +222,7 @@ fn schedule(
 ) -> Result<i64, ErrorReport> {
     check_name(name)?;
     check_options(Some(retries), Some(overlap), max_runtime.as_ref())?;
+    check_backoff(Some(&retry_backoff))?;
     let parsed = parse_schedule(schedule)?;
     if command.trim().is_empty() {
         return Err(FloeError::InvalidArgument {
@@ -214,7 +242,7 @@ fn schedule(
         .into());
     }
     let now = now_us()?;
-    let next = parsed.next_after(now, now).unwrap_or(now);
+    let next = first_run(&parsed, schedule, now)?;
     let id = Spi::get_one_with_args::<i64>(
         "INSERT INTO floe.jobs (name, schedule, command, max_runtime, retries, retry_backoff,
                                 overlap, enabled, anchor, next_run)
@@ -268,6 +296,7 @@ fn alter_job(
 ) -> Result<(), ErrorReport> {
     let (jobid, _, builtin) = require_job(name)?;
     check_options(retries, overlap, max_runtime.as_ref())?;
+    check_backoff(retry_backoff.as_ref())?;
     if builtin && command.is_some() {
         return Err(FloeError::WrongState {
             message: format!("the command of built-in job \"{name}\" cannot be changed"),
@@ -279,7 +308,7 @@ fn alter_job(
         Some(text) => {
             let parsed = parse_schedule(text)?;
             let now = now_us()?;
-            Some((now, parsed.next_after(now, now).unwrap_or(now)))
+            Some((now, first_run(&parsed, text, now)?))
         }
         None => None,
     };
@@ -331,6 +360,8 @@ pub enum RunResult {
     Ran(Outcome),
     /// Another run of the job holds it (`overlap => 'skip'` records a skipped run).
     Busy,
+    /// The due run was skipped while the job was busy: it moved on to its next regular time.
+    SkippedEarlier,
 }
 
 /// Runs the job `jobid` now, in a subtransaction of the current transaction, as the job's
@@ -359,6 +390,35 @@ fn run_one(jobid: i64, manual: bool, pre_run: Option<i64>) -> Result<RunResult, 
     let Some(job) = job else {
         return Ok(RunResult::Busy);
     };
+    // overlap => 'skip': a due run recorded as skipped while the job was busy is not made up
+    // for once the job is free; the job moves on to its next regular time.
+    if !manual {
+        let skipped = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM floe.job_runs r, floe.jobs j
+                             WHERE r.jobid = $1 AND j.jobid = $1 AND r.status = 'skipped'
+                               AND r.started_at >= j.next_run)",
+            &[jobid.into()],
+        )?
+        .unwrap_or(false);
+        if skipped {
+            let now = now_us()?;
+            let next = parse_schedule(&job.schedule)
+                .ok()
+                .and_then(|s| s.next_after(now, job.anchor_us))
+                .unwrap_or(now.saturating_add(3_600_000_000));
+            Spi::run_with_args(
+                "UPDATE floe.jobs SET next_run = pg_catalog.to_timestamp($2::float8 / 1000000) WHERE jobid = $1",
+                &[jobid.into(), next.into()],
+            )?;
+            if let Some(runid) = pre_run {
+                Spi::run_with_args(
+                    "DELETE FROM floe.job_runs WHERE runid = $1",
+                    &[runid.into()],
+                )?;
+            }
+            return Ok(RunResult::SkippedEarlier);
+        }
+    }
     let runid = match pre_run {
         Some(runid) => runid,
         None => insert_run(&job)?,
@@ -466,7 +526,7 @@ pub fn open_run(jobid: i64) -> Result<Option<i64>, FloeError> {
 /// Returns whether it ran (false: another runner holds the job).
 pub fn run_scheduled(jobid: i64, skip: bool, pre_run: Option<i64>) -> Result<bool, FloeError> {
     match run_one(jobid, false, pre_run)? {
-        RunResult::Ran(_) => Ok(true),
+        RunResult::Ran(_) | RunResult::SkippedEarlier => Ok(true),
         RunResult::Busy => {
             if let Some(runid) = pre_run {
                 Spi::run_with_args(
@@ -480,6 +540,21 @@ pub fn run_scheduled(jobid: i64, skip: bool, pre_run: Option<i64>) -> Result<boo
             Ok(false)
         }
     }
+}
+
+/// After floe itself failed to handle a job (not the job's own error): record it and try
+/// again in a minute.
+pub fn postpone(jobid: i64, error: &str) -> Result<(), FloeError> {
+    Spi::run_with_args(
+        "UPDATE floe.jobs SET next_run = pg_catalog.clock_timestamp() + interval '1 minute',
+                last_status = 'failed', last_error = $2, last_finish = pg_catalog.clock_timestamp()
+          WHERE jobid = $1",
+        &[
+            jobid.into(),
+            format!("floe could not run this job: {error}").into(),
+        ],
+    )?;
+    Ok(())
 }
 
 /// The enabled jobs that are due, oldest first, with whether a busy one is skipped.
@@ -506,8 +581,11 @@ pub fn due_jobs() -> Result<Vec<(i64, bool)>, FloeError> {
 fn execute_as(job: &Job, owner: pg_sys::Oid) -> (Outcome, Option<String>) {
     let limit_ms = (job.max_runtime_us / 1000).clamp(0, i64::from(c_int::MAX)) as c_int;
     let result = subxact::run(|| {
-        // The subtransaction restores user id and security context if the command fails.
+        // The subtransaction restores user id, security context and settings if the command
+        // fails; on success the settings the job changed (SET, SET LOCAL, set_config) are
+        // undone below, so no job can leave a search_path or role behind for the next one.
         let (mut saved_user, mut saved_ctx) = (pg_sys::InvalidOid, 0);
+        let guc_level = unsafe { pg_sys::NewGUCNestLevel() };
         unsafe {
             pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
             pg_sys::SetUserIdAndSecContext(
@@ -518,11 +596,13 @@ fn execute_as(job: &Job, owner: pg_sys::Oid) -> (Outcome, Option<String>) {
                 timeout::enable_timeout_after(timeout::STATEMENT_TIMEOUT, limit_ms);
             }
         }
-        let ran = Spi::run(&job.command);
+        // Jobs run with the database's default search_path, whatever the runner's session has.
+        let ran = Spi::run("SET LOCAL search_path TO DEFAULT").and_then(|_| Spi::run(&job.command));
         unsafe {
             if limit_ms > 0 {
                 timeout::disable_timeout(timeout::STATEMENT_TIMEOUT, false);
             }
+            pg_sys::AtEOXact_GUC(false, guc_level);
             pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
         }
         ran
@@ -552,6 +632,7 @@ fn run_job(name: &str) -> Result<String, ErrorReport> {
     let (jobid, _, _) = require_job(name)?;
     match run_one(jobid, true, None)? {
         RunResult::Ran(outcome) => Ok(outcome.as_str().to_string()),
+        RunResult::SkippedEarlier => Ok("skipped".to_string()),
         RunResult::Busy => Err(FloeError::WrongState {
             message: format!("job \"{name}\" is running already"),
             hint: "Wait for the running run to finish (see floe.job_runs).".into(),
@@ -568,6 +649,7 @@ pub fn run_due() -> Result<i64, FloeError> {
     for (jobid, skip) in due {
         match run_one(jobid, false, None)? {
             RunResult::Ran(_) => ran += 1,
+            RunResult::SkippedEarlier => {}
             RunResult::Busy if skip => record_skip(jobid)?,
             RunResult::Busy => {}
         }
@@ -588,8 +670,11 @@ fn record_skip(jobid: i64) -> Result<(), FloeError> {
         .unwrap_or(now.saturating_add(3_600_000_000));
     Spi::run_with_args(
         "INSERT INTO floe.job_runs (jobid, job_name, owner, attempt, started_at, finished_at, status, error)
-         VALUES ($1, $2, $3::name, $4, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp(), 'skipped',
-                 'the previous run was still running (overlap => skip)')",
+         SELECT $1, $2, $3::name, $4, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp(), 'skipped',
+                'the previous run was still running (overlap => skip)'
+          WHERE NOT EXISTS (SELECT 1 FROM floe.job_runs r, floe.jobs j
+                             WHERE r.jobid = $1 AND j.jobid = $1 AND r.status = 'skipped'
+                               AND r.started_at >= j.next_run)",
         &[job.jobid.into(), job.name.as_str().into(), job.owner.as_str().into(), (job.attempt as i32).into()],
     )?;
     // The job row is locked by the running run: NOWAIT would fail, so leave next_run to it

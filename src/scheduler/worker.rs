@@ -287,6 +287,10 @@ pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
               WHERE status = 'running'",
         );
     });
+    // floe's own statements run with a search_path no job owner can write to.
+    BackgroundWorker::transaction(|| {
+        let _ = Spi::run("SET search_path = pg_catalog, pg_temp");
+    });
     let mut sleep = Duration::from_millis(100);
     while BackgroundWorker::wait_latch(Some(sleep)) {
         reload_config_if_asked();
@@ -324,21 +328,46 @@ fn extension_present() -> bool {
 }
 
 /// Each due job in its own transaction; the run row is committed before the job starts.
-/// Returns whether some due job was busy (held by another runner).
+/// Returns whether some due job was busy (held by another runner). An error in floe's own
+/// handling of a job is logged, recorded on the job and pushes it a minute on; it never ends
+/// the worker (which would restart and fail again in a loop).
 fn run_due_jobs_once() -> bool {
-    let due = BackgroundWorker::transaction(|| api::due_jobs().unwrap_or_default());
+    let due = BackgroundWorker::transaction(|| {
+        crate::subxact::run(|| api::due_jobs().unwrap_or_default()).unwrap_or_default()
+    });
     let mut busy = false;
     for (jobid, skip) in due {
         if BackgroundWorker::sigterm_received() {
             break;
         }
-        let run = BackgroundWorker::transaction(|| api::open_run(jobid).ok().flatten());
-        busy |= BackgroundWorker::transaction(|| match api::run_scheduled(jobid, skip, run) {
-            Ok(ran) => !ran,
+        let outcome = BackgroundWorker::transaction(|| {
+            crate::subxact::run(|| api::open_run(jobid))
+                .map_err(|c| c.describe())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        });
+        let ran = match outcome {
+            Ok(run) => BackgroundWorker::transaction(|| {
+                crate::subxact::run(|| api::run_scheduled(jobid, skip, run))
+                    .map_err(|c| c.describe())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+            }),
+            Err(e) => Err(e),
+        };
+        match ran {
+            Ok(ran) => busy |= !ran,
             Err(e) => {
-                log!("floe scheduler: job {jobid}: {e}");
-                false
+                log!("floe scheduler: job {jobid} could not be run: {e}");
+                BackgroundWorker::transaction(|| {
+                    let _ = crate::subxact::run(|| api::postpone(jobid, &e));
+                });
             }
+        }
+        // Nothing a job left in this session may reach the next job (another role's):
+        // temporary objects, prepared statements, session advisory locks.
+        BackgroundWorker::transaction(|| {
+            let _ = crate::subxact::run(|| {
+                Spi::run("DISCARD TEMP; DEALLOCATE ALL; SELECT pg_catalog.pg_advisory_unlock_all()")
+            });
         });
     }
     busy

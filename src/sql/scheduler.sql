@@ -7,15 +7,16 @@ CREATE TABLE floe.jobs (
     command        text        NOT NULL,
     owner          name        NOT NULL DEFAULT CURRENT_USER,
     builtin        boolean     NOT NULL DEFAULT false,
-    max_runtime    interval,
+    max_runtime    interval CHECK (max_runtime BETWEEN interval '0' AND interval '7 days'),
     retries        integer     NOT NULL DEFAULT 0 CHECK (retries BETWEEN 0 AND 100),
-    retry_backoff  interval    NOT NULL DEFAULT '30 seconds',
+    retry_backoff  interval    NOT NULL DEFAULT '30 seconds'
+                   CHECK (retry_backoff BETWEEN interval '0' AND interval '1 day'),
     overlap        text        NOT NULL DEFAULT 'skip' CHECK (overlap IN ('skip', 'queue')),
     enabled        boolean     NOT NULL DEFAULT true,
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- state, kept by the scheduler
-    next_run       timestamptz,
-    anchor         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    next_run       timestamptz CHECK (pg_catalog.isfinite(next_run)),
+    anchor         timestamptz NOT NULL DEFAULT pg_catalog.now() CHECK (pg_catalog.isfinite(anchor)),
     attempt        integer     NOT NULL DEFAULT 0,
     last_start     timestamptz,
     last_finish    timestamptz,
@@ -56,7 +57,8 @@ CREATE POLICY jobs_own ON floe.jobs
     USING (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
                     WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER')))
     WITH CHECK (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
-                         WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER')));
+                         WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
+                AND NOT builtin);
 CREATE POLICY job_runs_own ON floe.job_runs
     USING (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
                     WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER')))
