@@ -92,6 +92,10 @@ RESET ROLE;
 SET ROLE regress_sched_alice;
 -- nor can anyone but a superuser make a job look built in
 INSERT INTO floe.jobs (name, schedule, command, builtin) VALUES ('fake_builtin', '1 hour', 'SELECT 1', true);
+-- nor record runs for another role's job
+INSERT INTO floe.job_runs (jobid, job_name, owner, attempt, started_at, status)
+SELECT jobid, name, 'regress_sched_alice', 0, now(), 'succeeded' FROM floe.jobs WHERE name = 'alice_job'
+UNION ALL SELECT 0, 'forged', 'regress_sched_alice', 0, now(), 'failed';
 RESET ROLE;
 SET ROLE regress_sched_bob;
 SELECT count(*) AS visible_jobs FROM floe.jobs;
@@ -107,8 +111,13 @@ SELECT current_setting('search_path') AS search_path, current_setting('work_mem'
 SELECT floe.schedule('become', '1 hour', 'SET ROLE postgres') > 0 AS scheduled;
 SELECT floe.run_job('become');
 SELECT error FROM floe.job_runs WHERE job_name = 'become';
+-- transaction control is not for jobs
+SELECT floe.schedule('commits', '1 hour', 'COMMIT') > 0 AS scheduled;
+SELECT floe.run_job('commits');
+SELECT error FROM floe.job_runs WHERE job_name = 'commits';
 SELECT floe.unschedule('sets');
 SELECT floe.unschedule('become');
+SELECT floe.unschedule('commits');
 
 -- unschedule; history is pruned by age (floe.job_history_retention).
 SELECT floe.unschedule('tick');

@@ -580,6 +580,7 @@ pub fn due_jobs() -> Result<Vec<(i64, bool)>, FloeError> {
 /// Runs the job's command in a subtransaction as `owner`, under `max_runtime`.
 fn execute_as(job: &Job, owner: pg_sys::Oid) -> (Outcome, Option<String>) {
     let limit_ms = (job.max_runtime_us / 1000).clamp(0, i64::from(c_int::MAX)) as c_int;
+    let started = std::time::Instant::now();
     let result = subxact::run(|| {
         // The subtransaction restores user id, security context and settings if the command
         // fails; on success the settings the job changed (SET, SET LOCAL, set_config) are
@@ -611,12 +612,16 @@ fn execute_as(job: &Job, owner: pg_sys::Oid) -> (Outcome, Option<String>) {
         // SAFETY: disabling an inactive timeout is a no-op.
         unsafe { timeout::disable_timeout(timeout::STATEMENT_TIMEOUT, false) };
     }
+    // A cancel at or after max_runtime is ours (whatever the message's language).
+    let past_limit = limit_ms > 0 && started.elapsed().as_millis() >= limit_ms as u128;
     match result {
         Ok(Ok(())) => (Outcome::Succeeded, None),
+        Ok(Err(pgrx::spi::SpiError::SpiError(pgrx::spi::SpiErrorCodes::Transaction))) => (
+            Outcome::Failed,
+            Some("transaction control (COMMIT, ROLLBACK, PREPARE TRANSACTION) cannot be used in a job".into()),
+        ),
         Ok(Err(e)) => (Outcome::Failed, Some(e.to_string())),
-        Err(caught)
-            if caught.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
-                && caught.message.contains("statement timeout") =>
+        Err(caught) if caught.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED && past_limit =>
         {
             (
                 Outcome::TimedOut,

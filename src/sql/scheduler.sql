@@ -63,7 +63,10 @@ CREATE POLICY job_runs_own ON floe.job_runs
     USING (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
                     WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER')))
     WITH CHECK (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
-                         WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER')));
+                         WHERE r.rolname = owner AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
+                -- a run belongs to a job of the same owner: no fake runs for others' jobs
+                AND EXISTS (SELECT 1 FROM floe.jobs j
+                             WHERE j.jobid = job_runs.jobid AND j.owner = job_runs.owner));
 GRANT SELECT, INSERT, UPDATE, DELETE ON floe.jobs, floe.job_runs TO PUBLIC;
 
 -- Built-in jobs are rows like any other: visible, pausable and retimable with alter_job.
