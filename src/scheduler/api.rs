@@ -401,11 +401,7 @@ fn run_one(jobid: i64, manual: bool, pre_run: Option<i64>) -> Result<RunResult, 
         )?
         .unwrap_or(false);
         if skipped {
-            let now = now_us()?;
-            let next = parse_schedule(&job.schedule)
-                .ok()
-                .and_then(|s| s.next_after(now, job.anchor_us))
-                .unwrap_or(now.saturating_add(3_600_000_000));
+            let next = next_regular(&job, now_us()?);
             Spi::run_with_args(
                 "UPDATE floe.jobs SET next_run = pg_catalog.to_timestamp($2::float8 / 1000000) WHERE jobid = $1",
                 &[jobid.into(), next.into()],
@@ -439,10 +435,7 @@ fn run_one(jobid: i64, manual: bool, pre_run: Option<i64>) -> Result<RunResult, 
     let (next_run, attempt) = if manual {
         (None, job.attempt)
     } else {
-        let regular = parse_schedule(&job.schedule)
-            .ok()
-            .and_then(|s| s.next_after(finished, job.anchor_us))
-            .unwrap_or(finished.saturating_add(3_600_000_000));
+        let regular = next_regular(&job, finished);
         let (next, attempt) = retry::after_run(
             outcome,
             job.attempt,
@@ -474,6 +467,15 @@ fn run_one(jobid: i64, manual: bool, pre_run: Option<i64>) -> Result<RunResult, 
         ],
     )?;
     Ok(RunResult::Ran(outcome))
+}
+
+/// The job's next regular run after `now` (an hour on, should its stored schedule no longer
+/// parse, so that a broken row cannot make the worker spin).
+fn next_regular(job: &Job, now: i64) -> i64 {
+    parse_schedule(&job.schedule)
+        .ok()
+        .and_then(|s| s.next_after(now, job.anchor_us))
+        .unwrap_or(now.saturating_add(3_600_000_000))
 }
 
 /// Records the start of a run of `job` and returns its id.
@@ -668,11 +670,7 @@ pub fn run_due() -> Result<i64, FloeError> {
 fn record_skip(jobid: i64) -> Result<(), FloeError> {
     let row = load_job(jobid)?;
     let Some(job) = row else { return Ok(()) };
-    let now = now_us()?;
-    let next = parse_schedule(&job.schedule)
-        .ok()
-        .and_then(|s| s.next_after(now, job.anchor_us))
-        .unwrap_or(now.saturating_add(3_600_000_000));
+    let next = next_regular(&job, now_us()?);
     Spi::run_with_args(
         "INSERT INTO floe.job_runs (jobid, job_name, owner, attempt, started_at, finished_at, status, error)
          SELECT $1, $2, $3::name, $4, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp(), 'skipped',

@@ -174,12 +174,12 @@ pub extern "C-unwind" fn floe_launcher_main(_arg: pg_sys::Datum) {
             Spi::connect(|client| {
                 let mut out = Vec::new();
                 let rows = client.select(
-                    "SELECT oid::int8, datname::text FROM pg_catalog.pg_database
-                      WHERE datallowconn AND NOT datistemplate
-                        AND (pg_catalog.current_setting('floe.databases') = ''
-                             OR datname = ANY (pg_catalog.string_to_array(
-                                    pg_catalog.replace(pg_catalog.current_setting('floe.databases'), ' ', ''), ',')))
-                      ORDER BY oid",
+                    &format!(
+                        "SELECT oid::int8, datname::text FROM pg_catalog.pg_database
+                          WHERE datallowconn AND NOT datistemplate AND {}
+                          ORDER BY oid",
+                        listed_in_floe_databases("datname")
+                    ),
                     None,
                     &[],
                 )?;
@@ -311,16 +311,22 @@ pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
     });
 }
 
+/// SQL: the database named by `expr` gets a scheduler under `floe.databases` (empty: all).
+fn listed_in_floe_databases(expr: &str) -> String {
+    format!(
+        "(pg_catalog.current_setting('floe.databases') = '' OR {expr} = ANY (pg_catalog.string_to_array(
+             pg_catalog.replace(pg_catalog.current_setting('floe.databases'), ' ', ''), ',')))"
+    )
+}
+
 /// Whether this database still wants a scheduler: floe is installed, and `floe.databases` is
 /// empty or lists it.
 fn extension_present() -> bool {
     BackgroundWorker::transaction(|| {
-        Spi::get_one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'floe')
-                AND (pg_catalog.current_setting('floe.databases') = ''
-                     OR pg_catalog.current_database() = ANY (pg_catalog.string_to_array(
-                            pg_catalog.replace(pg_catalog.current_setting('floe.databases'), ' ', ''), ',')))",
-        )
+        Spi::get_one::<bool>(&format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'floe') AND {}",
+            listed_in_floe_databases("pg_catalog.current_database()")
+        ))
         .ok()
         .flatten()
         .unwrap_or(false)
