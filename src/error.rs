@@ -48,6 +48,23 @@ pub enum FloeError {
         name: String,
         hint: String,
     },
+    /// 42P17 `invalid_object_definition`: the objects as they stand contradict the request
+    /// (a partition that would overlap another).
+    InvalidDefinition {
+        message: String,
+        detail: Option<String>,
+        hint: String,
+    },
+    /// 55P03 `lock_not_available`: a lock was not granted within floe's lock timeout.
+    LockNotAvailable { message: String, hint: String },
+    /// A Postgres ERROR caught on the way (in a subtransaction), passed on with its own
+    /// SQLSTATE and floe's context in front of the message.
+    Sql {
+        code: PgSqlErrorCode,
+        message: String,
+        detail: Option<String>,
+        hint: String,
+    },
     /// XX001 `data_corrupted`: stored bytes fail their own integrity checks.
     Corrupted { message: String, hint: String },
     /// 0A000 `feature_not_supported`: valid input that this build cannot handle.
@@ -67,6 +84,9 @@ impl FloeError {
             FloeError::WrongState { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             FloeError::NotFound { .. } => ERRCODE_UNDEFINED_OBJECT,
             FloeError::AlreadyExists { .. } => ERRCODE_DUPLICATE_OBJECT,
+            FloeError::InvalidDefinition { .. } => ERRCODE_INVALID_OBJECT_DEFINITION,
+            FloeError::LockNotAvailable { .. } => ERRCODE_LOCK_NOT_AVAILABLE,
+            FloeError::Sql { code, .. } => *code,
             FloeError::Corrupted { .. } => ERRCODE_DATA_CORRUPTED,
             FloeError::NotSupported { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             FloeError::Internal { .. } => ERRCODE_INTERNAL_ERROR,
@@ -88,6 +108,9 @@ impl FloeError {
             }
             FloeError::PermissionDenied { message, .. }
             | FloeError::WrongState { message, .. }
+            | FloeError::InvalidDefinition { message, .. }
+            | FloeError::LockNotAvailable { message, .. }
+            | FloeError::Sql { message, .. }
             | FloeError::Corrupted { message, .. }
             | FloeError::NotSupported { message, .. }
             | FloeError::Internal { message } => message.clone(),
@@ -103,6 +126,9 @@ impl FloeError {
             | FloeError::WrongState { hint, .. }
             | FloeError::NotFound { hint, .. }
             | FloeError::AlreadyExists { hint, .. }
+            | FloeError::InvalidDefinition { hint, .. }
+            | FloeError::LockNotAvailable { hint, .. }
+            | FloeError::Sql { hint, .. }
             | FloeError::Corrupted { hint, .. }
             | FloeError::NotSupported { hint, .. } => Some(hint.clone()),
             FloeError::Internal { .. } => Some(
@@ -116,7 +142,9 @@ impl FloeError {
     /// Supporting detail, when there is more to say than one line.
     pub fn detail(&self) -> Option<String> {
         match self {
-            FloeError::PermissionDenied { detail, .. } => detail.clone(),
+            FloeError::PermissionDenied { detail, .. }
+            | FloeError::InvalidDefinition { detail, .. }
+            | FloeError::Sql { detail, .. } => detail.clone(),
             _ => None,
         }
     }

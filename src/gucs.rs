@@ -18,6 +18,9 @@ static TENANT_ADMIN: GucSetting<bool> = GucSetting::<bool>::new(false);
 static JOB_HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(8);
 static DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+static PARTITION_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static PARTITION_LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
+static PARTITION_DRAIN_BATCH: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
 /// Registers every floe setting. Called once from `_PG_init`.
 pub fn init() {
@@ -67,7 +70,53 @@ accept every tenant's rows. Set it with SET LOCAL, for maintenance only.",
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"floe.partition_lock_timeout",
+        c"lock_timeout of each DDL step of partition maintenance.",
+        c"A step that cannot get its lock in time gives up, lets the writers queued behind it \
+through, and retries (floe.partition_lock_retries); so no writer waits longer than this.",
+        &PARTITION_LOCK_TIMEOUT,
+        1,
+        600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"floe.partition_lock_retries",
+        c"How many times partition maintenance retries a DDL step that hit its lock timeout.",
+        c"After the last retry the set is left for the next maintenance run and its error is recorded in floe.partition_sets.",
+        &PARTITION_LOCK_RETRIES,
+        0,
+        100,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"floe.partition_drain_batch",
+        c"Rows moved per statement when partition maintenance drains a default partition.",
+        c"",
+        &PARTITION_DRAIN_BATCH,
+        1,
+        10_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     reserve_prefix();
+}
+
+/// `floe.partition_lock_timeout`, in milliseconds.
+pub fn partition_lock_timeout_ms() -> i32 {
+    PARTITION_LOCK_TIMEOUT.get()
+}
+
+/// `floe.partition_lock_retries`.
+pub fn partition_lock_retries() -> i32 {
+    PARTITION_LOCK_RETRIES.get()
+}
+
+/// `floe.partition_drain_batch`.
+pub fn partition_drain_batch() -> i32 {
+    PARTITION_DRAIN_BATCH.get()
 }
 
 /// `floe.max_workers`.

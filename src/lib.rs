@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 pub mod error;
 pub mod gucs;
 pub mod health;
+pub mod partition;
 pub mod scheduler;
 pub mod sqltypes;
 pub mod subxact;

@@ -113,6 +113,7 @@ fn gather() -> Result<Vec<Check>, FloeError> {
             .any(|c| c.name == "scheduler.running" && c.status == Status::Ok);
         core.extend(crate::scheduler::health_checks(scheduler_running)?);
         core.extend(crate::tenant::health_checks()?);
+        core.extend(crate::partition::health_checks()?);
         Ok(core)
     })
 }

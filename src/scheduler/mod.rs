@@ -10,7 +10,11 @@ pub mod retry;
 
 pub use api::health_checks;
 pub mod schedule;
+mod toplevel;
 mod worker;
+
+pub use toplevel::run_top_level;
+pub use worker::is_scheduler_worker;
 
 pub use worker::SCHEDULER_TYPE;
 

@@ -246,6 +246,13 @@ fn set_slot(dboid: u32, f: impl FnOnce(&mut Slot)) {
     }
 }
 
+static IS_SCHEDULER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is a floe scheduler worker.
+pub fn is_scheduler_worker() -> bool {
+    IS_SCHEDULER.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
@@ -257,6 +264,7 @@ pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
         pg_sys::pqsignal(15, Some(postgres_die));
     }
     let dboid = arg.value() as u32;
+    IS_SCHEDULER.store(true, std::sync::atomic::Ordering::Relaxed);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(dboid)), None);
     if !extension_present() {
         set_slot(dboid, |s| {
@@ -367,6 +375,11 @@ fn run_due_jobs_once() -> bool {
                     let _ = crate::subxact::run(|| api::postpone(jobid, &e));
                 });
             }
+        }
+        // A job that asked for partition maintenance (CALL floe.run_maintenance()) gets it
+        // now, one transaction per set, outside the job's transaction.
+        if let Some((parent, as_of)) = crate::partition::take_deferred() {
+            crate::partition::run_in_worker(parent, as_of);
         }
         // Nothing a job left in this session may reach the next job (another role's):
         // temporary objects, prepared statements, session advisory locks.

@@ -1,0 +1,1076 @@
+//! SQL glue of the partition manager: `floe.create_parent`, the `floe.run_maintenance`
+//! procedure and the maintenance steps, health checks. What to create and retire is decided
+//! in `plan.rs`; this file reads the catalog, runs the DDL and maps errors.
+
+use super::checks::{self, SetFacts};
+use super::plan::{self, Child, ControlType, Range, RetentionMode, SetState, Step};
+use crate::error::{ErrorReport, FloeError};
+use crate::health::checks::Check;
+use crate::sqltypes::Name;
+use crate::{gucs, subxact};
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier as qi, quote_literal as ql};
+use pgrx::{pg_sys, PgRelation, PgSqlErrorCode};
+use std::cell::RefCell;
+
+/// The parent table of a set, as the catalog names it.
+#[derive(Debug, Clone)]
+struct Parent {
+    oid: pg_sys::Oid,
+    key: String,
+    schema: String,
+    name: String,
+    owner: pg_sys::Oid,
+}
+
+impl Parent {
+    fn qualified(&self) -> String {
+        format!("{}.{}", qi(&self.schema), qi(&self.name))
+    }
+    fn child(&self, name: &str) -> String {
+        format!("{}.{}", qi(&self.schema), qi(name))
+    }
+}
+
+/// A set's configuration plus the times of this pass, in microseconds since the epoch.
+#[derive(Debug, Clone)]
+struct SetConfig {
+    control: String,
+    control_type: ControlType,
+    step: Step,
+    premake: u32,
+    start_us: i64,
+    sub_by: Option<String>,
+    sub_values: Vec<String>,
+    cutoff_us: Option<i64>,
+    mode: RetentionMode,
+    archive_schema: Option<String>,
+    as_of_us: i64,
+}
+
+/// A child being retired by `DETACH ... CONCURRENTLY`, which only the scheduler worker can
+/// run (outside any transaction block); the rest of the retirement follows it.
+#[derive(Debug, Clone)]
+pub struct ConcurrentDetach {
+    pub owner: pg_sys::Oid,
+    pub detach_sql: String,
+    pub after_sql: Option<String>,
+}
+
+fn invalid(argument: &'static str, value: impl Into<String>, expected: &str) -> FloeError {
+    FloeError::InvalidArgument {
+        argument,
+        value: value.into(),
+        expected: expected.into(),
+    }
+}
+
+fn caught(context: &str, c: subxact::Caught) -> FloeError {
+    FloeError::Sql {
+        code: c.code,
+        message: format!("{context}: {}", c.message),
+        detail: c.detail,
+        hint: "The statement was rolled back; nothing of this step was kept.".into(),
+    }
+}
+
+fn parent_info(oid: pg_sys::Oid) -> Result<(Parent, String, bool), FloeError> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), n.nspname::text,
+                    c.relname::text, c.relowner, c.relkind::text,
+                    pg_catalog.pg_has_role(c.relowner, 'MEMBER')
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = $1",
+            Some(1),
+            &[oid.into()],
+        )?;
+        if rows.is_empty() {
+            return Err(FloeError::NotFound {
+                kind: "relation",
+                name: oid.to_u32().to_string(),
+                hint: "The table was dropped.".into(),
+            });
+        }
+        let row = rows.first();
+        Ok((
+            Parent {
+                oid,
+                key: row.get(1)?.unwrap_or_default(),
+                schema: row.get(2)?.unwrap_or_default(),
+                name: row.get(3)?.unwrap_or_default(),
+                owner: row.get(4)?.unwrap_or(pg_sys::InvalidOid),
+            },
+            row.get::<String>(5)?.unwrap_or_default(),
+            row.get::<bool>(6)?.unwrap_or(false),
+        ))
+    })
+}
+
+fn require_owner(parent: &Parent, member: bool) -> Result<(), FloeError> {
+    if member {
+        return Ok(());
+    }
+    Err(FloeError::PermissionDenied {
+        message: format!("must be owner of table {}", parent.key),
+        detail: None,
+        hint:
+            "Partition sets are managed by the owner of the parent table (or a member of its role)."
+                .into(),
+    })
+}
+
+/// The children of `parent`, with bounds in microseconds (UTC).
+fn children(parent: pg_sys::Oid, control_type: ControlType) -> Result<Vec<Child>, FloeError> {
+    let ty = match control_type {
+        ControlType::TimestampTz => "timestamptz",
+        _ => "timestamp",
+    };
+    Spi::connect(|client| {
+        let mut out = Vec::new();
+        let rows = client.select(
+            "WITH k AS (
+               SELECT c.relname::text AS name,
+                      pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' AS is_default,
+                      pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+                                              '^FOR VALUES FROM \\((.*)\\) TO \\((.*)\\)$') AS m
+                 FROM pg_catalog.pg_inherits i
+                 JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = $1)
+             SELECT name, is_default,
+                    CASE WHEN m[1] IS NULL OR m[1] = 'MINVALUE' THEN NULL
+                         WHEN $2 = 'timestamptz'
+                         THEN (extract(epoch FROM pg_catalog.btrim(m[1], '''')::timestamptz) * 1000000)::int8
+                         ELSE (extract(epoch FROM pg_catalog.btrim(m[1], '''')::timestamp) * 1000000)::int8 END,
+                    CASE WHEN m[2] IS NULL OR m[2] = 'MAXVALUE' THEN NULL
+                         WHEN $2 = 'timestamptz'
+                         THEN (extract(epoch FROM pg_catalog.btrim(m[2], '''')::timestamptz) * 1000000)::int8
+                         ELSE (extract(epoch FROM pg_catalog.btrim(m[2], '''')::timestamp) * 1000000)::int8 END
+               FROM k ORDER BY name",
+            None,
+            &[parent.into(), ty.into()],
+        )?;
+        for row in rows {
+            out.push(Child {
+                name: row.get(1)?.unwrap_or_default(),
+                is_default: row.get(2)?.unwrap_or(false),
+                lo: row.get(3)?,
+                hi: row.get(4)?,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// Runs one DDL statement under `floe.partition_lock_timeout`, retrying after a lock
+/// timeout (with a growing pause, so the writers queued behind the failed attempt get
+/// through first). Any other error is returned at once; the statement is rolled back.
+fn ddl(sql: &str) -> Result<(), FloeError> {
+    let timeout = gucs::partition_lock_timeout_ms();
+    let retries = gucs::partition_lock_retries().max(0) as u32;
+    let mut attempt = 0;
+    loop {
+        let result = subxact::run(|| {
+            // SAFETY: a nest level undone below (or by the subtransaction's abort).
+            let level = unsafe { pg_sys::NewGUCNestLevel() };
+            Spi::run(&format!("SET LOCAL lock_timeout = {timeout}"))?;
+            Spi::run(sql)?;
+            unsafe { pg_sys::AtEOXact_GUC(false, level) };
+            Ok::<_, pgrx::spi::SpiError>(())
+        });
+        match result {
+            Ok(r) => return r.map_err(FloeError::from),
+            Err(c) if c.code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE => {
+                if attempt >= retries {
+                    return Err(FloeError::LockNotAvailable {
+                        message: format!(
+                            "could not get the lock for \"{}\" within {timeout} ms, {} attempt(s)",
+                            sql.lines().next().unwrap_or(sql),
+                            attempt + 1
+                        ),
+                        hint: "Something held a conflicting lock (a long query or transaction); maintenance retries at its next run. Raise floe.partition_lock_timeout or floe.partition_lock_retries to wait longer.".into(),
+                    });
+                }
+                let ms = plan::lock_retry_delay_ms(attempt);
+                // SAFETY: a plain sleep, then the usual interrupt check.
+                unsafe { pg_sys::pg_usleep((ms * 1000) as std::ffi::c_long) };
+                check_for_interrupts!();
+                attempt += 1;
+            }
+            Err(c) => return Err(caught(sql.lines().next().unwrap_or(sql), c)),
+        }
+    }
+}
+
+/// Columns that a row move copies (no dropped or generated columns).
+fn copy_columns(parent: pg_sys::Oid) -> Result<String, FloeError> {
+    let cols = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(attname), ', ' ORDER BY attnum)
+           FROM pg_catalog.pg_attribute
+          WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''",
+        &[parent.into()],
+    )?;
+    cols.ok_or_else(|| FloeError::Internal {
+        message: "parent table has no columns".into(),
+    })
+}
+
+/// Grants on `target` (and its own partitions) the privileges others hold on the parent.
+fn copy_grants(parent: &Parent, target: &str) -> Result<(), FloeError> {
+    let grants: Vec<String> = Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select(
+            "SELECT pg_catalog.format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, t.relid::regclass,
+                        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END,
+                        CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+               FROM pg_catalog.pg_class c
+               CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+               LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+               CROSS JOIN pg_catalog.pg_partition_tree($2::regclass) t
+              WHERE c.oid = $1 AND a.grantee <> c.relowner",
+            None,
+            &[parent.oid.into(), target.into()],
+        )? {
+            if let Some(g) = row.get::<String>(1)? {
+                out.push(g);
+            }
+        }
+        Ok::<_, FloeError>(out)
+    })?;
+    for g in grants {
+        Spi::run(&g)?;
+    }
+    Ok(())
+}
+
+/// Moves rows of `[lo, hi)` from the default partition into `child`, in batches.
+fn drain_default(
+    default: &str,
+    child: &str,
+    cfg: &SetConfig,
+    cols: &str,
+    r: &Range,
+) -> Result<i64, FloeError> {
+    let lo = ql(plan::bound_text(r.lo, cfg.control_type).map_err(plan_error)?);
+    let hi = ql(plan::bound_text(r.hi, cfg.control_type).map_err(plan_error)?);
+    let col = qi(&cfg.control);
+    let batch = gucs::partition_drain_batch().max(1);
+    let sql = format!(
+        "WITH moved AS (
+           DELETE FROM {default} WHERE ctid = ANY (ARRAY(
+             SELECT ctid FROM {default} WHERE {col} >= {lo} AND {col} < {hi} LIMIT {batch}))
+           RETURNING {cols}),
+         ins AS (INSERT INTO {child} ({cols}) SELECT {cols} FROM moved RETURNING 1)
+         SELECT count(*) FROM ins"
+    );
+    let mut total = 0;
+    loop {
+        let n = Spi::get_one::<i64>(&sql)?.unwrap_or(0);
+        total += n;
+        if n < batch as i64 {
+            return Ok(total);
+        }
+    }
+}
+
+fn plan_error(e: plan::PlanError) -> FloeError {
+    match e {
+        plan::PlanError::Overlap { wanted, existing } => FloeError::InvalidDefinition {
+            message: format!("partition \"{wanted}\" would overlap existing partition \"{existing}\""),
+            detail: None,
+            hint: format!("Detach or drop \"{existing}\", or give floe.create_parent a start after it; floe does not adopt partitions with other bounds."),
+        },
+        other => FloeError::InvalidArgument {
+            argument: "part_interval",
+            value: other.to_string(),
+            expected: "an interval floe can align to the calendar".into(),
+        },
+    }
+}
+
+/// Creates one child as a plain table with the partition constraint as a CHECK, fills it
+/// from the default partition, ATTACHes it (no validation scan, SHARE UPDATE EXCLUSIVE on
+/// the parent), drops the CHECK, and carries grants and tenant isolation over.
+fn create_child(
+    parent: &Parent,
+    cfg: &SetConfig,
+    r: &Range,
+    default: Option<&str>,
+) -> Result<(), FloeError> {
+    let child = parent.child(&r.name);
+    let col = qi(&cfg.control);
+    let lo = ql(plan::bound_text(r.lo, cfg.control_type).map_err(plan_error)?);
+    let hi = ql(plan::bound_text(r.hi, cfg.control_type).map_err(plan_error)?);
+    let sub = cfg
+        .sub_by
+        .as_ref()
+        .map(|s| format!(" PARTITION BY LIST ({})", qi(s)))
+        .unwrap_or_default();
+    Spi::run(&format!(
+        "CREATE TABLE {child} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE \
+         INCLUDING COMMENTS INCLUDING GENERATED INCLUDING COMPRESSION INCLUDING STATISTICS){sub}",
+        parent.qualified()
+    ))?;
+    if cfg.sub_by.is_some() {
+        let suffixes = plan::value_suffixes(&cfg.sub_values).map_err(|(a, b)| {
+            invalid(
+                "sub_partition_values",
+                format!("{a}, {b}"),
+                "values with distinct names",
+            )
+        })?;
+        for (value, suffix) in cfg.sub_values.iter().zip(suffixes) {
+            Spi::run(&format!(
+                "CREATE TABLE {} PARTITION OF {child} FOR VALUES IN ({})",
+                parent.child(&plan::child_name(&r.name, &suffix)),
+                ql(value)
+            ))?;
+        }
+        Spi::run(&format!(
+            "CREATE TABLE {} PARTITION OF {child} DEFAULT",
+            parent.child(&plan::child_name(&r.name, "default"))
+        ))?;
+    }
+    let check = qi(plan::child_name(&r.name, "floe_bounds"));
+    Spi::run(&format!(
+        "ALTER TABLE {child} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL AND {col} >= {lo} AND {col} < {hi})"
+    ))?;
+    let cols = copy_columns(parent.oid)?;
+    let attach = format!(
+        "ALTER TABLE {} ATTACH PARTITION {child} FOR VALUES FROM ({lo}) TO ({hi})",
+        parent.qualified()
+    );
+    // A writer can put a row for this range into the default partition between the drain
+    // and the attach; the attach then fails its check and the pair is tried again.
+    let mut tries = 0;
+    loop {
+        if let Some(default) = default {
+            drain_default(default, &child, cfg, &cols, r)?;
+        }
+        match ddl(&attach) {
+            Err(FloeError::Sql { code, .. })
+                if code == PgSqlErrorCode::ERRCODE_CHECK_VIOLATION
+                    && default.is_some()
+                    && tries < 3 =>
+            {
+                tries += 1;
+            }
+            other => {
+                other?;
+                break;
+            }
+        }
+    }
+    ddl(&format!("ALTER TABLE {child} DROP CONSTRAINT {check}"))?;
+    copy_grants(parent, &child)?;
+    crate::tenant::apply_to_partitions(parent.oid)?;
+    Ok(())
+}
+
+fn default_partition_of(parent: &Parent, kids: &[Child]) -> Option<String> {
+    kids.iter()
+        .find(|c| c.is_default)
+        .map(|c| parent.child(&c.name))
+}
+
+fn load_config(
+    key: &str,
+    as_of: Option<TimestampWithTimeZone>,
+) -> Result<Option<SetConfig>, FloeError> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT control::text, control_type, part_interval, premake,
+                    (extract(epoch FROM start_at) * 1000000)::int8, default_partition,
+                    sub_partition_by::text, sub_partition_values,
+                    (extract(epoch FROM coalesce($2, pg_catalog.now()) - retention) * 1000000)::int8,
+                    retention_mode, archive_schema::text,
+                    (extract(epoch FROM coalesce($2, pg_catalog.now())) * 1000000)::int8
+               FROM floe.partition_sets WHERE parent = $1",
+            Some(1),
+            &[key.into(), as_of.into()],
+        )?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let row = rows.first();
+        let iv: Interval = row.get(3)?.ok_or_else(|| FloeError::Internal {
+            message: "partition set without interval".into(),
+        })?;
+        let step = Step::from_interval(iv.months(), iv.days(), iv.micros()).map_err(plan_error)?;
+        let control_type = ControlType::parse(&row.get::<String>(2)?.unwrap_or_default())
+            .ok_or_else(|| FloeError::Internal {
+                message: "partition set with an unknown control type".into(),
+            })?;
+        Ok(Some(SetConfig {
+            control: row.get(1)?.unwrap_or_default(),
+            control_type,
+            step,
+            premake: row.get::<i32>(4)?.unwrap_or(0).max(0) as u32,
+            start_us: row.get(5)?.unwrap_or(0),
+            sub_by: row.get(7)?,
+            sub_values: row.get::<Vec<String>>(8)?.unwrap_or_default(),
+            cutoff_us: row.get(9)?,
+            mode: RetentionMode::parse(&row.get::<String>(10)?.unwrap_or_default())
+                .unwrap_or(RetentionMode::Detach),
+            archive_schema: row.get(11)?,
+            as_of_us: row.get(12)?.unwrap_or(0),
+        }))
+    })
+}
+
+/// Runs `f` as the parent's owner (children are then owned by it, and no trigger or default
+/// expression of the table runs with the maintainer's rights).
+fn as_owner<T>(
+    owner: pg_sys::Oid,
+    f: impl FnOnce() -> Result<T, FloeError>,
+) -> Result<T, FloeError> {
+    let (mut saved_user, mut saved_ctx) = (pg_sys::InvalidOid, 0);
+    // SAFETY: saved and restored around `f`; an ERROR's (sub)transaction abort restores too.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let out = f();
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx) };
+    out
+}
+
+/// What one pass over a set did.
+#[derive(Debug, Default)]
+struct Pass {
+    created: usize,
+    retired: usize,
+    concurrent: Vec<ConcurrentDetach>,
+}
+
+/// One maintenance pass over a set, in the caller's transaction: create what is missing,
+/// then (only if every wanted child exists) retire what is past retention.
+fn maintain(
+    key: &str,
+    as_of: Option<TimestampWithTimeZone>,
+    in_worker: bool,
+) -> Result<Pass, FloeError> {
+    let Some(oid) = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT pg_catalog.to_regclass($1)::oid",
+        &[key.into()],
+    )?
+    else {
+        pgrx::log!("floe: forgetting partition set {key}: its parent table no longer exists");
+        Spi::run_with_args(
+            "DELETE FROM floe.partition_sets WHERE parent = $1",
+            &[key.into()],
+        )?;
+        return Ok(Pass::default());
+    };
+    let Some(cfg) = load_config(key, as_of)? else {
+        return Ok(Pass::default());
+    };
+    let (parent, _, member) = parent_info(oid)?;
+    require_owner(&parent, member)?;
+    as_owner(parent.owner, || {
+        let mut pass = Pass::default();
+        let kids = children(oid, cfg.control_type)?;
+        let state = SetState {
+            base: &parent.name,
+            step: cfg.step,
+            premake: cfg.premake,
+            start: cfg.start_us,
+            retain_after: cfg.cutoff_us,
+            children: &kids,
+        };
+        let p = plan::plan(&state, cfg.as_of_us).map_err(plan_error)?;
+        let default = default_partition_of(&parent, &kids);
+        for r in &p.create {
+            create_child(&parent, &cfg, r, default.as_deref())?;
+            pass.created += 1;
+        }
+        if !p.complete {
+            return Ok(pass);
+        }
+        let pending = pending_detach(oid)?;
+        for name in &p.retire {
+            let child = parent.child(name);
+            let after = match cfg.mode {
+                RetentionMode::Detach => None,
+                RetentionMode::Drop => Some(format!("DROP TABLE {child}")),
+                RetentionMode::Archive => Some(format!(
+                    "ALTER TABLE {child} SET SCHEMA {}",
+                    qi(cfg.archive_schema.as_deref().unwrap_or("public"))
+                )),
+            };
+            if pending.contains(name) {
+                // A concurrent detach that was interrupted (timeout, crash): finish it.
+                ddl(&format!(
+                    "ALTER TABLE {} DETACH PARTITION {child} FINALIZE",
+                    parent.qualified()
+                ))?;
+            } else if in_worker && default.is_none() {
+                pass.concurrent.push(ConcurrentDetach {
+                    owner: parent.owner,
+                    detach_sql: format!(
+                        "ALTER TABLE {} DETACH PARTITION {child} CONCURRENTLY",
+                        parent.qualified()
+                    ),
+                    after_sql: after,
+                });
+                continue;
+            } else {
+                ddl(&format!(
+                    "ALTER TABLE {} DETACH PARTITION {child}",
+                    parent.qualified()
+                ))?;
+            }
+            if let Some(sql) = after {
+                ddl(&sql)?;
+            }
+            pass.retired += 1;
+        }
+        Ok(pass)
+    })
+}
+
+/// Children whose `DETACH ... CONCURRENTLY` was interrupted.
+fn pending_detach(parent: pg_sys::Oid) -> Result<Vec<String>, FloeError> {
+    Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select(
+            "SELECT c.relname::text FROM pg_catalog.pg_inherits i
+               JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = $1 AND i.inhdetachpending",
+            None,
+            &[parent.into()],
+        )? {
+            if let Some(n) = row.get::<String>(1)? {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Records the outcome of a pass in `floe.partition_sets`.
+fn record(key: &str, error: Option<&str>) -> Result<(), FloeError> {
+    Spi::run_with_args(
+        "UPDATE floe.partition_sets SET last_maintenance = pg_catalog.clock_timestamp(), last_error = $2
+          WHERE parent = $1",
+        &[key.into(), error.into()],
+    )?;
+    Ok(())
+}
+
+/// One set, its errors caught and recorded: one failing set does not stop the others.
+fn maintain_recorded(
+    key: &str,
+    as_of: Option<TimestampWithTimeZone>,
+    in_worker: bool,
+) -> (Option<String>, Vec<ConcurrentDetach>) {
+    let outcome = subxact::run(|| maintain(key, as_of, in_worker));
+    let (error, concurrent) = match outcome {
+        Ok(Ok(pass)) => (None, pass.concurrent),
+        Ok(Err(e)) => (Some(e.to_string()), Vec::new()),
+        Err(c) => (Some(c.describe()), Vec::new()),
+    };
+    if let Some(e) = &error {
+        pgrx::warning!("floe: partition maintenance of {key} failed: {e}");
+    }
+    // With concurrent detaches still to run, the worker records the set after them.
+    if concurrent.is_empty() {
+        record_caught(key, error.as_deref());
+    }
+    (error, concurrent)
+}
+
+fn record_caught(key: &str, error: Option<&str>) {
+    match subxact::run(|| record(key, error)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => pgrx::warning!("floe: could not record maintenance of {key}: {e}"),
+        Err(c) => pgrx::warning!(
+            "floe: could not record maintenance of {key}: {}",
+            c.describe()
+        ),
+    }
+}
+
+/// The sets a maintenance run covers: one parent, or every automatic set the caller may see.
+fn set_keys(parent: Option<pg_sys::Oid>) -> Result<Vec<String>, FloeError> {
+    Spi::connect(|client| {
+        let mut out = Vec::new();
+        let rows = match parent {
+            Some(oid) => client.select(
+                "SELECT floe.partition_set_key($1::regclass)",
+                None,
+                &[oid.into()],
+            )?,
+            None => client.select(
+                "SELECT parent FROM floe.partition_sets WHERE automatic ORDER BY parent",
+                None,
+                &[],
+            )?,
+        };
+        for row in rows {
+            if let Some(k) = row.get::<String>(1)? {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    })
+}
+
+thread_local! {
+    /// A maintenance run the scheduler worker was asked for (by its built-in job) and runs
+    /// after that job's transaction, one transaction per set.
+    static DEFERRED: RefCell<Option<(Option<pg_sys::Oid>, Option<TimestampWithTimeZone>)>> = const { RefCell::new(None) };
+}
+
+/// Called by the scheduler worker after each job: a deferred maintenance run, if any.
+pub fn take_deferred() -> Option<(Option<pg_sys::Oid>, Option<TimestampWithTimeZone>)> {
+    DEFERRED.with(|d| d.borrow_mut().take())
+}
+
+/// The maintenance of the scheduler worker: each set in its own transaction, retired
+/// children of sets without a default partition detached CONCURRENTLY as top-level
+/// statements.
+pub fn run_in_worker(parent: Option<pg_sys::Oid>, as_of: Option<TimestampWithTimeZone>) {
+    use pgrx::bgworkers::BackgroundWorker;
+    let keys = BackgroundWorker::transaction(|| subxact::run(|| set_keys(parent)));
+    let keys = match keys {
+        Ok(Ok(k)) => k,
+        Ok(Err(e)) => {
+            pgrx::warning!("floe: partition maintenance could not list its sets: {e}");
+            return;
+        }
+        Err(c) => {
+            pgrx::warning!(
+                "floe: partition maintenance could not list its sets: {}",
+                c.describe()
+            );
+            return;
+        }
+    };
+    for key in keys {
+        let (_, concurrent) =
+            BackgroundWorker::transaction(|| maintain_recorded(&key, as_of, true));
+        if concurrent.is_empty() {
+            continue;
+        }
+        let mut first_error = None;
+        for d in concurrent {
+            let detached = crate::scheduler::run_top_level(
+                &d.detach_sql,
+                d.owner,
+                gucs::partition_lock_timeout_ms(),
+            );
+            let error = match detached {
+                Err(e) => Some(format!("{}: {e}", d.detach_sql)),
+                Ok(()) => match &d.after_sql {
+                    None => None,
+                    Some(sql) => BackgroundWorker::transaction(|| {
+                        match subxact::run(|| as_owner(d.owner, || ddl(sql))) {
+                            Ok(Ok(())) => None,
+                            Ok(Err(e)) => Some(e.to_string()),
+                            Err(c) => Some(c.describe()),
+                        }
+                    }),
+                },
+            };
+            if let Some(e) = error {
+                pgrx::warning!("floe: partition retirement in {key} failed: {e}");
+                // Only one detach can be pending per parent: the rest waits for next run.
+                first_error = Some(e);
+                break;
+            }
+        }
+        BackgroundWorker::transaction(|| record_caught(&key, first_error.as_deref()));
+    }
+}
+
+/// `CALL floe.run_maintenance(parent, as_of)`: outside a transaction block each set is
+/// maintained and committed on its own; inside one (or from a function) all sets share the
+/// caller's transaction, each in a subtransaction.
+///
+/// # Safety
+/// Called by the function manager with a valid `fcinfo` for a procedure of two arguments.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn floe_run_maintenance(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: argument access through the function manager's own structures.
+    let (parent, as_of, nonatomic) = unsafe {
+        let parent: Option<pg_sys::Oid> = pgrx::fcinfo::pg_getarg(fcinfo, 0);
+        let as_of: Option<TimestampWithTimeZone> = pgrx::fcinfo::pg_getarg(fcinfo, 1);
+        let ctx = (*fcinfo).context;
+        let nonatomic = !ctx.is_null()
+            && (*ctx).type_ == pg_sys::NodeTag::T_CallContext
+            && !(*(ctx as *mut pg_sys::CallContext)).atomic;
+        (parent, as_of, nonatomic)
+    };
+    if !nonatomic && crate::scheduler::is_scheduler_worker() {
+        // The worker's job runs inside a transaction; it runs the sets right after it,
+        // each in its own transaction.
+        DEFERRED.with(|d| *d.borrow_mut() = Some((parent, as_of)));
+        return pg_sys::Datum::from(0);
+    }
+    let keys = match set_keys(parent) {
+        Ok(k) => k,
+        Err(e) => e.raise(),
+    };
+    if !nonatomic {
+        for key in &keys {
+            let _ = maintain_recorded(key, as_of, false);
+        }
+        return pg_sys::Datum::from(0);
+    }
+    // SAFETY: a non-atomic CALL may commit through a non-atomic SPI connection, as PL/pgSQL's
+    // COMMIT does; each set runs under a fresh snapshot in its own transaction.
+    unsafe {
+        pg_sys::SPI_connect_ext(pg_sys::SPI_OPT_NONATOMIC as i32);
+        for key in &keys {
+            pg_sys::SPI_commit();
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            let _ = maintain_recorded(key, as_of, false);
+            pg_sys::PopActiveSnapshot();
+        }
+        pg_sys::SPI_commit();
+        pg_sys::SPI_finish();
+    }
+    pg_sys::Datum::from(0)
+}
+
+/// The function-manager record of `floe_run_maintenance` (version 1 calling convention).
+#[no_mangle]
+pub extern "C" fn pg_finfo_floe_run_maintenance() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, FloeError> {
+    value.ok_or_else(|| invalid(argument, "NULL", "a value (this argument cannot be NULL)"))
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile)]
+fn create_parent(
+    parent: Option<PgRelation>,
+    control: Option<Name>,
+    part_interval: default!(Option<Interval>, "'1 month'"),
+    premake: default!(Option<i32>, 4),
+    start: default!(Option<TimestampWithTimeZone>, "NULL"),
+    default_partition: default!(Option<bool>, true),
+    sub_partition_by: default!(Option<Name>, "NULL"),
+    sub_partition_values: default!(Option<Vec<String>>, "NULL"),
+) -> Result<i32, ErrorReport> {
+    Ok(create_set(
+        parent,
+        control,
+        part_interval,
+        premake,
+        start,
+        default_partition,
+        sub_partition_by,
+        sub_partition_values,
+    )?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_set(
+    parent: Option<PgRelation>,
+    control: Option<Name>,
+    part_interval: Option<Interval>,
+    premake: Option<i32>,
+    start: Option<TimestampWithTimeZone>,
+    default_partition: Option<bool>,
+    sub_partition_by: Option<Name>,
+    sub_partition_values: Option<Vec<String>>,
+) -> Result<i32, FloeError> {
+    let rel = required(parent, "parent")?;
+    let control = required(control, "control")?.0;
+    let interval = required(part_interval, "part_interval")?;
+    let premake = required(premake, "premake")?;
+    let default_partition = required(default_partition, "default_partition")?;
+    let (parent, relkind, member) = parent_info(rel.oid())?;
+    drop(rel);
+    require_owner(&parent, member)?;
+    if relkind != "p" {
+        return Err(invalid(
+            "parent",
+            &parent.key,
+            "a table declared PARTITION BY RANGE (control), e.g. CREATE TABLE t (...) PARTITION BY RANGE (created_at)",
+        )
+        );
+    }
+    // The partition key: one plain column, by range.
+    let key = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT p.partstrat::text, p.partnatts::int,
+                    (SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]),
+                    (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = p.partrelid AND a.attname = $2 AND NOT a.attisdropped)
+               FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid = $1",
+            Some(1),
+            &[parent.oid.into(), control.as_str().into()],
+        )?;
+        let row = rows.first();
+        Ok::<_, FloeError>((
+            row.get::<String>(1)?.unwrap_or_default(),
+            row.get::<i32>(2)?.unwrap_or(0),
+            row.get::<String>(3)?,
+            row.get::<String>(4)?,
+        ))
+    })?;
+    let (strategy, natts, key_column, control_type_name) = key;
+    let Some(control_type_name) = control_type_name else {
+        return Err(FloeError::UndefinedColumn {
+            table: parent.key.clone(),
+            column: control,
+            hint: "Name the column the table is partitioned by.".into(),
+        });
+    };
+    if strategy != "r" || natts != 1 || key_column.as_deref() != Some(control.as_str()) {
+        return Err(invalid(
+            "control",
+            &control,
+            &format!(
+                "the single column {} is partitioned by RANGE on (floe manages PARTITION BY RANGE (control) on one column)",
+                parent.key
+            ),
+        )
+        );
+    }
+    let Some(control_type) = ControlType::parse(&control_type_name) else {
+        return Err(invalid(
+            "control",
+            format!("{control} ({control_type_name})"),
+            "a column of type timestamptz, timestamp or date",
+        ));
+    };
+    let step = Step::from_interval(interval.months(), interval.days(), interval.micros())
+        .map_err(plan_error)?;
+    step.check_control(control_type).map_err(|e| {
+        invalid(
+            "part_interval",
+            e.to_string(),
+            "whole days or months for a date column",
+        )
+    })?;
+    if !(0..=1000).contains(&premake) {
+        return Err(invalid(
+            "premake",
+            premake.to_string(),
+            "0 to 1000 partitions ahead",
+        ));
+    }
+    let sub_by = sub_partition_by.map(|n| n.0);
+    let sub_values = sub_partition_values.unwrap_or_default();
+    if let Some(sub) = &sub_by {
+        if sub == &control {
+            return Err(invalid(
+                "sub_partition_by",
+                sub,
+                "a column other than the control column",
+            ));
+        }
+        let exists = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
+            &[parent.oid.into(), sub.as_str().into()],
+        )?
+        .unwrap_or(false);
+        if !exists {
+            return Err(FloeError::UndefinedColumn {
+                table: parent.key.clone(),
+                column: sub.clone(),
+                hint: "sub_partition_by names the column each partition is LIST-partitioned by."
+                    .into(),
+            });
+        }
+        if sub_values.is_empty() {
+            return Err(invalid(
+                "sub_partition_values",
+                "{}",
+                "the list values, one sub-partition each (a default sub-partition is added)",
+            ));
+        }
+        plan::value_suffixes(&sub_values).map_err(|(a, b)| {
+            invalid(
+                "sub_partition_values",
+                format!("{a}, {b}"),
+                "values that give distinct partition names",
+            )
+        })?;
+    } else if !sub_values.is_empty() {
+        return Err(invalid(
+            "sub_partition_by",
+            "NULL",
+            "a column when sub_partition_values are given",
+        ));
+    }
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM floe.partition_sets WHERE parent = $1)",
+        &[parent.key.as_str().into()],
+    )?
+    .unwrap_or(false);
+    if exists {
+        return Err(FloeError::AlreadyExists {
+            kind: "partition set",
+            name: parent.key.clone(),
+            hint: "Change it in floe.partition_sets, or floe.remove_parent() it first.".into(),
+        });
+    }
+    // Plan first: an overlap is reported before anything is changed.
+    let as_of =
+        Spi::get_one::<i64>("SELECT (extract(epoch FROM pg_catalog.now()) * 1000000)::int8")?
+            .unwrap_or(0);
+    let start_us = match start {
+        Some(ts) => Spi::get_one_with_args::<i64>(
+            "SELECT (extract(epoch FROM $1::timestamptz) * 1000000)::int8",
+            &[ts.into()],
+        )?
+        .unwrap_or(as_of),
+        None => as_of,
+    };
+    let start_us = step.floor(start_us.min(as_of)).map_err(plan_error)?;
+    let kids = children(parent.oid, control_type)?;
+    let state = SetState {
+        base: &parent.name,
+        step,
+        premake: premake as u32,
+        start: start_us,
+        retain_after: None,
+        children: &kids,
+    };
+    let p = plan::plan(&state, as_of).map_err(plan_error)?;
+    let type_text = match control_type {
+        ControlType::TimestampTz => "timestamptz",
+        ControlType::Timestamp => "timestamp",
+        ControlType::Date => "date",
+    };
+    Spi::run_with_args(
+        "INSERT INTO floe.partition_sets (parent, control, control_type, part_interval, premake, start_at,
+                                          default_partition, sub_partition_by, sub_partition_values)
+         VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6::float8 / 1000000), $7, $8, $9)",
+        &[
+            parent.key.as_str().into(),
+            control.as_str().into(),
+            type_text.into(),
+            interval.into(),
+            premake.into(),
+            start_us.into(),
+            default_partition.into(),
+            sub_by.clone().into(),
+            sub_by.as_ref().map(|_| sub_values.clone()).into(),
+        ],
+    )?;
+    let cfg = SetConfig {
+        control,
+        control_type,
+        step,
+        premake: premake as u32,
+        start_us,
+        sub_by,
+        sub_values,
+        cutoff_us: None,
+        mode: RetentionMode::Detach,
+        archive_schema: None,
+        as_of_us: as_of,
+    };
+    let mut default = default_partition_of(&parent, &kids);
+    if default_partition && default.is_none() {
+        let name = parent.child(&plan::child_name(&parent.name, "default"));
+        ddl(&format!(
+            "CREATE TABLE {name} PARTITION OF {} DEFAULT",
+            parent.qualified()
+        ))?;
+        copy_grants(&parent, &name)?;
+        crate::tenant::apply_to_partitions(parent.oid)?;
+        default = Some(name);
+    }
+    for r in &p.create {
+        create_child(&parent, &cfg, r, default.as_deref())?;
+    }
+    Ok(p.create.len() as i32)
+}
+
+/// The facts `floe.health()` needs about each set the caller can see.
+pub fn health_checks() -> Result<Vec<Check>, FloeError> {
+    let sets = Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select(
+            "SELECT s.parent, r.oid IS NOT NULL, s.premake, s.last_error,
+                    (SELECT count(*) FROM floe.partitions(r.oid) p
+                      WHERE NOT p.is_default AND p.lower_bound IS NOT NULL
+                        AND pg_catalog.btrim(p.lower_bound, '''') NOT IN ('MINVALUE', 'MAXVALUE')
+                        AND CASE WHEN s.control_type = 'timestamptz'
+                                 THEN pg_catalog.btrim(p.lower_bound, '''')::timestamptz > pg_catalog.now()
+                                 ELSE pg_catalog.btrim(p.lower_bound, '''')::timestamp > (pg_catalog.now() AT TIME ZONE 'UTC') END),
+                    (SELECT count(*) FROM floe.partitions(r.oid) p
+                      WHERE NOT p.is_default AND p.lower_bound IS NOT NULL
+                        AND pg_catalog.btrim(p.lower_bound, '''') NOT IN ('MINVALUE', 'MAXVALUE')
+                        AND pg_catalog.btrim(p.upper_bound, '''') NOT IN ('MINVALUE', 'MAXVALUE')
+                        AND CASE WHEN s.control_type = 'timestamptz'
+                                 THEN pg_catalog.now() >= pg_catalog.btrim(p.lower_bound, '''')::timestamptz
+                                  AND pg_catalog.now() < pg_catalog.btrim(p.upper_bound, '''')::timestamptz
+                                 ELSE (pg_catalog.now() AT TIME ZONE 'UTC') >= pg_catalog.btrim(p.lower_bound, '''')::timestamp
+                                  AND (pg_catalog.now() AT TIME ZONE 'UTC') < pg_catalog.btrim(p.upper_bound, '''')::timestamp END) > 0,
+                    (SELECT d.oid FROM floe.partitions(r.oid) p JOIN pg_catalog.pg_class d ON d.oid = p.partition
+                      WHERE p.is_default)
+               FROM floe.partition_sets s
+               LEFT JOIN pg_catalog.pg_class r ON r.oid = pg_catalog.to_regclass(s.parent)
+              ORDER BY s.parent",
+            None,
+            &[],
+        )? {
+            let default: Option<pg_sys::Oid> = row.get(7)?;
+            out.push((
+                SetFacts {
+                    parent: row.get(1)?.unwrap_or_default(),
+                    parent_exists: row.get(2)?.unwrap_or(false),
+                    premake: row.get::<i32>(3)?.unwrap_or(0) as i64,
+                    last_error: row.get(4)?,
+                    future_children: row.get(5)?.unwrap_or(0),
+                    has_current: row.get(6)?.unwrap_or(false),
+                    default_has_rows: false,
+                },
+                default,
+            ));
+        }
+        Ok::<_, FloeError>(out)
+    })?;
+    let mut facts = Vec::with_capacity(sets.len());
+    for (mut f, default) in sets {
+        if let Some(d) = default {
+            let name = Spi::get_one_with_args::<String>("SELECT $1::regclass::text", &[d.into()])?
+                .unwrap_or_default();
+            let any = subxact::run(|| {
+                Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT 1 FROM {name})"))
+            });
+            // A default partition the caller may not read is reported as unknown (no rows).
+            f.default_has_rows = matches!(any, Ok(Ok(Some(true))));
+        }
+        facts.push(f);
+    }
+    Ok(vec![
+        checks::premake_check(&facts),
+        checks::default_rows_check(&facts),
+        checks::maintenance_check(&facts),
+    ])
+}
+
+extension_sql_file!(
+    "../sql/partition.sql",
+    name = "partition_sql",
+    requires = ["scheduler_sql"]
+);
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION floe.create_parent(regclass, name, interval, integer, timestamptz, boolean, name, text[]) IS
+  'Manages a table declared PARTITION BY RANGE (control) as a floe partition set: creates the default partition and the partitions from start through premake intervals ahead (names <parent>_YYYY_MM for months); with sub_partition_by each partition is LIST-partitioned by that column. Returns how many partitions it created.';
+"#,
+    name = "partition_comments",
+    requires = [create_parent, "partition_sql"],
+);
