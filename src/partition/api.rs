@@ -46,6 +46,9 @@ struct SetConfig {
     mode: RetentionMode,
     archive_schema: Option<String>,
     as_of_us: i64,
+    /// The superuser running maintenance, who moves rows out of the default partition
+    /// (rows that only change partition fire no user trigger and see every tenant).
+    drain_as: Option<pg_sys::Oid>,
 }
 
 /// A child being retired by `DETACH ... CONCURRENTLY`, which only the scheduler worker can
@@ -264,13 +267,28 @@ fn drain_default(
          ins AS (INSERT INTO {child} ({cols}) SELECT {cols} FROM moved RETURNING 1)
          SELECT count(*) FROM ins"
     );
-    let mut total = 0;
-    loop {
-        let n = Spi::get_one::<i64>(&sql)?.unwrap_or(0);
-        total += n;
-        if n < batch as i64 {
-            return Ok(total);
+    let drain = || -> Result<i64, FloeError> {
+        let mut total = 0;
+        loop {
+            let n = Spi::get_one::<i64>(&sql)?.unwrap_or(0);
+            total += n;
+            if n < batch as i64 {
+                return Ok(total);
+            }
         }
+    };
+    match cfg.drain_as {
+        // A row moving between partitions of one table is not a new row: no user trigger
+        // (audit, tenant guard) fires and row security does not hide any tenant's rows.
+        Some(user) => as_owner(user, || {
+            // SAFETY: a nest level undone below (or by the enclosing subtransaction's abort).
+            let level = unsafe { pg_sys::NewGUCNestLevel() };
+            Spi::run("SET LOCAL session_replication_role = replica")?;
+            let moved = drain();
+            unsafe { pg_sys::AtEOXact_GUC(false, level) };
+            moved
+        }),
+        None => drain(),
     }
 }
 
@@ -415,8 +433,15 @@ fn load_config(
                 .unwrap_or(RetentionMode::Detach),
             archive_schema: row.get(11)?,
             as_of_us: row.get(12)?.unwrap_or(0),
+            drain_as: None,
         }))
     })
+}
+
+/// The current user when it is a superuser (see `SetConfig::drain_as`).
+fn maintainer_if_superuser() -> Option<pg_sys::Oid> {
+    // SAFETY: plain reads of the backend's user state.
+    unsafe { pg_sys::superuser().then(|| pg_sys::GetUserId()) }
 }
 
 /// Runs `f` as the parent's owner (children are then owned by it, and no trigger or default
@@ -466,9 +491,10 @@ fn maintain(
         )?;
         return Ok(Pass::default());
     };
-    let Some(cfg) = load_config(key, as_of)? else {
+    let Some(mut cfg) = load_config(key, as_of)? else {
         return Ok(Pass::default());
     };
+    cfg.drain_as = maintainer_if_superuser();
     let (parent, _, member) = parent_info(oid)?;
     require_owner(&parent, member)?;
     as_owner(parent.owner, || {
@@ -836,11 +862,20 @@ fn create_set(
             "control",
             &control,
             &format!(
-                "the single column {} is partitioned by RANGE on (floe manages PARTITION BY RANGE (control) on one column)",
-                parent.key
+                "the one column of a PARTITION BY RANGE key, but {} is partitioned BY {} ({})",
+                parent.key,
+                match strategy.as_str() {
+                    "r" => "RANGE",
+                    "l" => "LIST",
+                    _ => "HASH",
+                },
+                match (natts, key_column.as_deref()) {
+                    (1, Some(c)) => c.to_string(),
+                    (1, None) => "an expression".to_string(),
+                    (n, _) => format!("{n} columns"),
+                }
             ),
-        )
-        );
+        ));
     }
     let Some(control_type) = ControlType::parse(&control_type_name) else {
         return Err(invalid(
@@ -977,22 +1012,25 @@ fn create_set(
         mode: RetentionMode::Detach,
         archive_schema: None,
         as_of_us: as_of,
+        drain_as: maintainer_if_superuser(),
     };
-    let mut default = default_partition_of(&parent, &kids);
-    if default_partition && default.is_none() {
-        let name = parent.child(&plan::child_name(&parent.name, "default"));
-        ddl(&format!(
-            "CREATE TABLE {name} PARTITION OF {} DEFAULT",
-            parent.qualified()
-        ))?;
-        copy_grants(&parent, &name)?;
-        crate::tenant::apply_to_partitions(parent.oid)?;
-        default = Some(name);
-    }
-    for r in &p.create {
-        create_child(&parent, &cfg, r, default.as_deref())?;
-    }
-    Ok(p.create.len() as i32)
+    as_owner(parent.owner, || {
+        let mut default = default_partition_of(&parent, &kids);
+        if default_partition && default.is_none() {
+            let name = parent.child(&plan::child_name(&parent.name, "default"));
+            ddl(&format!(
+                "CREATE TABLE {name} PARTITION OF {} DEFAULT",
+                parent.qualified()
+            ))?;
+            copy_grants(&parent, &name)?;
+            crate::tenant::apply_to_partitions(parent.oid)?;
+            default = Some(name);
+        }
+        for r in &p.create {
+            create_child(&parent, &cfg, r, default.as_deref())?;
+        }
+        Ok(p.create.len() as i32)
+    })
 }
 
 /// The facts `floe.health()` needs about each set the caller can see.
