@@ -29,6 +29,16 @@ impl Caught {
 /// Rust panics inside `f` are caught too (as internal errors), so one bad job cannot take the
 /// caller down.
 pub fn run<T>(f: impl FnOnce() -> T) -> Result<T, Caught> {
+    run_keeping(f, |_| false)
+}
+
+/// Like [`run`] for work that reports failure as an `Err`: the subtransaction is rolled
+/// back then too, so a half-done step leaves nothing behind.
+pub fn try_run<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<Result<T, E>, Caught> {
+    run_keeping(f, |r| r.is_err())
+}
+
+fn run_keeping<T>(f: impl FnOnce() -> T, rollback: fn(&T) -> bool) -> Result<T, Caught> {
     // The closure's state is dropped or returned, never observed after an unwind.
     let f = std::panic::AssertUnwindSafe(f);
     // SAFETY: the classic exec_stmt_block sequence, on the backend's only thread.
@@ -40,7 +50,11 @@ pub fn run<T>(f: impl FnOnce() -> T) -> Result<T, Caught> {
     PgTryBuilder::new(|| {
         let value = f();
         unsafe {
-            pg_sys::ReleaseCurrentSubTransaction();
+            if rollback(&value) {
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            } else {
+                pg_sys::ReleaseCurrentSubTransaction();
+            }
             pg_sys::MemoryContextSwitchTo(ctx);
             pg_sys::CurrentResourceOwner = owner;
         }

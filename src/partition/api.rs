@@ -170,26 +170,36 @@ fn children(parent: pg_sys::Oid, control_type: ControlType) -> Result<Vec<Child>
 /// timeout (with a growing pause, so the writers queued behind the failed attempt get
 /// through first). Any other error is returned at once; the statement is rolled back.
 fn ddl(sql: &str) -> Result<(), FloeError> {
+    with_lock_retry(sql.lines().next().unwrap_or(sql), || Ok(Spi::run(sql)?))
+}
+
+/// Runs `step` in a subtransaction under `floe.partition_lock_timeout`. When a lock is not
+/// granted in time the subtransaction is rolled back (releasing every lock the step took),
+/// and after a growing pause the step is tried again, at most `floe.partition_lock_retries`
+/// times. Any other error is returned at once, the step rolled back.
+fn with_lock_retry(
+    what: &str,
+    mut step: impl FnMut() -> Result<(), FloeError>,
+) -> Result<(), FloeError> {
     let timeout = gucs::partition_lock_timeout_ms();
     let retries = gucs::partition_lock_retries().max(0) as u32;
     let mut attempt = 0;
     loop {
-        let result = subxact::run(|| {
+        let result = subxact::try_run(|| {
             // SAFETY: a nest level undone below (or by the subtransaction's abort).
             let level = unsafe { pg_sys::NewGUCNestLevel() };
             Spi::run(&format!("SET LOCAL lock_timeout = {timeout}"))?;
-            Spi::run(sql)?;
+            let done = step();
             unsafe { pg_sys::AtEOXact_GUC(false, level) };
-            Ok::<_, pgrx::spi::SpiError>(())
+            done
         });
         match result {
-            Ok(r) => return r.map_err(FloeError::from),
+            Ok(r) => return r,
             Err(c) if c.code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE => {
                 if attempt >= retries {
                     return Err(FloeError::LockNotAvailable {
                         message: format!(
-                            "could not get the lock for \"{}\" within {timeout} ms, {} attempt(s)",
-                            sql.lines().next().unwrap_or(sql),
+                            "could not get the lock for \"{what}\" within {timeout} ms, {} attempt(s)",
                             attempt + 1
                         ),
                         hint: "Something held a conflicting lock (a long query or transaction); maintenance retries at its next run. Raise floe.partition_lock_timeout or floe.partition_lock_retries to wait longer.".into(),
@@ -201,7 +211,7 @@ fn ddl(sql: &str) -> Result<(), FloeError> {
                 check_for_interrupts!();
                 attempt += 1;
             }
-            Err(c) => return Err(caught(sql.lines().next().unwrap_or(sql), c)),
+            Err(c) => return Err(caught(what, c)),
         }
     }
 }
@@ -307,19 +317,66 @@ fn plan_error(e: plan::PlanError) -> FloeError {
     }
 }
 
-/// Creates one child as a plain table with the partition constraint as a CHECK, fills it
-/// from the default partition, ATTACHes it (no validation scan, SHARE UPDATE EXCLUSIVE on
-/// the parent), drops the CHECK, and carries grants and tenant isolation over.
+/// Creates one child (prepare, attach, finish, in the caller's transaction).
 fn create_child(
     parent: &Parent,
     cfg: &SetConfig,
     r: &Range,
     default: Option<&str>,
 ) -> Result<(), FloeError> {
+    prepare_child(parent, cfg, r, default)?;
+    attach_child(parent, cfg, r, default)?;
+    finish_child(parent, r)
+}
+
+fn bounds(cfg: &SetConfig, r: &Range) -> Result<(String, String), FloeError> {
+    Ok((
+        ql(plan::bound_text(r.lo, cfg.control_type).map_err(plan_error)?),
+        ql(plan::bound_text(r.hi, cfg.control_type).map_err(plan_error)?),
+    ))
+}
+
+fn bounds_check_name(r: &Range) -> String {
+    qi(plan::child_name(&r.name, "floe_bounds"))
+}
+
+/// Step 1 of a new child: a plain table like the parent (with its sub-partitions) carrying
+/// the partition constraint as a CHECK, filled with the rows for its range that sit in the
+/// default partition (moved in batches, blocking no one). A table left by an interrupted
+/// run (not attached, with floe's CHECK) is taken up where it stopped.
+fn prepare_child(
+    parent: &Parent,
+    cfg: &SetConfig,
+    r: &Range,
+    default: Option<&str>,
+) -> Result<(), FloeError> {
     let child = parent.child(&r.name);
+    let leftover = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                          JOIN pg_catalog.pg_constraint k ON k.conrelid = c.oid AND k.conname = $2
+                         WHERE c.oid = pg_catalog.to_regclass($1) AND NOT c.relispartition)",
+        &[
+            child.as_str().into(),
+            plan::child_name(&r.name, "floe_bounds").into(),
+        ],
+    )?;
+    if leftover != Some(true) {
+        create_child_table(parent, cfg, r, &child)?;
+    }
+    if let Some(default) = default {
+        drain_default(default, &child, cfg, &copy_columns(parent.oid)?, r)?;
+    }
+    Ok(())
+}
+
+fn create_child_table(
+    parent: &Parent,
+    cfg: &SetConfig,
+    r: &Range,
+    child: &str,
+) -> Result<(), FloeError> {
     let col = qi(&cfg.control);
-    let lo = ql(plan::bound_text(r.lo, cfg.control_type).map_err(plan_error)?);
-    let hi = ql(plan::bound_text(r.hi, cfg.control_type).map_err(plan_error)?);
+    let (lo, hi) = bounds(cfg, r)?;
     let sub = cfg
         .sub_by
         .as_ref()
@@ -350,37 +407,54 @@ fn create_child(
             parent.child(&plan::child_name(&r.name, "default"))
         ))?;
     }
-    let check = qi(plan::child_name(&r.name, "floe_bounds"));
     Spi::run(&format!(
-        "ALTER TABLE {child} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL AND {col} >= {lo} AND {col} < {hi})"
+        "ALTER TABLE {child} ADD CONSTRAINT {} CHECK ({col} IS NOT NULL AND {col} >= {lo} AND {col} < {hi})",
+        bounds_check_name(r)
     ))?;
-    let cols = copy_columns(parent.oid)?;
+    Ok(())
+}
+
+/// Step 2: ATTACH (SHARE UPDATE EXCLUSIVE on the parent; the CHECK spares the validation
+/// scan). With a default partition, the rows writers put there since step 1 move in the same
+/// short step, with writers held at the parent (SHARE) and the default partition locked (as
+/// ATTACH locks it anyway); a lock timeout rolls the step back and lets the writers through
+/// before the retry.
+fn attach_child(
+    parent: &Parent,
+    cfg: &SetConfig,
+    r: &Range,
+    default: Option<&str>,
+) -> Result<(), FloeError> {
+    let child = parent.child(&r.name);
+    let (lo, hi) = bounds(cfg, r)?;
     let attach = format!(
         "ALTER TABLE {} ATTACH PARTITION {child} FOR VALUES FROM ({lo}) TO ({hi})",
         parent.qualified()
     );
-    // A writer can put a row for this range into the default partition between the drain
-    // and the attach; the attach then fails its check and the pair is tried again.
-    let mut tries = 0;
-    loop {
-        if let Some(default) = default {
-            drain_default(default, &child, cfg, &cols, r)?;
-        }
-        match ddl(&attach) {
-            Err(FloeError::Sql { code, .. })
-                if code == PgSqlErrorCode::ERRCODE_CHECK_VIOLATION
-                    && default.is_some()
-                    && tries < 3 =>
-            {
-                tries += 1;
-            }
-            other => {
-                other?;
-                break;
-            }
+    match default {
+        None => ddl(&attach),
+        Some(default) => {
+            let cols = copy_columns(parent.oid)?;
+            with_lock_retry(&attach, || {
+                // Writers wait at the parent (before routing a row), not at the default
+                // partition: a row routed there before the ATTACH would fail its check after.
+                Spi::run(&format!("LOCK TABLE {} IN SHARE MODE", parent.qualified()))?;
+                Spi::run(&format!("LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"))?;
+                drain_default(default, &child, cfg, &cols, r)?;
+                Spi::run(&attach)?;
+                Ok(())
+            })
         }
     }
-    ddl(&format!("ALTER TABLE {child} DROP CONSTRAINT {check}"))?;
+}
+
+/// Step 3: drop the now redundant CHECK, carry grants and tenant isolation over.
+fn finish_child(parent: &Parent, r: &Range) -> Result<(), FloeError> {
+    let child = parent.child(&r.name);
+    ddl(&format!(
+        "ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {}",
+        bounds_check_name(r)
+    ))?;
     copy_grants(parent, &child)?;
     crate::tenant::apply_to_partitions(parent.oid)?;
     Ok(())
@@ -464,21 +538,33 @@ fn as_owner<T>(
     out
 }
 
-/// What one pass over a set did.
-#[derive(Debug, Default)]
-struct Pass {
-    created: usize,
-    retired: usize,
-    concurrent: Vec<ConcurrentDetach>,
+/// How a retired child leaves its set.
+#[derive(Debug, Clone)]
+enum Detach {
+    /// `DETACH PARTITION` under lock_timeout (ACCESS EXCLUSIVE on the parent, briefly).
+    Plain(String),
+    /// `DETACH PARTITION ... CONCURRENTLY`, run by the worker as a top-level statement.
+    Concurrent(String),
+    /// `DETACH PARTITION ... FINALIZE` of an interrupted concurrent detach.
+    Finalize(String),
 }
 
-/// One maintenance pass over a set, in the caller's transaction: create what is missing,
-/// then (only if every wanted child exists) retire what is past retention.
-fn maintain(
+/// What a pass over one set will do, planned in one short transaction.
+struct SetWork {
+    parent: Parent,
+    cfg: SetConfig,
+    default: Option<String>,
+    create: Vec<Range>,
+    retire: Vec<(Detach, Option<String>)>,
+}
+
+/// Plans a pass over a set: create what is missing, then (only if every wanted child will
+/// exist) retire what is past retention. `None` when the set is gone.
+fn plan_set(
     key: &str,
     as_of: Option<TimestampWithTimeZone>,
     in_worker: bool,
-) -> Result<Pass, FloeError> {
+) -> Result<Option<SetWork>, FloeError> {
     let Some(oid) = Spi::get_one_with_args::<pg_sys::Oid>(
         "SELECT pg_catalog.to_regclass($1)::oid",
         &[key.into()],
@@ -489,37 +575,42 @@ fn maintain(
             "DELETE FROM floe.partition_sets WHERE parent = $1",
             &[key.into()],
         )?;
-        return Ok(Pass::default());
+        return Ok(None);
     };
     let Some(mut cfg) = load_config(key, as_of)? else {
-        return Ok(Pass::default());
+        return Ok(None);
     };
     cfg.drain_as = maintainer_if_superuser();
     let (parent, _, member) = parent_info(oid)?;
     require_owner(&parent, member)?;
-    as_owner(parent.owner, || {
-        let mut pass = Pass::default();
-        let kids = children(oid, cfg.control_type)?;
-        let state = SetState {
-            base: &parent.name,
-            step: cfg.step,
-            premake: cfg.premake,
-            start: cfg.start_us,
-            retain_after: cfg.cutoff_us,
-            children: &kids,
-        };
-        let p = plan::plan(&state, cfg.as_of_us).map_err(plan_error)?;
-        let default = default_partition_of(&parent, &kids);
-        for r in &p.create {
-            create_child(&parent, &cfg, r, default.as_deref())?;
-            pass.created += 1;
-        }
-        if !p.complete {
-            return Ok(pass);
-        }
-        let pending = pending_detach(oid)?;
+    let kids = children(oid, cfg.control_type)?;
+    let state = SetState {
+        base: &parent.name,
+        step: cfg.step,
+        premake: cfg.premake,
+        start: cfg.start_us,
+        retain_after: cfg.cutoff_us,
+        children: &kids,
+    };
+    let p = plan::plan(&state, cfg.as_of_us).map_err(plan_error)?;
+    let default = default_partition_of(&parent, &kids);
+    let pending = pending_detach(oid)?;
+    let mut retire = Vec::new();
+    if p.complete {
         for name in &p.retire {
             let child = parent.child(name);
+            let sql = format!(
+                "ALTER TABLE {} DETACH PARTITION {child}",
+                parent.qualified()
+            );
+            let detach = if pending.contains(name) {
+                Detach::Finalize(format!("{sql} FINALIZE"))
+            } else if in_worker && default.is_none() {
+                // CONCURRENTLY is refused when the set has a default partition.
+                Detach::Concurrent(format!("{sql} CONCURRENTLY"))
+            } else {
+                Detach::Plain(sql)
+            };
             let after = match cfg.mode {
                 RetentionMode::Detach => None,
                 RetentionMode::Drop => Some(format!("DROP TABLE {child}")),
@@ -528,35 +619,120 @@ fn maintain(
                     qi(cfg.archive_schema.as_deref().unwrap_or("public"))
                 )),
             };
-            if pending.contains(name) {
-                // A concurrent detach that was interrupted (timeout, crash): finish it.
-                ddl(&format!(
-                    "ALTER TABLE {} DETACH PARTITION {child} FINALIZE",
-                    parent.qualified()
-                ))?;
-            } else if in_worker && default.is_none() {
-                pass.concurrent.push(ConcurrentDetach {
-                    owner: parent.owner,
-                    detach_sql: format!(
-                        "ALTER TABLE {} DETACH PARTITION {child} CONCURRENTLY",
-                        parent.qualified()
-                    ),
-                    after_sql: after,
-                });
-                continue;
-            } else {
-                ddl(&format!(
-                    "ALTER TABLE {} DETACH PARTITION {child}",
-                    parent.qualified()
-                ))?;
-            }
-            if let Some(sql) = after {
-                ddl(&sql)?;
-            }
-            pass.retired += 1;
+            retire.push((detach, after));
         }
-        Ok(pass)
-    })
+    }
+    Ok(Some(SetWork {
+        parent,
+        cfg,
+        default,
+        create: p.create,
+        retire,
+    }))
+}
+
+/// Where the steps of a maintenance run commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Txn {
+    /// Inside the caller's transaction (a transaction block, or CALL from a function).
+    Caller,
+    /// A CALL outside a transaction block, through a non-atomic SPI connection.
+    Procedure,
+    /// The scheduler worker, between its own transactions.
+    Worker,
+}
+
+/// Ends the current step's transaction and starts the next one (under a fresh snapshot).
+fn commit(txn: Txn) {
+    // SAFETY: in Procedure mode our non-atomic SPI connection is the innermost one (every
+    // step's own SPI use has ended); in Worker mode the worker is inside a transaction it
+    // started and finishes after us, and we leave it in one with a snapshot pushed.
+    unsafe {
+        match txn {
+            Txn::Caller => {}
+            Txn::Procedure => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::SPI_commit();
+                pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            }
+            Txn::Worker => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+                pg_sys::StartTransactionCommand();
+                pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            }
+        }
+    }
+}
+
+/// One step as the set's owner, in a subtransaction: an error undoes the step only.
+fn step(owner: pg_sys::Oid, f: impl FnOnce() -> Result<(), FloeError>) -> Result<(), FloeError> {
+    match subxact::try_run(|| as_owner(owner, f)) {
+        Ok(r) => r,
+        Err(c) => Err(FloeError::Sql {
+            code: c.code,
+            message: c.message,
+            detail: c.detail,
+            hint: "The step was rolled back; maintenance retries at its next run.".into(),
+        }),
+    }
+}
+
+/// One pass over a set, each DDL step in its own transaction (unless `txn` is `Caller`), its
+/// outcome recorded in `floe.partition_sets`; one failing set does not stop the others.
+/// Returns the concurrent detaches left for the worker (which records the set after them).
+fn maintain_set(
+    key: &str,
+    as_of: Option<TimestampWithTimeZone>,
+    txn: Txn,
+) -> (Option<String>, Vec<ConcurrentDetach>) {
+    let planned = match subxact::try_run(|| plan_set(key, as_of, txn == Txn::Worker)) {
+        Ok(r) => r,
+        Err(c) => Err(caught("planning", c)),
+    };
+    let mut concurrent = Vec::new();
+    let outcome = planned.and_then(|work| {
+        let Some(w) = work else { return Ok(()) };
+        let owner = w.parent.owner;
+        let default = w.default.as_deref();
+        commit(txn);
+        for r in &w.create {
+            step(owner, || prepare_child(&w.parent, &w.cfg, r, default))?;
+            commit(txn);
+            step(owner, || attach_child(&w.parent, &w.cfg, r, default))?;
+            commit(txn);
+            step(owner, || finish_child(&w.parent, r))?;
+            commit(txn);
+        }
+        for (detach, after) in &w.retire {
+            match detach {
+                Detach::Concurrent(sql) => {
+                    concurrent.push(ConcurrentDetach {
+                        owner,
+                        detach_sql: sql.clone(),
+                        after_sql: after.clone(),
+                    });
+                    continue;
+                }
+                Detach::Plain(sql) | Detach::Finalize(sql) => step(owner, || ddl(sql))?,
+            }
+            commit(txn);
+            if let Some(sql) = after {
+                step(owner, || ddl(sql))?;
+                commit(txn);
+            }
+        }
+        Ok(())
+    });
+    let error = outcome.err().map(|e| e.to_string());
+    if let Some(e) = &error {
+        pgrx::warning!("floe: partition maintenance of {key} failed: {e}");
+    }
+    if concurrent.is_empty() || error.is_some() {
+        record_caught(key, error.as_deref());
+        concurrent.clear();
+    }
+    (error, concurrent)
 }
 
 /// Children whose `DETACH ... CONCURRENTLY` was interrupted.
@@ -586,28 +762,6 @@ fn record(key: &str, error: Option<&str>) -> Result<(), FloeError> {
         &[key.into(), error.into()],
     )?;
     Ok(())
-}
-
-/// One set, its errors caught and recorded: one failing set does not stop the others.
-fn maintain_recorded(
-    key: &str,
-    as_of: Option<TimestampWithTimeZone>,
-    in_worker: bool,
-) -> (Option<String>, Vec<ConcurrentDetach>) {
-    let outcome = subxact::run(|| maintain(key, as_of, in_worker));
-    let (error, concurrent) = match outcome {
-        Ok(Ok(pass)) => (None, pass.concurrent),
-        Ok(Err(e)) => (Some(e.to_string()), Vec::new()),
-        Err(c) => (Some(c.describe()), Vec::new()),
-    };
-    if let Some(e) = &error {
-        pgrx::warning!("floe: partition maintenance of {key} failed: {e}");
-    }
-    // With concurrent detaches still to run, the worker records the set after them.
-    if concurrent.is_empty() {
-        record_caught(key, error.as_deref());
-    }
-    (error, concurrent)
 }
 
 fn record_caught(key: &str, error: Option<&str>) {
@@ -679,7 +833,7 @@ pub fn run_in_worker(parent: Option<pg_sys::Oid>, as_of: Option<TimestampWithTim
     };
     for key in keys {
         let (_, concurrent) =
-            BackgroundWorker::transaction(|| maintain_recorded(&key, as_of, true));
+            BackgroundWorker::transaction(|| maintain_set(&key, as_of, Txn::Worker));
         if concurrent.is_empty() {
             continue;
         }
@@ -695,11 +849,7 @@ pub fn run_in_worker(parent: Option<pg_sys::Oid>, as_of: Option<TimestampWithTim
                 Ok(()) => match &d.after_sql {
                     None => None,
                     Some(sql) => BackgroundWorker::transaction(|| {
-                        match subxact::run(|| as_owner(d.owner, || ddl(sql))) {
-                            Ok(Ok(())) => None,
-                            Ok(Err(e)) => Some(e.to_string()),
-                            Err(c) => Some(c.describe()),
-                        }
+                        step(d.owner, || ddl(sql)).err().map(|e| e.to_string())
                     }),
                 },
             };
@@ -714,9 +864,9 @@ pub fn run_in_worker(parent: Option<pg_sys::Oid>, as_of: Option<TimestampWithTim
     }
 }
 
-/// `CALL floe.run_maintenance(parent, as_of)`: outside a transaction block each set is
-/// maintained and committed on its own; inside one (or from a function) all sets share the
-/// caller's transaction, each in a subtransaction.
+/// `CALL floe.run_maintenance(parent, as_of)`: outside a transaction block every DDL step
+/// commits on its own (locks are held for one step only); inside one (or from a function)
+/// everything is the caller's transaction, each set in a subtransaction.
 ///
 /// # Safety
 /// Called by the function manager with a valid `fcinfo` for a procedure of two arguments.
@@ -747,21 +897,21 @@ pub unsafe extern "C-unwind" fn floe_run_maintenance(
     };
     if !nonatomic {
         for key in &keys {
-            let _ = maintain_recorded(key, as_of, false);
+            let _ = maintain_set(key, as_of, Txn::Caller);
         }
         return pg_sys::Datum::from(0);
     }
     // SAFETY: a non-atomic CALL may commit through a non-atomic SPI connection, as PL/pgSQL's
-    // COMMIT does; each set runs under a fresh snapshot in its own transaction.
+    // COMMIT does; every step runs under a fresh snapshot in its own transaction.
     unsafe {
         pg_sys::SPI_connect_ext(pg_sys::SPI_OPT_NONATOMIC as i32);
-        for key in &keys {
-            pg_sys::SPI_commit();
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-            let _ = maintain_recorded(key, as_of, false);
-            pg_sys::PopActiveSnapshot();
-        }
         pg_sys::SPI_commit();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        for key in &keys {
+            let _ = maintain_set(key, as_of, Txn::Procedure);
+            commit(Txn::Procedure);
+        }
+        pg_sys::PopActiveSnapshot();
         pg_sys::SPI_finish();
     }
     pg_sys::Datum::from(0)
