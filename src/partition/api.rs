@@ -133,13 +133,14 @@ fn children(parent: pg_sys::Oid, control_type: ControlType) -> Result<Vec<Child>
     Spi::connect(|client| {
         let mut out = Vec::new();
         let rows = client.select(
-            "WITH k AS (
-               SELECT c.relname::text AS name,
-                      pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' AS is_default,
+            // MATERIALIZED: each bound is deparsed once, not once per use of `m`.
+            "WITH k AS MATERIALIZED (
+               SELECT c.relname::text AS name, c.oid = p.partdefid AS is_default,
                       pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
                                               '^FOR VALUES FROM \\((.*)\\) TO \\((.*)\\)$') AS m
                  FROM pg_catalog.pg_inherits i
                  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                 JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = i.inhparent
                 WHERE i.inhparent = $1)
              SELECT name, is_default,
                     CASE WHEN m[1] IS NULL OR m[1] = 'MINVALUE' THEN NULL
@@ -231,6 +232,13 @@ fn copy_columns(parent: pg_sys::Oid) -> Result<String, FloeError> {
 
 /// Grants on `target` (and its own partitions) the privileges others hold on the parent.
 fn copy_grants(parent: &Parent, target: &str) -> Result<(), FloeError> {
+    let any = Spi::get_one_with_args::<bool>(
+        "SELECT relacl IS NOT NULL FROM pg_catalog.pg_class WHERE oid = $1",
+        &[parent.oid.into()],
+    )?;
+    if any != Some(true) {
+        return Ok(());
+    }
     let grants: Vec<String> = Spi::connect(|client| {
         let mut out = Vec::new();
         for row in client.select(
@@ -317,16 +325,72 @@ fn plan_error(e: plan::PlanError) -> FloeError {
     }
 }
 
-/// Creates one child (prepare, attach, finish, in the caller's transaction).
+/// Creates one child, in one transaction (a step of maintenance, or create_parent's):
+///
+/// - A plain table like the parent (with its sub-partitions), ATTACHed: SHARE UPDATE
+///   EXCLUSIVE on the parent, so writers never wait for it; the empty table needs no
+///   validation scan.
+/// - When rows for its range wait in the default partition: the table first gets the
+///   partition constraint as a CHECK and most rows in batches (blocking no one); then, in one
+///   short sub-step under lock_timeout, writers are held at the parent (SHARE: they wait
+///   before routing a row, so no row lands in the default partition to fail its check after
+///   the ATTACH), the last rows move and the child is attached with no validation scan; a
+///   lock timeout rolls that sub-step back and lets the writers through before the retry.
+///   The CHECK is dropped after.
+/// - Grants and tenant isolation carry over.
 fn create_child(
     parent: &Parent,
     cfg: &SetConfig,
     r: &Range,
     default: Option<&str>,
 ) -> Result<(), FloeError> {
-    prepare_child(parent, cfg, r, default)?;
-    attach_child(parent, cfg, r, default)?;
-    finish_child(parent, r)
+    let child = parent.child(&r.name);
+    let col = qi(&cfg.control);
+    let (lo, hi) = bounds(cfg, r)?;
+    let attach = format!(
+        "ALTER TABLE {} ATTACH PARTITION {child} FOR VALUES FROM ({lo}) TO ({hi})",
+        parent.qualified()
+    );
+    // (As the superuser maintaining, who sees every tenant's rows; if the owner maintains a
+    // tenant-isolated set by hand and may not look, ATTACH's own check still guards.)
+    let waiting = match default {
+        Some(default) => {
+            let look = || {
+                Spi::get_one::<bool>(&format!(
+                    "SELECT EXISTS (SELECT 1 FROM {default} WHERE {col} >= {lo} AND {col} < {hi})"
+                ))
+            };
+            let seen = subxact::run(|| match cfg.drain_as {
+                Some(user) => as_owner(user, || Ok(look()?)),
+                None => Ok(look()?),
+            });
+            matches!(seen, Ok(Ok(Some(true))))
+        }
+        None => false,
+    };
+    create_child_table(parent, cfg, r, &child)?;
+    match default {
+        Some(default) if waiting => {
+            let check = bounds_check_name(r);
+            Spi::run(&format!(
+                "ALTER TABLE {child} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL AND {col} >= {lo} AND {col} < {hi})"
+            ))?;
+            let cols = copy_columns(parent.oid)?;
+            drain_default(default, &child, cfg, &cols, r)?;
+            with_lock_retry(&attach, || {
+                Spi::run(&format!("LOCK TABLE {} IN SHARE MODE", parent.qualified()))?;
+                Spi::run(&format!("LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"))?;
+                drain_default(default, &child, cfg, &cols, r)?;
+                Spi::run(&attach)?;
+                Ok(())
+            })?;
+            Spi::run(&format!("ALTER TABLE {child} DROP CONSTRAINT {check}"))?;
+        }
+        _ => ddl(&attach)?,
+    }
+    copy_grants(parent, &child)?;
+    crate::tenant::apply_to_partitions(parent.oid)?;
+    Ok(())
 }
 
 fn bounds(cfg: &SetConfig, r: &Range) -> Result<(String, String), FloeError> {
@@ -340,43 +404,14 @@ fn bounds_check_name(r: &Range) -> String {
     qi(plan::child_name(&r.name, "floe_bounds"))
 }
 
-/// Step 1 of a new child: a plain table like the parent (with its sub-partitions) carrying
-/// the partition constraint as a CHECK, filled with the rows for its range that sit in the
-/// default partition (moved in batches, blocking no one). A table left by an interrupted
-/// run (not attached, with floe's CHECK) is taken up where it stopped.
-fn prepare_child(
-    parent: &Parent,
-    cfg: &SetConfig,
-    r: &Range,
-    default: Option<&str>,
-) -> Result<(), FloeError> {
-    let child = parent.child(&r.name);
-    let leftover = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                          JOIN pg_catalog.pg_constraint k ON k.conrelid = c.oid AND k.conname = $2
-                         WHERE c.oid = pg_catalog.to_regclass($1) AND NOT c.relispartition)",
-        &[
-            child.as_str().into(),
-            plan::child_name(&r.name, "floe_bounds").into(),
-        ],
-    )?;
-    if leftover != Some(true) {
-        create_child_table(parent, cfg, r, &child)?;
-    }
-    if let Some(default) = default {
-        drain_default(default, &child, cfg, &copy_columns(parent.oid)?, r)?;
-    }
-    Ok(())
-}
-
+/// A plain table like the parent, LIST-partitioned into its sub-partitions when the set
+/// has them.
 fn create_child_table(
     parent: &Parent,
     cfg: &SetConfig,
     r: &Range,
     child: &str,
 ) -> Result<(), FloeError> {
-    let col = qi(&cfg.control);
-    let (lo, hi) = bounds(cfg, r)?;
     let sub = cfg
         .sub_by
         .as_ref()
@@ -407,56 +442,6 @@ fn create_child_table(
             parent.child(&plan::child_name(&r.name, "default"))
         ))?;
     }
-    Spi::run(&format!(
-        "ALTER TABLE {child} ADD CONSTRAINT {} CHECK ({col} IS NOT NULL AND {col} >= {lo} AND {col} < {hi})",
-        bounds_check_name(r)
-    ))?;
-    Ok(())
-}
-
-/// Step 2: ATTACH (SHARE UPDATE EXCLUSIVE on the parent; the CHECK spares the validation
-/// scan). With a default partition, the rows writers put there since step 1 move in the same
-/// short step, with writers held at the parent (SHARE) and the default partition locked (as
-/// ATTACH locks it anyway); a lock timeout rolls the step back and lets the writers through
-/// before the retry.
-fn attach_child(
-    parent: &Parent,
-    cfg: &SetConfig,
-    r: &Range,
-    default: Option<&str>,
-) -> Result<(), FloeError> {
-    let child = parent.child(&r.name);
-    let (lo, hi) = bounds(cfg, r)?;
-    let attach = format!(
-        "ALTER TABLE {} ATTACH PARTITION {child} FOR VALUES FROM ({lo}) TO ({hi})",
-        parent.qualified()
-    );
-    match default {
-        None => ddl(&attach),
-        Some(default) => {
-            let cols = copy_columns(parent.oid)?;
-            with_lock_retry(&attach, || {
-                // Writers wait at the parent (before routing a row), not at the default
-                // partition: a row routed there before the ATTACH would fail its check after.
-                Spi::run(&format!("LOCK TABLE {} IN SHARE MODE", parent.qualified()))?;
-                Spi::run(&format!("LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"))?;
-                drain_default(default, &child, cfg, &cols, r)?;
-                Spi::run(&attach)?;
-                Ok(())
-            })
-        }
-    }
-}
-
-/// Step 3: drop the now redundant CHECK, carry grants and tenant isolation over.
-fn finish_child(parent: &Parent, r: &Range) -> Result<(), FloeError> {
-    let child = parent.child(&r.name);
-    ddl(&format!(
-        "ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {}",
-        bounds_check_name(r)
-    ))?;
-    copy_grants(parent, &child)?;
-    crate::tenant::apply_to_partitions(parent.oid)?;
     Ok(())
 }
 
@@ -663,6 +648,16 @@ fn commit(txn: Txn) {
             }
         }
     }
+    no_flush_wait(txn);
+}
+
+/// Maintenance's own transactions do not wait for their WAL flush: a crash can only lose
+/// the last steps, which the next run redoes (every step is idempotent), and a run of many
+/// short transactions is not slowed by one fsync each.
+fn no_flush_wait(txn: Txn) {
+    if txn != Txn::Caller {
+        let _ = Spi::run("SET LOCAL synchronous_commit = off");
+    }
 }
 
 /// One step as the set's owner, in a subtransaction: an error undoes the step only.
@@ -686,6 +681,7 @@ fn maintain_set(
     as_of: Option<TimestampWithTimeZone>,
     txn: Txn,
 ) -> (Option<String>, Vec<ConcurrentDetach>) {
+    no_flush_wait(txn);
     let planned = match subxact::try_run(|| plan_set(key, as_of, txn == Txn::Worker)) {
         Ok(r) => r,
         Err(c) => Err(caught("planning", c)),
@@ -696,12 +692,10 @@ fn maintain_set(
         let owner = w.parent.owner;
         let default = w.default.as_deref();
         commit(txn);
+        // One transaction per new child and per retired child: the strong locks each takes
+        // (the default partition, briefly the parent) last milliseconds, never a whole run.
         for r in &w.create {
-            step(owner, || prepare_child(&w.parent, &w.cfg, r, default))?;
-            commit(txn);
-            step(owner, || attach_child(&w.parent, &w.cfg, r, default))?;
-            commit(txn);
-            step(owner, || finish_child(&w.parent, r))?;
+            step(owner, || create_child(&w.parent, &w.cfg, r, default))?;
             commit(txn);
         }
         for (detach, after) in &w.retire {
@@ -714,13 +708,15 @@ fn maintain_set(
                     });
                     continue;
                 }
-                Detach::Plain(sql) | Detach::Finalize(sql) => step(owner, || ddl(sql))?,
+                Detach::Plain(sql) | Detach::Finalize(sql) => step(owner, || {
+                    ddl(sql)?;
+                    if let Some(after) = after {
+                        ddl(after)?;
+                    }
+                    Ok(())
+                })?,
             }
             commit(txn);
-            if let Some(sql) = after {
-                step(owner, || ddl(sql))?;
-                commit(txn);
-            }
         }
         Ok(())
     });

@@ -109,7 +109,7 @@ RETURNS TABLE (partition regclass, lower_bound text, upper_bound text, is_defaul
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog AS $$
     SELECT c.oid::regclass,
            b.m[1], b.m[2],
-           pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT',
+           c.oid = pt.partdefid,
            (SELECT count(*)::int FROM pg_inherits s WHERE s.inhparent = c.oid),
            (SELECT coalesce(sum(greatest(l.reltuples, 0)), 0)::bigint
               FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf),
@@ -118,10 +118,13 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog AS $$
            i.inhdetachpending
       FROM pg_inherits i
       JOIN pg_class c ON c.oid = i.inhrelid
+      JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
+      -- OFFSET 0: each bound is deparsed once, not once per use of m.
       LEFT JOIN LATERAL (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid),
-                                             '^FOR VALUES FROM \((.*)\) TO \((.*)\)$') AS m) b ON true
+                                             '^FOR VALUES FROM \((.*)\) TO \((.*)\)$') AS m
+                         OFFSET 0) b ON true
      WHERE i.inhparent = partitions.parent
-     ORDER BY pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT', b.m[1], c.relname;
+     ORDER BY c.oid = pt.partdefid, c.relname;  -- floe names sort by period
 $$;
 COMMENT ON FUNCTION floe.partitions(regclass) IS
   'floe partition manager: the children of a partitioned table with their bounds, sub-partition count, row estimate (from statistics) and size.';
@@ -136,7 +139,8 @@ BEGIN
         SELECT ps.parent AS key, d.oid::regclass AS def
           FROM floe.partition_sets ps
           JOIN pg_inherits i ON i.inhparent = to_regclass(ps.parent)
-          JOIN pg_class d ON d.oid = i.inhrelid AND pg_get_expr(d.relpartbound, d.oid) = 'DEFAULT'
+          JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
+          JOIN pg_class d ON d.oid = i.inhrelid AND d.oid = pt.partdefid
          WHERE check_default.parent IS NULL
             OR ps.parent = floe.partition_set_key(check_default.parent)
          ORDER BY ps.parent

@@ -79,6 +79,11 @@ CREATE EVENT TRIGGER floe_tenant_on_ddl ON ddl_command_end
 CREATE FUNCTION floe.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
+    -- Most drops concern no registered table; skipping the join keeps DROP TABLE (and
+    -- partition retention) cheap.
+    IF NOT EXISTS (SELECT 1 FROM floe.tenant_tables) THEN
+        RETURN;
+    END IF;
     DELETE FROM floe.tenant_tables t
      USING pg_catalog.pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
