@@ -1,0 +1,216 @@
+-- floe 0.1.0 -> 0.2.0: the partition manager (issue #5).
+-- Hand-assembled from the 0.2.0 install script: every object 0.2.0 adds, and the one
+-- 0.1.0 object whose body changed. pg_test/tests/upgrade.sh checks that an updated
+-- database has exactly the objects of a fresh 0.2.0 install.
+\echo Use "ALTER EXTENSION floe UPDATE TO '0.2.0'" to load this file. \quit
+
+-- Changed: the sql_drop event trigger returns at once when no table is tenant-isolated.
+CREATE OR REPLACE FUNCTION floe.on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    -- Most drops concern no registered table; skipping the join keeps DROP TABLE (and
+    -- partition retention) cheap.
+    IF NOT EXISTS (SELECT 1 FROM floe.tenant_tables) THEN
+        RETURN;
+    END IF;
+    DELETE FROM floe.tenant_tables t
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND t.relid::pg_catalog.oid = d.objid;
+END
+$fn$;
+
+-- New: partition sets, their SQL functions, the run_maintenance procedure, the hourly job.
+-- floe partition manager: the configuration of each partition set (floe.partition_sets),
+-- the SQL-language parts of its API, and its hourly maintenance job.
+
+CREATE TABLE floe.partition_sets (
+    parent               text        PRIMARY KEY,  -- format('%I.%I', schema, table)
+    control              name        NOT NULL,
+    control_type         text        NOT NULL CHECK (control_type IN ('timestamptz', 'timestamp', 'date')),
+    part_interval        interval    NOT NULL,
+    premake              integer     NOT NULL CHECK (premake BETWEEN 0 AND 1000),
+    start_at             timestamptz NOT NULL,
+    default_partition    boolean     NOT NULL,
+    sub_partition_by     name,
+    sub_partition_values text[],
+    retention            interval    CHECK (retention > interval '0'),
+    retention_mode       text        NOT NULL DEFAULT 'detach'
+                         CHECK (retention_mode IN ('detach', 'drop', 'archive')),
+    archive_schema       name,
+    automatic            boolean     NOT NULL DEFAULT true,
+    created_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_maintenance     timestamptz,
+    last_error           text,
+    CHECK ((sub_partition_by IS NULL) = (sub_partition_values IS NULL)),
+    CHECK (retention_mode <> 'archive' OR archive_schema IS NOT NULL)
+);
+COMMENT ON TABLE floe.partition_sets IS
+  'floe partition manager: one row per partition set (floe.create_parent); premake, retention and automatic may be changed with UPDATE.';
+SELECT pg_catalog.pg_extension_config_dump('floe.partition_sets', '');
+
+-- A role sees and changes only the sets whose parent it owns (or is a member of the owner).
+ALTER TABLE floe.partition_sets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY partition_sets_owner ON floe.partition_sets
+    USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                    WHERE c.oid = pg_catalog.to_regclass(parent)
+                      AND pg_catalog.pg_has_role(c.relowner, 'MEMBER')))
+    WITH CHECK (EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                         WHERE c.oid = pg_catalog.to_regclass(parent)
+                           AND pg_catalog.pg_has_role(c.relowner, 'MEMBER')));
+GRANT SELECT, INSERT, UPDATE, DELETE ON floe.partition_sets TO PUBLIC;
+
+-- The set row of a parent, or a clear error.
+CREATE FUNCTION floe.partition_set_key(parent regclass) RETURNS text
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog AS $$
+DECLARE
+    key text;
+BEGIN
+    SELECT format('%I.%I', n.nspname, c.relname) INTO key
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = parent;
+    IF NOT EXISTS (SELECT 1 FROM floe.partition_sets s WHERE s.parent = key) THEN
+        RAISE EXCEPTION 'partition set "%" does not exist', key
+              USING ERRCODE = 'undefined_object',
+                    HINT = 'Create it with floe.create_parent(); floe.partition_sets lists the sets you own.';
+    END IF;
+    RETURN key;
+END
+$$;
+COMMENT ON FUNCTION floe.partition_set_key(regclass) IS
+  'floe partition manager: the floe.partition_sets key of a parent table; raises 42704 when it is not a floe partition set.';
+
+CREATE FUNCTION floe.set_retention(parent regclass, keep interval,
+                                   mode text DEFAULT 'detach', archive_schema name DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+    key  text := floe.partition_set_key(parent);
+    m    text := lower(btrim(coalesce(mode, 'detach')));
+BEGIN
+    IF keep IS NOT NULL AND keep <= interval '0' THEN
+        RAISE EXCEPTION 'invalid value for argument "keep": "%"', keep
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Expected a positive interval such as ''12 months'', or NULL to keep everything.';
+    END IF;
+    IF m NOT IN ('detach', 'drop', 'archive') THEN
+        RAISE EXCEPTION 'invalid value for argument "mode": "%"', mode
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Expected detach, drop or archive.';
+    END IF;
+    IF m = 'archive' AND archive_schema IS NULL THEN
+        RAISE EXCEPTION 'mode archive needs an archive_schema'
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Pass archive_schema => ''some_schema'' (it must exist).';
+    END IF;
+    IF archive_schema IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = archive_schema) THEN
+        RAISE EXCEPTION 'schema "%" does not exist', archive_schema
+              USING ERRCODE = 'invalid_schema_name',
+                    HINT = 'Create the archive schema first.';
+    END IF;
+    UPDATE floe.partition_sets s
+       SET retention = keep, retention_mode = m,
+           archive_schema = CASE WHEN m = 'archive' THEN set_retention.archive_schema END
+     WHERE s.parent = key;
+END
+$$;
+COMMENT ON FUNCTION floe.set_retention(regclass, interval, text, name) IS
+  'floe partition manager: retire partitions that end more than keep ago (NULL keeps everything) by detach, drop or archive (move to archive_schema); applied by run_maintenance, never before the newer partitions exist.';
+
+CREATE FUNCTION floe.remove_parent(parent regclass) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog AS $$
+    DELETE FROM floe.partition_sets s WHERE s.parent = floe.partition_set_key(remove_parent.parent);
+$$;
+COMMENT ON FUNCTION floe.remove_parent(regclass) IS
+  'floe partition manager: stop managing a partition set; its partitions and data stay as they are.';
+
+CREATE FUNCTION floe.partitions(parent regclass)
+RETURNS TABLE (partition regclass, lower_bound text, upper_bound text, is_default boolean,
+               sub_partitions integer, row_estimate bigint, total_bytes bigint,
+               detach_pending boolean)
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog AS $$
+    SELECT c.oid::regclass,
+           b.m[1], b.m[2],
+           c.oid = pt.partdefid,
+           (SELECT count(*)::int FROM pg_inherits s WHERE s.inhparent = c.oid),
+           (SELECT coalesce(sum(greatest(l.reltuples, 0)), 0)::bigint
+              FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf),
+           (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint
+              FROM pg_partition_tree(c.oid) t WHERE t.isleaf),
+           i.inhdetachpending
+      FROM pg_inherits i
+      JOIN pg_class c ON c.oid = i.inhrelid
+      JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
+      -- OFFSET 0: each bound is deparsed once, not once per use of m.
+      LEFT JOIN LATERAL (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                             '^FOR VALUES FROM \((.*)\) TO \((.*)\)$') AS m
+                         OFFSET 0) b ON true
+     WHERE i.inhparent = partitions.parent
+     ORDER BY c.oid = pt.partdefid, c.relname;  -- floe names sort by period
+$$;
+COMMENT ON FUNCTION floe.partitions(regclass) IS
+  'floe partition manager: the children of a partitioned table with their bounds, sub-partition count, row estimate (from statistics) and size.';
+
+CREATE FUNCTION floe.check_default(parent regclass DEFAULT NULL)
+RETURNS TABLE (partition_set text, default_partition regclass, row_count bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+    s record;
+BEGIN
+    FOR s IN
+        SELECT ps.parent AS key, d.oid::regclass AS def
+          FROM floe.partition_sets ps
+          JOIN pg_inherits i ON i.inhparent = to_regclass(ps.parent)
+          JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
+          JOIN pg_class d ON d.oid = i.inhrelid AND d.oid = pt.partdefid
+         WHERE check_default.parent IS NULL
+            OR ps.parent = floe.partition_set_key(check_default.parent)
+         ORDER BY ps.parent
+    LOOP
+        partition_set := s.key;
+        default_partition := s.def;
+        EXECUTE format('SELECT count(*) FROM %s', s.def) INTO row_count;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION floe.check_default(regclass) IS
+  'floe partition manager: rows sitting in the default partition of each set (all sets when parent is NULL); run_maintenance moves them into their partitions once those exist.';
+
+CREATE PROCEDURE floe.run_maintenance(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT NULL)
+LANGUAGE c AS 'MODULE_PATHNAME', 'floe_run_maintenance';
+COMMENT ON PROCEDURE floe.run_maintenance(regclass, timestamptz) IS
+  'floe partition manager: create partitions premake ahead, drain default partitions, apply retention; every set (or only parent) in its own transaction when CALLed outside a transaction block. as_of replaces now() (previews and tests).';
+
+-- Hourly, like pg_partman's background worker default.
+INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
+VALUES ('floe.partition_maintenance', '1 hour', 'CALL floe.run_maintenance()', true,
+        pg_catalog.now() + interval '1 hour');
+
+-- New: floe.create_parent (Rust).
+-- src/partition/api.rs:928
+-- floe::partition::api::create_parent
+CREATE  FUNCTION "create_parent"(
+	"parent" regclass, /* Option < PgRelation > */
+	"control" name, /* Option < Name > */
+	"part_interval" interval DEFAULT '1 month', /* Option < Interval > */
+	"premake" INT DEFAULT 4, /* Option < i32 > */
+	"start" timestamp with time zone DEFAULT NULL, /* Option < TimestampWithTimeZone > */
+	"default_partition" bool DEFAULT true, /* Option < bool > */
+	"sub_partition_by" name DEFAULT NULL, /* Option < Name > */
+	"sub_partition_values" TEXT[] DEFAULT NULL /* :: std :: option :: Option < Vec < String > > */
+) RETURNS INT /* Result < i32, ErrorReport > */
+VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'create_parent_wrapper';
+
+-- src/partition/api.rs:1253
+-- requires:
+--   create_parent
+--   partition_sql
+
+
+COMMENT ON FUNCTION floe.create_parent(regclass, name, interval, integer, timestamptz, boolean, name, text[]) IS
+  'Manages a table declared PARTITION BY RANGE (control) as a floe partition set: creates the default partition and the partitions from start through premake intervals ahead (names <parent>_YYYY_MM for months); with sub_partition_by each partition is LIST-partitioned by that column. Returns how many partitions it created.';
