@@ -23,6 +23,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../lib/cluster.sh"
 N=${1:-100}
+if [ ! -f /usr/share/postgresql/15/extension/pg_partman.control ]; then
+    floe_is_root || { echo "pg_partman missing: apt-get install postgresql-15-partman" >&2; exit 1; }
+    apt-get install -y -qq --no-install-recommends postgresql-15-partman >/dev/null
+fi
 work=$(mktemp -d /tmp/floe-bench-part.XXXXXX)
 chmod 777 "$work"
 
