@@ -8,5 +8,6 @@
 mod api;
 pub mod checks;
 pub mod plan;
+mod tests;
 
 pub use api::{health_checks, run_in_worker, take_deferred};

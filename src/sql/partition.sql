@@ -39,7 +39,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON floe.partition_sets TO PUBLIC;
 
 -- The set row of a parent, or a clear error.
 CREATE FUNCTION floe.partition_set_key(parent regclass) RETURNS text
-LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog AS $$
 DECLARE
     key text;
 BEGIN
@@ -97,7 +97,8 @@ COMMENT ON FUNCTION floe.set_retention(regclass, interval, text, name) IS
 
 CREATE FUNCTION floe.remove_parent(parent regclass) RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog AS $$
-    DELETE FROM floe.partition_sets s WHERE s.parent = floe.partition_set_key(remove_parent.parent);
+    DELETE FROM floe.partition_sets s
+     WHERE s.parent = (SELECT floe.partition_set_key(remove_parent.parent));
 $$;
 COMMENT ON FUNCTION floe.remove_parent(regclass) IS
   'floe partition manager: stop managing a partition set; its partitions and data stay as they are.';
@@ -134,6 +135,8 @@ RETURNS TABLE (partition_set text, default_partition regclass, row_count bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
 DECLARE
     s record;
+    only_key text := CASE WHEN check_default.parent IS NOT NULL
+                          THEN floe.partition_set_key(check_default.parent) END;
 BEGIN
     FOR s IN
         SELECT ps.parent AS key, d.oid::regclass AS def
@@ -141,8 +144,7 @@ BEGIN
           JOIN pg_inherits i ON i.inhparent = to_regclass(ps.parent)
           JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
           JOIN pg_class d ON d.oid = i.inhrelid AND d.oid = pt.partdefid
-         WHERE check_default.parent IS NULL
-            OR ps.parent = floe.partition_set_key(check_default.parent)
+         WHERE only_key IS NULL OR ps.parent = only_key
          ORDER BY ps.parent
     LOOP
         partition_set := s.key;
