@@ -194,8 +194,8 @@ SELECT count(*) AS tables, bool_and(cardinality(problems) = 0) AS no_problems
   FROM floe.tenant_coverage() WHERE schema_name = 'part' AND table_name LIKE 'tenant_log%';
 -- The guard still stands on the new children: no tenant, no row.
 INSERT INTO part.tenant_log VALUES ('00000000-0000-0000-0000-000000000001', now() + interval '2 months', 'x');
--- Rows of two tenants waiting in the default partition are moved by the superuser's
--- maintenance without firing the guard and without hiding either tenant's rows.
+-- Rows of two tenants waiting in the default partition are moved by maintenance (as the
+-- owner, with FORCE ROW LEVEL SECURITY lifted inside the locked step), none hidden or lost.
 SET floe.tenant_admin = on;
 INSERT INTO part.tenant_log VALUES ('00000000-0000-0000-0000-000000000001', now() + interval '5 months', 'a'),
                                    ('00000000-0000-0000-0000-000000000002', now() + interval '5 months', 'b');

@@ -46,9 +46,6 @@ struct SetConfig {
     mode: RetentionMode,
     archive_schema: Option<String>,
     as_of_us: i64,
-    /// The superuser running maintenance, who moves rows out of the default partition
-    /// (rows that only change partition fire no user trigger and see every tenant).
-    drain_as: Option<pg_sys::Oid>,
 }
 
 /// A child being retired by `DETACH ... CONCURRENTLY`, which only the scheduler worker can
@@ -285,28 +282,13 @@ fn drain_default(
          ins AS (INSERT INTO {child} ({cols}) SELECT {cols} FROM moved RETURNING 1)
          SELECT count(*) FROM ins"
     );
-    let drain = || -> Result<i64, FloeError> {
-        let mut total = 0;
-        loop {
-            let n = Spi::get_one::<i64>(&sql)?.unwrap_or(0);
-            total += n;
-            if n < batch as i64 {
-                return Ok(total);
-            }
+    let mut total = 0;
+    loop {
+        let n = Spi::get_one::<i64>(&sql)?.unwrap_or(0);
+        total += n;
+        if n < batch as i64 {
+            return Ok(total);
         }
-    };
-    match cfg.drain_as {
-        // A row moving between partitions of one table is not a new row: no user trigger
-        // (audit, tenant guard) fires and row security does not hide any tenant's rows.
-        Some(user) => as_owner(user, || {
-            // SAFETY: a nest level undone below (or by the enclosing subtransaction's abort).
-            let level = unsafe { pg_sys::NewGUCNestLevel() };
-            Spi::run("SET LOCAL session_replication_role = replica")?;
-            let moved = drain();
-            unsafe { pg_sys::AtEOXact_GUC(false, level) };
-            moved
-        }),
-        None => drain(),
     }
 }
 
@@ -336,7 +318,11 @@ fn plan_error(e: plan::PlanError) -> FloeError {
 ///   before routing a row, so no row lands in the default partition to fail its check after
 ///   the ATTACH), the last rows move and the child is attached with no validation scan; a
 ///   lock timeout rolls that sub-step back and lets the writers through before the retry.
-///   The CHECK is dropped after.
+///   The CHECK is dropped after. Rows move as the owner (the step runs as the owner): no
+///   code of the table (triggers, defaults, generated columns, CHECKs, index expressions) ever
+///   runs with the maintainer's rights. The unattached child has no triggers yet, and the
+///   tenant guard does not watch DELETE, so a moved row fires only the default partition's
+///   own DELETE triggers.
 /// - Grants and tenant isolation carry over.
 fn create_child(
     parent: &Parent,
@@ -351,21 +337,24 @@ fn create_child(
         "ALTER TABLE {} ATTACH PARTITION {child} FOR VALUES FROM ({lo}) TO ({hi})",
         parent.qualified()
     );
-    // (As the superuser maintaining, who sees every tenant's rows; if the owner maintains a
-    // tenant-isolated set by hand and may not look, ATTACH's own check still guards.)
+    // A default partition under forced row security (a tenant-isolated set) hides rows from
+    // its owner too: its rows are looked for and moved only inside the locked step, where
+    // FORCE is lifted and restored before anyone else can see the table.
+    let forced = match default {
+        Some(default) => Spi::get_one_with_args::<bool>(
+            "SELECT relrowsecurity AND relforcerowsecurity FROM pg_catalog.pg_class
+              WHERE oid = pg_catalog.to_regclass($1)",
+            &[default.into()],
+        )?
+        .unwrap_or(false),
+        None => false,
+    };
     let waiting = match default {
-        Some(default) => {
-            let look = || {
-                Spi::get_one::<bool>(&format!(
-                    "SELECT EXISTS (SELECT 1 FROM {default} WHERE {col} >= {lo} AND {col} < {hi})"
-                ))
-            };
-            let seen = subxact::run(|| match cfg.drain_as {
-                Some(user) => as_owner(user, || Ok(look()?)),
-                None => Ok(look()?),
-            });
-            matches!(seen, Ok(Ok(Some(true))))
-        }
+        Some(_) if forced => true,
+        Some(default) => Spi::get_one::<bool>(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {default} WHERE {col} >= {lo} AND {col} < {hi})"
+        ))?
+        .unwrap_or(true),
         None => false,
     };
     create_child_table(parent, cfg, r, &child)?;
@@ -376,11 +365,25 @@ fn create_child(
                 "ALTER TABLE {child} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL AND {col} >= {lo} AND {col} < {hi})"
             ))?;
             let cols = copy_columns(parent.oid)?;
-            drain_default(default, &child, cfg, &cols, r)?;
+            if !forced {
+                drain_default(default, &child, cfg, &cols, r)?;
+            }
             with_lock_retry(&attach, || {
                 Spi::run(&format!("LOCK TABLE {} IN SHARE MODE", parent.qualified()))?;
                 Spi::run(&format!("LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE"))?;
-                drain_default(default, &child, cfg, &cols, r)?;
+                if forced {
+                    // As floe's own DDL: the tenant event trigger would restore FORCE at once.
+                    crate::tenant::as_floe_ddl(|| {
+                        Spi::run(&format!(
+                            "ALTER TABLE {default} NO FORCE ROW LEVEL SECURITY"
+                        ))?;
+                        drain_default(default, &child, cfg, &cols, r)?;
+                        Spi::run(&format!("ALTER TABLE {default} FORCE ROW LEVEL SECURITY"))?;
+                        Ok::<_, FloeError>(())
+                    })?;
+                } else {
+                    drain_default(default, &child, cfg, &cols, r)?;
+                }
                 Spi::run(&attach)?;
                 Ok(())
             })?;
@@ -492,15 +495,8 @@ fn load_config(
                 .unwrap_or(RetentionMode::Detach),
             archive_schema: row.get(11)?,
             as_of_us: row.get(12)?.unwrap_or(0),
-            drain_as: None,
         }))
     })
-}
-
-/// The current user when it is a superuser (see `SetConfig::drain_as`).
-fn maintainer_if_superuser() -> Option<pg_sys::Oid> {
-    // SAFETY: plain reads of the backend's user state.
-    unsafe { pg_sys::superuser().then(|| pg_sys::GetUserId()) }
 }
 
 /// Runs `f` as the parent's owner (children are then owned by it, and no trigger or default
@@ -562,10 +558,9 @@ fn plan_set(
         )?;
         return Ok(None);
     };
-    let Some(mut cfg) = load_config(key, as_of)? else {
+    let Some(cfg) = load_config(key, as_of)? else {
         return Ok(None);
     };
-    cfg.drain_as = maintainer_if_superuser();
     let (parent, _, member) = parent_info(oid)?;
     require_owner(&parent, member)?;
     let kids = children(oid, cfg.control_type)?;
@@ -1158,7 +1153,6 @@ fn create_set(
         mode: RetentionMode::Detach,
         archive_schema: None,
         as_of_us: as_of,
-        drain_as: maintainer_if_superuser(),
     };
     as_owner(parent.owner, || {
         let mut default = default_partition_of(&parent, &kids);
