@@ -93,5 +93,26 @@ SELECT floe.unschedule('demo_heartbeat');
 SELECT name, schedule, builtin, enabled, next_run > now() AS scheduled_ahead FROM floe.jobs WHERE builtin;
 
 \echo
+\echo '== Partitions: a monthly set with premake, retention and a default partition'
+CREATE TABLE demo.billing_events (
+    id bigint GENERATED ALWAYS AS IDENTITY, at timestamptz NOT NULL, amount numeric,
+    PRIMARY KEY (id, at)
+) PARTITION BY RANGE (at);
+SELECT floe.create_parent('demo.billing_events', 'at', premake => 2,
+                          start => now() - interval '3 months') AS partitions_created;
+SELECT floe.set_retention('demo.billing_events', '13 months', 'drop');
+\echo '-- a row six months ahead waits in the default partition; health warns'
+INSERT INTO demo.billing_events (at, amount) VALUES (now(), 10), (now() + interval '6 months', 20);
+SELECT * FROM floe.check_default('demo.billing_events');
+\echo '-- maintenance as if it were six months later: the new months premade, the waiting row'
+\echo '-- moved into its month (months older than the 13-month retention would be dropped);'
+\echo '-- every step its own short transaction'
+CALL floe.run_maintenance('demo.billing_events', as_of => now() + interval '6 months');
+SELECT partition, lower_bound, upper_bound, is_default, row_estimate
+  FROM floe.partitions('demo.billing_events');
+SELECT * FROM floe.check_default('demo.billing_events');
+SELECT tableoid::regclass AS stored_in, amount FROM demo.billing_events ORDER BY at;
+
+\echo
 \echo '== floe.health() now'
 SELECT check_name, status, detail FROM floe.health();
