@@ -8,16 +8,23 @@
 CREATE OR REPLACE FUNCTION floe.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    -- Most drops concern no registered table; skipping the join keeps DROP TABLE (and
+    -- Most drops concern no registered table; skipping the joins keeps DROP TABLE (and
     -- partition retention) cheap.
-    IF NOT EXISTS (SELECT 1 FROM floe.tenant_tables) THEN
-        RETURN;
+    IF EXISTS (SELECT 1 FROM floe.tenant_tables) THEN
+        DELETE FROM floe.tenant_tables t
+         USING pg_catalog.pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objsubid = 0
+           AND t.relid::pg_catalog.oid = d.objid;
     END IF;
-    DELETE FROM floe.tenant_tables t
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid = 0
-       AND t.relid::pg_catalog.oid = d.objid;
+    -- A dropped parent takes its partition set along (object_identity quotes like the key).
+    IF EXISTS (SELECT 1 FROM floe.partition_sets) THEN
+        DELETE FROM floe.partition_sets p
+         USING pg_catalog.pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objsubid = 0 AND d.object_type = 'table'
+           AND p.parent = d.object_identity;
+    END IF;
 END
 $fn$;
 
@@ -192,7 +199,7 @@ VALUES ('floe.partition_maintenance', '1 hour', 'CALL floe.run_maintenance()', t
         pg_catalog.now() + interval '1 hour');
 
 -- New: floe.create_parent (Rust).
--- src/partition/api.rs:928
+-- src/partition/api.rs:923
 -- floe::partition::api::create_parent
 CREATE  FUNCTION "create_parent"(
 	"parent" regclass, /* Option < PgRelation > */
@@ -208,7 +215,7 @@ VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'create_parent_wrapper';
 
--- src/partition/api.rs:1253
+-- src/partition/api.rs:1247
 -- requires:
 --   create_parent
 --   partition_sql

@@ -266,10 +266,18 @@ DROP TABLE part.daily_blocker;
 CALL floe.run_maintenance('part.daily', as_of => now() + interval '25 days');
 SELECT last_error FROM floe.partition_sets WHERE parent = 'part.daily';
 
--- A dropped parent is forgotten by the next maintenance.
+-- A dropped parent takes its set along; a renamed one is reported, not forgotten.
 DROP TABLE part.hourly;
-CALL floe.run_maintenance();
 SELECT count(*) AS hourly_sets FROM floe.partition_sets WHERE parent = 'part.hourly';
+ALTER TABLE part.quarterly RENAME TO quarterly_renamed;
+SET client_min_messages = error;
+CALL floe.run_maintenance();
+RESET client_min_messages;
+SELECT parent, last_error FROM floe.partition_sets WHERE parent = 'part.quarterly';
+SELECT check_name, status, detail FROM floe.health() WHERE check_name = 'partition.premake';
+UPDATE floe.partition_sets SET parent = 'part.quarterly_renamed' WHERE parent = 'part.quarterly';
+CALL floe.run_maintenance('part.quarterly_renamed');
+SELECT parent, last_error FROM floe.partition_sets WHERE parent LIKE 'part.quarterly%';
 SELECT floe.remove_parent('part.yearly');
 SELECT count(*) AS yearly_sets FROM floe.partition_sets WHERE parent = 'part.yearly';
 SELECT count(*) AS yearly_children_kept FROM floe.partitions('part.yearly');

@@ -551,12 +551,12 @@ fn plan_set(
         &[key.into()],
     )?
     else {
-        pgrx::log!("floe: forgetting partition set {key}: its parent table no longer exists");
-        Spi::run_with_args(
-            "DELETE FROM floe.partition_sets WHERE parent = $1",
-            &[key.into()],
-        )?;
-        return Ok(None);
+        // DROP TABLE removes the set (event trigger): the table was renamed or moved.
+        return Err(FloeError::NotFound {
+            kind: "parent table",
+            name: key.to_string(),
+            hint: "Was it renamed? UPDATE floe.partition_sets SET parent = format('%I.%I', schema, new_name) WHERE parent = '<old>', or DELETE the row.".into(),
+        });
     };
     let Some(cfg) = load_config(key, as_of)? else {
         return Ok(None);

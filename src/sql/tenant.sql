@@ -79,16 +79,23 @@ CREATE EVENT TRIGGER floe_tenant_on_ddl ON ddl_command_end
 CREATE FUNCTION floe.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    -- Most drops concern no registered table; skipping the join keeps DROP TABLE (and
+    -- Most drops concern no registered table; skipping the joins keeps DROP TABLE (and
     -- partition retention) cheap.
-    IF NOT EXISTS (SELECT 1 FROM floe.tenant_tables) THEN
-        RETURN;
+    IF EXISTS (SELECT 1 FROM floe.tenant_tables) THEN
+        DELETE FROM floe.tenant_tables t
+         USING pg_catalog.pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objsubid = 0
+           AND t.relid::pg_catalog.oid = d.objid;
     END IF;
-    DELETE FROM floe.tenant_tables t
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid = 0
-       AND t.relid::pg_catalog.oid = d.objid;
+    -- A dropped parent takes its partition set along (object_identity quotes like the key).
+    IF EXISTS (SELECT 1 FROM floe.partition_sets) THEN
+        DELETE FROM floe.partition_sets p
+         USING pg_catalog.pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objsubid = 0 AND d.object_type = 'table'
+           AND p.parent = d.object_identity;
+    END IF;
 END
 $fn$;
 COMMENT ON FUNCTION floe.on_sql_drop() IS
