@@ -63,7 +63,7 @@ pub fn premake_check(sets: &[SetFacts]) -> Check {
             hint: Some(if gone.is_empty() {
                 hint.into()
             } else {
-                "Maintenance forgets sets whose parent was dropped; or DELETE the row from floe.partition_sets.".into()
+                "A renamed parent: UPDATE floe.partition_sets SET parent = '<schema>.<new name>'; a table dropped without floe's event trigger: DELETE the row.".into()
             }),
         };
     }
