@@ -198,8 +198,8 @@ INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
 VALUES ('floe.partition_maintenance', '1 hour', 'CALL floe.run_maintenance()', true,
         pg_catalog.now() + interval '1 hour');
 
--- New: floe.create_parent (Rust).
--- src/partition/api.rs:923
+-- New: floe.create_parent and floe.partition_existing (Rust).
+-- src/partition/api.rs:928
 -- floe::partition::api::create_parent
 CREATE  FUNCTION "create_parent"(
 	"parent" regclass, /* Option < PgRelation > */
@@ -215,11 +215,26 @@ VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'create_parent_wrapper';
 
--- src/partition/api.rs:1247
+-- src/partition/api.rs:1187
+-- floe::partition::api::partition_existing
+CREATE  FUNCTION "partition_existing"(
+	"tbl" regclass, /* Option < PgRelation > */
+	"control" name, /* Option < Name > */
+	"part_interval" interval DEFAULT '1 month', /* Option < Interval > */
+	"premake" INT DEFAULT 4 /* Option < i32 > */
+) RETURNS TEXT /* Result < String, ErrorReport > */
+VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'partition_existing_wrapper';
+
+-- src/partition/api.rs:1492
 -- requires:
 --   create_parent
+--   partition_existing
 --   partition_sql
 
 
 COMMENT ON FUNCTION floe.create_parent(regclass, name, interval, integer, timestamptz, boolean, name, text[]) IS
   'Manages a table declared PARTITION BY RANGE (control) as a floe partition set: creates the default partition and the partitions from start through premake intervals ahead (names <parent>_YYYY_MM for months); with sub_partition_by each partition is LIST-partitioned by that column. Returns how many partitions it created.';
+COMMENT ON FUNCTION floe.partition_existing(regclass, name, interval, integer) IS
+  'Turns a plain table into a partition set without moving a row: it becomes the default partition (<table>_default) of a new partitioned table of its name, columns, indexes, constraints, foreign keys and grants; CALL floe.run_maintenance() then moves its rows into partitions, one per transaction. Returns the default partition.';

@@ -282,5 +282,54 @@ SELECT floe.remove_parent('part.yearly');
 SELECT count(*) AS yearly_sets FROM floe.partition_sets WHERE parent = 'part.yearly';
 SELECT count(*) AS yearly_children_kept FROM floe.partitions('part.yearly');
 
+-- Converting an existing table: no row moves in the conversion itself; the table becomes
+-- the set's default partition, and maintenance moves its rows month by month, in batches.
+SET ROLE part_owner;
+CREATE TABLE part.refs (id int PRIMARY KEY);
+INSERT INTO part.refs VALUES (1), (2);
+CREATE TABLE part.legacy (
+    id  bigint GENERATED ALWAYS AS IDENTITY,
+    at  timestamptz NOT NULL,
+    msg text DEFAULT 'hello',
+    ref int REFERENCES part.refs (id),
+    PRIMARY KEY (id, at)
+);
+COMMENT ON TABLE part.legacy IS 'an old log';
+CREATE INDEX legacy_at_idx ON part.legacy (at);
+GRANT SELECT ON part.legacy TO part_reader;
+-- 50 days from the first of the month before last (UTC): two months of rows.
+INSERT INTO part.legacy (at, ref)
+SELECT (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '2 months') AT TIME ZONE 'UTC'
+       + g * interval '1 day' + interval '12 hours', 1
+  FROM generate_series(0, 49) g;
+SELECT floe.partition_existing('part.legacy', 'at') AS default_partition;
+SELECT c.relkind, obj_description(c.oid, 'pg_class') AS comment,
+       has_table_privilege('part_reader', c.oid, 'SELECT') AS reader_can_select,
+       (SELECT count(*) FROM part.legacy_default) AS rows_in_default
+  FROM pg_class c WHERE c.oid = 'part.legacy'::regclass;
+INSERT INTO part.legacy (at, ref) VALUES (now(), 2) RETURNING id > 50 AS identity_continues, msg;
+SET floe.partition_drain_batch = 7;
+CALL floe.run_maintenance('part.legacy');
+RESET floe.partition_drain_batch;
+SELECT * FROM layout('part.legacy', 'month');
+SELECT row_count FROM floe.check_default('part.legacy');
+SELECT count(*) AS all_rows, count(DISTINCT id) AS distinct_ids FROM part.legacy;
+-- The foreign key holds on the partitioned table (and its new partitions).
+SELECT error_of($$INSERT INTO part.legacy (at, ref) VALUES (now(), 3)$$);
+-- What a conversion cannot carry is named, and nothing changes.
+CREATE TABLE part.viewed (at timestamptz NOT NULL, PRIMARY KEY (at));
+CREATE VIEW part.viewed_v AS SELECT * FROM part.viewed;
+SELECT floe.partition_existing('part.viewed', 'at');
+CREATE TABLE part.no_index (id int, at timestamptz NOT NULL);
+SELECT floe.partition_existing('part.no_index', 'at');
+CREATE TABLE part.bad_key (id int PRIMARY KEY, at timestamptz NOT NULL);
+CREATE INDEX ON part.bad_key (at);
+SELECT floe.partition_existing('part.bad_key', 'at');
+SELECT c.relname, c.relkind FROM pg_class c
+ WHERE c.relnamespace = 'part'::regnamespace AND c.relname IN ('viewed', 'no_index', 'bad_key')
+ ORDER BY 1;
+SELECT floe.partition_existing('part.events', 'created_at');
+RESET ROLE;
+
 -- The built-in job that runs maintenance hourly.
 SELECT name, schedule, command, builtin FROM floe.jobs WHERE name = 'floe.partition_maintenance';

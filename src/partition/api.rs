@@ -229,9 +229,14 @@ fn copy_columns(parent: pg_sys::Oid) -> Result<String, FloeError> {
 
 /// Grants on `target` (and its own partitions) the privileges others hold on the parent.
 fn copy_grants(parent: &Parent, target: &str) -> Result<(), FloeError> {
+    copy_acl(parent.oid, target)
+}
+
+/// Grants on `target` (and its own partitions) the privileges others hold on `from`.
+fn copy_acl(from: pg_sys::Oid, target: &str) -> Result<(), FloeError> {
     let any = Spi::get_one_with_args::<bool>(
         "SELECT relacl IS NOT NULL FROM pg_catalog.pg_class WHERE oid = $1",
-        &[parent.oid.into()],
+        &[from.into()],
     )?;
     if any != Some(true) {
         return Ok(());
@@ -248,7 +253,7 @@ fn copy_grants(parent: &Parent, target: &str) -> Result<(), FloeError> {
                CROSS JOIN pg_catalog.pg_partition_tree($2::regclass) t
               WHERE c.oid = $1 AND a.grantee <> c.relowner",
             None,
-            &[parent.oid.into(), target.into()],
+            &[from.into(), target.into()],
         )? {
             if let Some(g) = row.get::<String>(1)? {
                 out.push(g);
@@ -1173,6 +1178,246 @@ fn create_set(
     })
 }
 
+/// `floe.partition_existing`: turns a plain table into a partition set, in the caller's
+/// transaction and without moving a row: the table becomes the set's default partition
+/// (renamed `<table>_default`), a partitioned table with its name, columns, defaults,
+/// identity, constraints, indexes, foreign keys, grants and comment takes its place, and
+/// `run_maintenance` then moves the rows into monthly (or other) partitions, one partition
+/// per transaction, in batches.
+#[pg_extern(volatile)]
+fn partition_existing(
+    tbl: Option<PgRelation>,
+    control: Option<Name>,
+    part_interval: default!(Option<Interval>, "'1 month'"),
+    premake: default!(Option<i32>, 4),
+) -> Result<String, ErrorReport> {
+    Ok(convert(tbl, control, part_interval, premake)?)
+}
+
+fn convert(
+    tbl: Option<PgRelation>,
+    control: Option<Name>,
+    part_interval: Option<Interval>,
+    premake: Option<i32>,
+) -> Result<String, FloeError> {
+    let rel = required(tbl, "tbl")?;
+    let control = required(control, "control")?.0;
+    let interval = required(part_interval, "part_interval")?;
+    let premake = required(premake, "premake")?;
+    let (table, relkind, member) = parent_info(rel.oid())?;
+    drop(rel);
+    require_owner(&table, member)?;
+    if relkind != "r" {
+        return Err(invalid(
+            "tbl",
+            &table.key,
+            "a plain table (a partitioned one is managed with floe.create_parent)",
+        ));
+    }
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM floe.partition_sets WHERE parent = $1)",
+        &[table.key.as_str().into()],
+    )?
+    .unwrap_or(false);
+    if exists {
+        return Err(FloeError::AlreadyExists {
+            kind: "partition set",
+            name: table.key.clone(),
+            hint: "floe.remove_parent() it first.".into(),
+        });
+    }
+    let type_name = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute
+          WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+        &[table.oid.into(), control.as_str().into()],
+    )?;
+    let Some(type_name) = type_name else {
+        return Err(FloeError::UndefinedColumn {
+            table: table.key.clone(),
+            column: control,
+            hint: "Name the time column the partitions divide the table by.".into(),
+        });
+    };
+    let Some(control_type) = ControlType::parse(&type_name) else {
+        return Err(invalid(
+            "control",
+            format!("{control} ({type_name})"),
+            "a column of type timestamptz, timestamp or date",
+        ));
+    };
+    let step = Step::from_interval(interval.months(), interval.days(), interval.micros())
+        .map_err(plan_error)?;
+    step.check_control(control_type).map_err(|e| {
+        invalid(
+            "part_interval",
+            e.to_string(),
+            "whole days or months for a date column",
+        )
+    })?;
+    if !(0..=1000).contains(&premake) {
+        return Err(invalid(
+            "premake",
+            premake.to_string(),
+            "0 to 1000 partitions ahead",
+        ));
+    }
+    // What a conversion cannot carry over: named, and nothing is changed.
+    let blockers: Vec<String> = Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select(
+            "SELECT 'it is part of an inheritance tree'
+               WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = $1 OR inhparent = $1)
+             UNION ALL
+             SELECT 'row level security is enabled (disable tenant isolation, convert, enable it again)'
+               FROM pg_catalog.pg_class WHERE oid = $1 AND relrowsecurity
+             UNION ALL
+             SELECT pg_catalog.format('trigger %I', tgname) FROM pg_catalog.pg_trigger
+              WHERE tgrelid = $1 AND NOT tgisinternal
+             UNION ALL
+             SELECT DISTINCT pg_catalog.format('%s depends on it', r.ev_class::regclass)
+               FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+              WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refobjid = $1 AND r.ev_class <> $1
+             UNION ALL
+             SELECT pg_catalog.format('foreign key %I of %s references it', conname, conrelid::regclass)
+               FROM pg_catalog.pg_constraint WHERE contype = 'f' AND confrelid = $1
+             UNION ALL
+             SELECT pg_catalog.format('it is in publication %I', p.pubname)
+               FROM pg_catalog.pg_publication_rel r JOIN pg_catalog.pg_publication p ON p.oid = r.prpubid
+              WHERE r.prrelid = $1
+             UNION ALL
+             SELECT pg_catalog.format('no index leads with %I (the rows are moved by ranges of it)', $2::text)
+              WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+                                  ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                                 WHERE i.indrelid = $1 AND a.attname = $2)",
+            None,
+            &[table.oid.into(), control.as_str().into()],
+        )? {
+            if let Some(b) = row.get::<String>(1)? {
+                out.push(b);
+            }
+        }
+        Ok::<_, FloeError>(out)
+    })?;
+    if !blockers.is_empty() {
+        return Err(FloeError::WrongState {
+            message: format!(
+                "table {} cannot be converted as it stands: {}",
+                table.key,
+                blockers.join("; ")
+            ),
+            hint: "Remove or handle what is named (and put it back on the partitioned table after), or create the partitioned table yourself and floe.create_parent() it.".into(),
+        });
+    }
+    let default_name = plan::child_name(&table.name, "default");
+    let taken = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+        &[table.child(&default_name).into()],
+    )?
+    .unwrap_or(false);
+    if taken {
+        return Err(FloeError::AlreadyExists {
+            kind: "relation",
+            name: format!("{}.{default_name}", table.schema),
+            hint: "The table becomes its set's default partition under that name: rename or drop the one that has it.".into(),
+        });
+    }
+    let col = qi(&control);
+    let old = table.child(&default_name);
+    let new = table.qualified();
+    as_owner(table.owner, || {
+        // The lock first, under floe.partition_lock_timeout; then renaming, creating and
+        // attaching are catalog changes only (no row is read or moved).
+        ddl(&format!("LOCK TABLE {new} IN ACCESS EXCLUSIVE MODE"))?;
+        let epoch = match control_type {
+            ControlType::TimestampTz => format!("extract(epoch FROM min({col}))"),
+            _ => format!("extract(epoch FROM min({col})::timestamp)"),
+        };
+        let oldest = Spi::get_one::<i64>(&format!("SELECT ({epoch} * 1000000)::int8 FROM {new}"))?;
+        let now =
+            Spi::get_one::<i64>("SELECT (extract(epoch FROM pg_catalog.now()) * 1000000)::int8")?
+                .unwrap_or(0);
+        let start_us = step
+            .floor(oldest.unwrap_or(now).min(now))
+            .map_err(plan_error)?;
+        let comment = Spi::get_one_with_args::<String>(
+            "SELECT pg_catalog.obj_description($1, 'pg_class')",
+            &[table.oid.into()],
+        )?;
+        Spi::run(&format!(
+            "ALTER TABLE {new} RENAME TO {}",
+            qi(&default_name)
+        ))?;
+        Spi::run(&format!(
+            "CREATE TABLE {new} (LIKE {old} INCLUDING ALL) PARTITION BY RANGE ({col})"
+        ))?;
+        // Identity columns continue from where the old table's sequences are.
+        let identities: Vec<(String, String)> = Spi::connect(|client| {
+            let mut out = Vec::new();
+            for row in client.select(
+                "SELECT pg_catalog.pg_get_serial_sequence($1, attname), pg_catalog.pg_get_serial_sequence($2, attname)
+                   FROM pg_catalog.pg_attribute
+                  WHERE attrelid = $3 AND attidentity <> '' AND NOT attisdropped",
+                None,
+                &[old.as_str().into(), new.as_str().into(), table.oid.into()],
+            )? {
+                if let (Some(a), Some(b)) = (row.get::<String>(1)?, row.get::<String>(2)?) {
+                    out.push((a, b));
+                }
+            }
+            Ok::<_, FloeError>(out)
+        })?;
+        for (from, to) in identities {
+            Spi::run(&format!(
+                "SELECT pg_catalog.setval({}, last_value, is_called) FROM {from}",
+                ql(&to)
+            ))?;
+        }
+        Spi::run(&format!("ALTER TABLE {new} ATTACH PARTITION {old} DEFAULT"))?;
+        // Foreign keys the table had: on the parent too (the partition's own is adopted).
+        let fks: Vec<String> = Spi::connect(|client| {
+            let mut out = Vec::new();
+            for row in client.select(
+                "SELECT pg_catalog.format('ADD CONSTRAINT %I %s', conname, pg_catalog.pg_get_constraintdef(oid))
+                   FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND contype = 'f' ORDER BY conname",
+                None,
+                &[table.oid.into()],
+            )? {
+                if let Some(f) = row.get::<String>(1)? {
+                    out.push(f);
+                }
+            }
+            Ok::<_, FloeError>(out)
+        })?;
+        for fk in fks {
+            Spi::run(&format!("ALTER TABLE {new} {fk}"))?;
+        }
+        copy_acl(table.oid, &new)?;
+        if let Some(c) = comment {
+            Spi::run(&format!("COMMENT ON TABLE {new} IS {}", ql(&c)))?;
+        }
+        let type_text = match control_type {
+            ControlType::TimestampTz => "timestamptz",
+            ControlType::Timestamp => "timestamp",
+            ControlType::Date => "date",
+        };
+        Spi::run_with_args(
+            "INSERT INTO floe.partition_sets (parent, control, control_type, part_interval, premake,
+                                              start_at, default_partition)
+             VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6::float8 / 1000000), true)",
+            &[
+                table.key.as_str().into(),
+                control.as_str().into(),
+                type_text.into(),
+                interval.into(),
+                premake.into(),
+                start_us.into(),
+            ],
+        )?;
+        Ok(())
+    })?;
+    Ok(old)
+}
+
 /// The facts `floe.health()` needs about each set the caller can see.
 pub fn health_checks() -> Result<Vec<Check>, FloeError> {
     let sets = Spi::connect(|client| {
@@ -1248,7 +1493,9 @@ extension_sql!(
     r#"
 COMMENT ON FUNCTION floe.create_parent(regclass, name, interval, integer, timestamptz, boolean, name, text[]) IS
   'Manages a table declared PARTITION BY RANGE (control) as a floe partition set: creates the default partition and the partitions from start through premake intervals ahead (names <parent>_YYYY_MM for months); with sub_partition_by each partition is LIST-partitioned by that column. Returns how many partitions it created.';
+COMMENT ON FUNCTION floe.partition_existing(regclass, name, interval, integer) IS
+  'Turns a plain table into a partition set without moving a row: it becomes the default partition (<table>_default) of a new partitioned table of its name, columns, indexes, constraints, foreign keys and grants; CALL floe.run_maintenance() then moves its rows into partitions, one per transaction. Returns the default partition.';
 "#,
     name = "partition_comments",
-    requires = [create_parent, "partition_sql"],
+    requires = [create_parent, partition_existing, "partition_sql"],
 );
