@@ -199,7 +199,6 @@ VALUES ('floe.partition_maintenance', '1 hour', 'CALL floe.run_maintenance()', t
         pg_catalog.now() + interval '1 hour');
 
 -- New: floe.create_parent and floe.partition_existing (Rust).
--- src/partition/api.rs:928
 -- floe::partition::api::create_parent
 CREATE  FUNCTION "create_parent"(
 	"parent" regclass, /* Option < PgRelation > */
@@ -215,7 +214,6 @@ VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'create_parent_wrapper';
 
--- src/partition/api.rs:1187
 -- floe::partition::api::partition_existing
 CREATE  FUNCTION "partition_existing"(
 	"tbl" regclass, /* Option < PgRelation > */
@@ -226,13 +224,6 @@ CREATE  FUNCTION "partition_existing"(
 VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'partition_existing_wrapper';
-
--- src/partition/api.rs:1492
--- requires:
---   create_parent
---   partition_existing
---   partition_sql
-
 
 COMMENT ON FUNCTION floe.create_parent(regclass, name, interval, integer, timestamptz, boolean, name, text[]) IS
   'Manages a table declared PARTITION BY RANGE (control) as a floe partition set: creates the default partition and the partitions from start through premake intervals ahead (names <parent>_YYYY_MM for months); with sub_partition_by each partition is LIST-partitioned by that column. Returns how many partitions it created.';

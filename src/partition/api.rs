@@ -920,6 +920,48 @@ pub extern "C" fn pg_finfo_floe_run_maintenance() -> &'static pg_sys::Pg_finfo_r
     &V1
 }
 
+/// The period of a new set, checked against its control column, and its premake.
+fn checked_step(
+    control_type: ControlType,
+    interval: &Interval,
+    premake: i32,
+) -> Result<Step, FloeError> {
+    let step = Step::from_interval(interval.months(), interval.days(), interval.micros())
+        .map_err(plan_error)?;
+    step.check_control(control_type).map_err(|e| {
+        invalid(
+            "part_interval",
+            e.to_string(),
+            "whole days or months for a date column",
+        )
+    })?;
+    if !(0..=1000).contains(&premake) {
+        return Err(invalid(
+            "premake",
+            premake.to_string(),
+            "0 to 1000 partitions ahead",
+        ));
+    }
+    Ok(step)
+}
+
+/// 42710 when `key` is a partition set already.
+fn require_new_set(key: &str) -> Result<(), FloeError> {
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM floe.partition_sets WHERE parent = $1)",
+        &[key.into()],
+    )?
+    .unwrap_or(false);
+    if exists {
+        return Err(FloeError::AlreadyExists {
+            kind: "partition set",
+            name: key.to_string(),
+            hint: "Change it in floe.partition_sets, or floe.remove_parent() it first.".into(),
+        });
+    }
+    Ok(())
+}
+
 fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, FloeError> {
     value.ok_or_else(|| invalid(argument, "NULL", "a value (this argument cannot be NULL)"))
 }
@@ -1030,22 +1072,7 @@ fn create_set(
             "a column of type timestamptz, timestamp or date",
         ));
     };
-    let step = Step::from_interval(interval.months(), interval.days(), interval.micros())
-        .map_err(plan_error)?;
-    step.check_control(control_type).map_err(|e| {
-        invalid(
-            "part_interval",
-            e.to_string(),
-            "whole days or months for a date column",
-        )
-    })?;
-    if !(0..=1000).contains(&premake) {
-        return Err(invalid(
-            "premake",
-            premake.to_string(),
-            "0 to 1000 partitions ahead",
-        ));
-    }
+    let step = checked_step(control_type, &interval, premake)?;
     let sub_by = sub_partition_by.map(|n| n.0);
     let sub_values = sub_partition_values.unwrap_or_default();
     if let Some(sub) = &sub_by {
@@ -1090,18 +1117,7 @@ fn create_set(
             "a column when sub_partition_values are given",
         ));
     }
-    let exists = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM floe.partition_sets WHERE parent = $1)",
-        &[parent.key.as_str().into()],
-    )?
-    .unwrap_or(false);
-    if exists {
-        return Err(FloeError::AlreadyExists {
-            kind: "partition set",
-            name: parent.key.clone(),
-            hint: "Change it in floe.partition_sets, or floe.remove_parent() it first.".into(),
-        });
-    }
+    require_new_set(&parent.key)?;
     // Plan first: an overlap is reported before anything is changed.
     let as_of =
         Spi::get_one::<i64>("SELECT (extract(epoch FROM pg_catalog.now()) * 1000000)::int8")?
@@ -1125,11 +1141,7 @@ fn create_set(
         children: &kids,
     };
     let p = plan::plan(&state, as_of).map_err(plan_error)?;
-    let type_text = match control_type {
-        ControlType::TimestampTz => "timestamptz",
-        ControlType::Timestamp => "timestamp",
-        ControlType::Date => "date",
-    };
+    let type_text = control_type.sql_name();
     Spi::run_with_args(
         "INSERT INTO floe.partition_sets (parent, control, control_type, part_interval, premake, start_at,
                                           default_partition, sub_partition_by, sub_partition_values)
@@ -1214,18 +1226,7 @@ fn convert(
             "a plain table (a partitioned one is managed with floe.create_parent)",
         ));
     }
-    let exists = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM floe.partition_sets WHERE parent = $1)",
-        &[table.key.as_str().into()],
-    )?
-    .unwrap_or(false);
-    if exists {
-        return Err(FloeError::AlreadyExists {
-            kind: "partition set",
-            name: table.key.clone(),
-            hint: "floe.remove_parent() it first.".into(),
-        });
-    }
+    require_new_set(&table.key)?;
     let type_name = Spi::get_one_with_args::<String>(
         "SELECT pg_catalog.format_type(atttypid, NULL) FROM pg_catalog.pg_attribute
           WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
@@ -1245,22 +1246,7 @@ fn convert(
             "a column of type timestamptz, timestamp or date",
         ));
     };
-    let step = Step::from_interval(interval.months(), interval.days(), interval.micros())
-        .map_err(plan_error)?;
-    step.check_control(control_type).map_err(|e| {
-        invalid(
-            "part_interval",
-            e.to_string(),
-            "whole days or months for a date column",
-        )
-    })?;
-    if !(0..=1000).contains(&premake) {
-        return Err(invalid(
-            "premake",
-            premake.to_string(),
-            "0 to 1000 partitions ahead",
-        ));
-    }
+    let step = checked_step(control_type, &interval, premake)?;
     // What a conversion cannot carry over: named, and nothing is changed.
     let blockers: Vec<String> = Spi::connect(|client| {
         let mut out = Vec::new();
@@ -1395,11 +1381,7 @@ fn convert(
         if let Some(c) = comment {
             Spi::run(&format!("COMMENT ON TABLE {new} IS {}", ql(&c)))?;
         }
-        let type_text = match control_type {
-            ControlType::TimestampTz => "timestamptz",
-            ControlType::Timestamp => "timestamp",
-            ControlType::Date => "date",
-        };
+        let type_text = control_type.sql_name();
         Spi::run_with_args(
             "INSERT INTO floe.partition_sets (parent, control, control_type, part_interval, premake,
                                               start_at, default_partition)

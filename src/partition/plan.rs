@@ -59,6 +59,15 @@ impl ControlType {
             _ => None,
         }
     }
+
+    /// The short name `floe.partition_sets.control_type` stores.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            ControlType::TimestampTz => "timestamptz",
+            ControlType::Timestamp => "timestamp",
+            ControlType::Date => "date",
+        }
+    }
 }
 
 /// The width of one child: a whole number of hours (dividing a day), days, or months.
@@ -485,6 +494,13 @@ mod tests {
             "2026-11-01 00:00:00"
         );
         assert_eq!(bound_text(t, ControlType::Date).unwrap(), "2026-11-01");
+        for c in [
+            ControlType::TimestampTz,
+            ControlType::Timestamp,
+            ControlType::Date,
+        ] {
+            assert_eq!(ControlType::parse(c.sql_name()), Some(c));
+        }
     }
 
     #[test]
