@@ -106,3 +106,26 @@ expect_eq "$(q "SELECT count(*) FROM pg_class WHERE relname ~ '^metrics_[0-9]' A
     "worker-retired months were dropped (mode drop), earlier detached ones kept"
 expect_eq "$(q "SELECT coalesce(last_error, 'none') FROM floe.partition_sets WHERE parent = 'public.metrics'")" \
     none "worker recorded success"
+
+echo "# fault: a concurrent detach interrupted (a reader outlives lock_timeout in its wait) is finished next run"
+q "CREATE TABLE metrics_y2000 PARTITION OF metrics FOR VALUES FROM ('2000-01-01') TO ('2000-02-01')"
+"$FLOE_PG_BIN/psql" -X -q -d "$FLOE_TEST_DB" -c "BEGIN" -c "SELECT count(*) FROM metrics" \
+    -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null &
+rpid=$!
+sleep 0.5
+q "UPDATE floe.jobs SET next_run = now() WHERE name = 'floe.partition_maintenance'"
+q "SELECT floe.wake_scheduler()" >/dev/null
+sleep 2.5
+expect_eq "$(q "SELECT detach_pending FROM floe.partitions('metrics') WHERE partition::text = 'metrics_y2000'")" t \
+    "the detach stopped half-way (pending) while the reader ran"
+expect_match "$(q "SELECT last_error FROM floe.partition_sets WHERE parent = 'public.metrics'")" "lock" \
+    "the interruption is recorded"
+expect_eq "$(q "INSERT INTO metrics VALUES (now(), 1) RETURNING n")" 1 "writers are not blocked meanwhile"
+wait $rpid
+q "UPDATE floe.jobs SET next_run = now() WHERE name = 'floe.partition_maintenance'"
+q "SELECT floe.wake_scheduler()" >/dev/null
+sleep 3
+expect_eq "$(q "SELECT count(*) FROM pg_class WHERE relname = 'metrics_y2000'")" 0 \
+    "the next run finished it (DETACH ... FINALIZE) and dropped the table"
+expect_eq "$(q "SELECT coalesce(last_error, 'none') FROM floe.partition_sets WHERE parent = 'public.metrics'")" \
+    none "and recorded success"
