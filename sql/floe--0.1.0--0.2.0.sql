@@ -23,7 +23,8 @@ BEGIN
          USING pg_catalog.pg_event_trigger_dropped_objects() d
          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
            AND d.objsubid = 0 AND d.object_type = 'table'
-           AND p.parent = d.object_identity;
+           AND p.parent = d.object_identity
+           AND (p.relid IS NULL OR p.relid = d.objid);
     END IF;
 END
 $fn$;
@@ -34,6 +35,7 @@ $fn$;
 
 CREATE TABLE floe.partition_sets (
     parent               text        PRIMARY KEY,  -- format('%I.%I', schema, table)
+    relid                oid,        -- the table the set was made for (NULL: adopt by name)
     control              name        NOT NULL,
     control_type         text        NOT NULL CHECK (control_type IN ('timestamptz', 'timestamp', 'date')),
     part_interval        interval    NOT NULL,

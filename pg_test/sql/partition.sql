@@ -275,6 +275,15 @@ CALL floe.run_maintenance();
 RESET client_min_messages;
 SELECT parent, last_error FROM floe.partition_sets WHERE parent = 'part.quarterly';
 SELECT check_name, status, detail FROM floe.health() WHERE check_name = 'partition.premake';
+-- Another table taking the old name is not adopted (its owner did not ask for it), and
+-- dropping it leaves the set alone.
+CREATE TABLE part.quarterly (t timestamptz NOT NULL) PARTITION BY RANGE (t);
+SET client_min_messages = error;
+CALL floe.run_maintenance('part.quarterly');
+RESET client_min_messages;
+SELECT parent, last_error FROM floe.partition_sets WHERE parent = 'part.quarterly';
+SELECT count(*) AS impostor_children FROM floe.partitions('part.quarterly');
+DROP TABLE part.quarterly;
 UPDATE floe.partition_sets SET parent = 'part.quarterly_renamed' WHERE parent = 'part.quarterly';
 CALL floe.run_maintenance('part.quarterly_renamed');
 SELECT parent, last_error FROM floe.partition_sets WHERE parent LIKE 'part.quarterly%';

@@ -563,6 +563,39 @@ fn plan_set(
             hint: "Was it renamed? UPDATE floe.partition_sets SET parent = format('%I.%I', schema, new_name) WHERE parent = '<old>', or DELETE the row.".into(),
         });
     };
+    // The name must still be the table the set was made for: a table renamed away and
+    // another one created under its name is not adopted (its owner did not ask for it).
+    let recorded = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT relid FROM floe.partition_sets WHERE parent = $1",
+        &[key.into()],
+    )?;
+    match recorded {
+        Some(relid) if relid != oid => {
+            let still_there = Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1)",
+                &[relid.into()],
+            )?
+            .unwrap_or(false);
+            if still_there {
+                return Err(FloeError::WrongState {
+                    message: format!(
+                        "{key} is no longer the table this partition set was made for (that one was renamed)"
+                    ),
+                    hint: "Point the set at the renamed table (UPDATE floe.partition_sets SET parent = ...), or, to manage the new table, SET relid = NULL after checking its configuration.".into(),
+                });
+            }
+            // Restored from a dump (new oids): the table of that name is the set's.
+            Spi::run_with_args(
+                "UPDATE floe.partition_sets SET relid = $2 WHERE parent = $1",
+                &[key.into(), oid.into()],
+            )?;
+        }
+        Some(_) => {}
+        None => Spi::run_with_args(
+            "UPDATE floe.partition_sets SET relid = $2 WHERE parent = $1",
+            &[key.into(), oid.into()],
+        )?,
+    }
     let Some(cfg) = load_config(key, as_of)? else {
         return Ok(None);
     };
@@ -1144,8 +1177,9 @@ fn create_set(
     let type_text = control_type.sql_name();
     Spi::run_with_args(
         "INSERT INTO floe.partition_sets (parent, control, control_type, part_interval, premake, start_at,
-                                          default_partition, sub_partition_by, sub_partition_values)
-         VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6::float8 / 1000000), $7, $8, $9)",
+                                          default_partition, sub_partition_by, sub_partition_values, relid)
+         VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6::float8 / 1000000), $7, $8, $9,
+                 pg_catalog.to_regclass($1)::oid)",
         &[
             parent.key.as_str().into(),
             control.as_str().into(),
@@ -1384,8 +1418,9 @@ fn convert(
         let type_text = control_type.sql_name();
         Spi::run_with_args(
             "INSERT INTO floe.partition_sets (parent, control, control_type, part_interval, premake,
-                                              start_at, default_partition)
-             VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6::float8 / 1000000), true)",
+                                              start_at, default_partition, relid)
+             VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6::float8 / 1000000), true,
+                     pg_catalog.to_regclass($1)::oid)",
             &[
                 table.key.as_str().into(),
                 control.as_str().into(),

@@ -378,10 +378,16 @@ pub fn plan(state: &SetState<'_>, as_of: i64) -> Result<Plan, PlanError> {
     }
     out.complete = true;
     if let Some(cutoff) = state.retain_after {
+        // Only children that are exactly one period of the set: a partition someone attached
+        // by hand with other bounds (an archive of old years, say) is never retired.
         let mut old: Vec<&Child> = state
             .children
             .iter()
             .filter(|c| !c.is_default && matches!(c.hi, Some(hi) if hi <= cutoff))
+            .filter(|c| match (c.lo, c.hi) {
+                (Some(lo), Some(hi)) => step.floor(lo) == Ok(lo) && step.next(lo) == Ok(hi),
+                _ => false,
+            })
             .collect();
         old.sort_by_key(|c| c.hi);
         out.retire = old.into_iter().map(|c| c.name.clone()).collect();
@@ -592,6 +598,29 @@ mod tests {
         assert_eq!(p.retire, ["events_2026_09"]);
         assert_eq!(p.create.len(), 2);
         assert!(p.complete);
+
+        // A hand-made child with other bounds is never retired.
+        let mut with_archive = have.to_vec();
+        with_archive.push(Child {
+            name: "events_before_2026".into(),
+            lo: None,
+            hi: Some(at("2026-09-01 00:00:00")),
+            is_default: false,
+        });
+        with_archive.push(child(
+            "events_two_months",
+            "2026-07-01 00:00:00",
+            "2026-09-01 00:00:00",
+        ));
+        let s = monthly(
+            &with_archive,
+            "2026-09-01 00:00:00",
+            Some("2026-10-15 00:00:00"),
+        );
+        assert_eq!(
+            plan(&s, at("2026-11-22 00:00:00")).unwrap().retire,
+            ["events_2026_09"]
+        );
 
         let odd = [child("mine", "2026-11-15 00:00:00", "2026-12-15 00:00:00")];
         let s = monthly(&odd, "2026-11-01 00:00:00", None);

@@ -3,6 +3,7 @@
 
 CREATE TABLE floe.partition_sets (
     parent               text        PRIMARY KEY,  -- format('%I.%I', schema, table)
+    relid                oid,        -- the table the set was made for (NULL: adopt by name)
     control              name        NOT NULL,
     control_type         text        NOT NULL CHECK (control_type IN ('timestamptz', 'timestamp', 'date')),
     part_interval        interval    NOT NULL,
