@@ -79,7 +79,7 @@ fn parent_info(oid: pg_sys::Oid) -> Result<(Parent, String, bool), FloeError> {
         let rows = client.select(
             "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), n.nspname::text,
                     c.relname::text, c.relowner, c.relkind::text,
-                    pg_catalog.pg_has_role(c.relowner, 'MEMBER')
+                    pg_catalog.pg_has_role(c.relowner, 'USAGE')
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE c.oid = $1",
@@ -121,7 +121,9 @@ fn require_owner(parent: &Parent, member: bool) -> Result<(), FloeError> {
     })
 }
 
-/// The children of `parent`, with bounds in microseconds (UTC).
+/// The children of `parent` (named `schema.table`, quoted: a partition may live in another
+/// schema than its parent), with bounds in microseconds (UTC); `±infinity` bounds count as
+/// MINVALUE/MAXVALUE.
 fn children(parent: pg_sys::Oid, control_type: ControlType) -> Result<Vec<Child>, FloeError> {
     let ty = match control_type {
         ControlType::TimestampTz => "timestamptz",
@@ -132,19 +134,21 @@ fn children(parent: pg_sys::Oid, control_type: ControlType) -> Result<Vec<Child>
         let rows = client.select(
             // MATERIALIZED: each bound is deparsed once, not once per use of `m`.
             "WITH k AS MATERIALIZED (
-               SELECT c.relname::text AS name, c.oid = p.partdefid AS is_default,
+               SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS name,
+                      c.oid = p.partdefid AS is_default,
                       pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
                                               '^FOR VALUES FROM \\((.*)\\) TO \\((.*)\\)$') AS m
                  FROM pg_catalog.pg_inherits i
                  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                  JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = i.inhparent
                 WHERE i.inhparent = $1)
              SELECT name, is_default,
-                    CASE WHEN m[1] IS NULL OR m[1] = 'MINVALUE' THEN NULL
+                    CASE WHEN m[1] IS NULL OR m[1] = 'MINVALUE' OR m[1] ILIKE '%infinity%' THEN NULL
                          WHEN $2 = 'timestamptz'
                          THEN (extract(epoch FROM pg_catalog.btrim(m[1], '''')::timestamptz) * 1000000)::int8
                          ELSE (extract(epoch FROM pg_catalog.btrim(m[1], '''')::timestamp) * 1000000)::int8 END,
-                    CASE WHEN m[2] IS NULL OR m[2] = 'MAXVALUE' THEN NULL
+                    CASE WHEN m[2] IS NULL OR m[2] = 'MAXVALUE' OR m[2] ILIKE '%infinity%' THEN NULL
                          WHEN $2 = 'timestamptz'
                          THEN (extract(epoch FROM pg_catalog.btrim(m[2], '''')::timestamptz) * 1000000)::int8
                          ELSE (extract(epoch FROM pg_catalog.btrim(m[2], '''')::timestamp) * 1000000)::int8 END
@@ -453,10 +457,8 @@ fn create_child_table(
     Ok(())
 }
 
-fn default_partition_of(parent: &Parent, kids: &[Child]) -> Option<String> {
-    kids.iter()
-        .find(|c| c.is_default)
-        .map(|c| parent.child(&c.name))
+fn default_partition_of(kids: &[Child]) -> Option<String> {
+    kids.iter().find(|c| c.is_default).map(|c| c.name.clone())
 }
 
 fn load_config(
@@ -512,15 +514,27 @@ fn as_owner<T>(
 ) -> Result<T, FloeError> {
     let (mut saved_user, mut saved_ctx) = (pg_sys::InvalidOid, 0);
     // SAFETY: saved and restored around `f`; an ERROR's (sub)transaction abort restores too.
-    unsafe {
+    // A security-restricted operation, as VACUUM runs index functions: the table's code
+    // cannot switch roles, and every setting it changes (even session-level, through
+    // set_config in a trigger) is undone with the GUC nest level, so nothing it does can
+    // reach the maintainer's own later statements.
+    let level = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
         pg_sys::SetUserIdAndSecContext(
             owner,
-            saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+            saved_ctx
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
+        pg_sys::NewGUCNestLevel()
+    };
+    let out = Spi::run("SET LOCAL search_path = pg_catalog, pg_temp")
+        .map_err(FloeError::from)
+        .and_then(|_| f());
+    unsafe {
+        pg_sys::AtEOXact_GUC(false, level);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
     }
-    let out = f();
-    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx) };
     out
 }
 
@@ -611,12 +625,12 @@ fn plan_set(
         children: &kids,
     };
     let p = plan::plan(&state, cfg.as_of_us).map_err(plan_error)?;
-    let default = default_partition_of(&parent, &kids);
+    let default = default_partition_of(&kids);
     let pending = pending_detach(oid)?;
     let mut retire = Vec::new();
     if p.complete {
         for name in &p.retire {
-            let child = parent.child(name);
+            let child = name.clone();
             let sql = format!(
                 "ALTER TABLE {} DETACH PARTITION {child}",
                 parent.qualified()
@@ -769,8 +783,9 @@ fn pending_detach(parent: pg_sys::Oid) -> Result<Vec<String>, FloeError> {
     Spi::connect(|client| {
         let mut out = Vec::new();
         for row in client.select(
-            "SELECT c.relname::text FROM pg_catalog.pg_inherits i
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_inherits i
                JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE i.inhparent = $1 AND i.inhdetachpending",
             None,
             &[parent.into()],
@@ -868,11 +883,10 @@ pub fn run_in_worker(parent: Option<pg_sys::Oid>, as_of: Option<TimestampWithTim
         }
         let mut first_error = None;
         for d in concurrent {
-            let detached = crate::scheduler::run_top_level(
-                &d.detach_sql,
-                d.owner,
-                gucs::partition_lock_timeout_ms(),
-            );
+            // As the worker itself: DETACH CONCURRENTLY runs none of the table's code (it
+            // adds the partition constraint as an already valid CHECK, scanning nothing).
+            let detached =
+                crate::scheduler::run_top_level(&d.detach_sql, gucs::partition_lock_timeout_ms());
             let error = match detached {
                 Err(e) => Some(format!("{}: {e}", d.detach_sql)),
                 Ok(()) => match &d.after_sql {
@@ -914,9 +928,12 @@ pub unsafe extern "C-unwind" fn floe_run_maintenance(
             && !(*(ctx as *mut pg_sys::CallContext)).atomic;
         (parent, as_of, nonatomic)
     };
-    if !nonatomic && crate::scheduler::is_scheduler_worker() {
-        // The worker's job runs inside a transaction; it runs the sets right after it,
-        // each in its own transaction.
+    // SAFETY: a plain read of the current user's role attributes.
+    let superuser = unsafe { pg_sys::superuser() };
+    if !nonatomic && superuser && crate::scheduler::is_scheduler_worker() {
+        // The built-in job (a superuser's) runs inside a transaction; the worker runs the
+        // sets right after it, each step in its own transaction. Another role's job that
+        // CALLs this runs as that role, in its job's transaction, over its own sets only.
         DEFERRED.with(|d| *d.borrow_mut() = Some((parent, as_of)));
         return pg_sys::Datum::from(0);
     }
@@ -1206,7 +1223,7 @@ fn create_set(
         as_of_us: as_of,
     };
     as_owner(parent.owner, || {
-        let mut default = default_partition_of(&parent, &kids);
+        let mut default = default_partition_of(&kids);
         if default_partition && default.is_none() {
             let name = parent.child(&plan::child_name(&parent.name, "default"));
             ddl(&format!(

@@ -8,11 +8,14 @@ use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use std::ffi::CString;
 
-/// Runs `sql` (exactly one utility statement) as `user` in its own transaction (the
-/// statement may commit and start more, as DETACH CONCURRENTLY does), under `lock_timeout`
-/// (milliseconds; 0 for none). Returns the error message if it failed; the transaction is
-/// then aborted and the worker goes on.
-pub fn run_top_level(sql: &str, user: pg_sys::Oid, lock_timeout_ms: i32) -> Result<(), String> {
+/// Runs `sql` (exactly one utility statement) as the worker's own role in its own
+/// transaction (the statement may commit and start more, as DETACH CONCURRENTLY does), under
+/// `lock_timeout` (milliseconds; 0 for none). Returns the error message if it failed; the
+/// transaction is then aborted and the worker goes on. No user switch: a role switched
+/// inside would outlive the statement's own commits (and Postgres asserts no security
+/// context is set when a transaction starts), so callers run only statements that execute
+/// no code of the table's owner.
+pub fn run_top_level(sql: &str, lock_timeout_ms: i32) -> Result<(), String> {
     let text = CString::new(sql).map_err(|_| "statement contains a NUL byte".to_string())?;
     let timeout = CString::new(lock_timeout_ms.max(0).to_string()).unwrap_or_default();
     // SAFETY: called by the scheduler worker between transactions. The parse tree and the
@@ -26,6 +29,8 @@ pub fn run_top_level(sql: &str, user: pg_sys::Oid, lock_timeout_ms: i32) -> Resu
             pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         );
+        let (mut saved_user, mut saved_ctx) = (pg_sys::InvalidOid, 0);
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
         let result = PgTryBuilder::new(|| {
             pg_sys::SetCurrentStatementStartTimestamp();
             pg_sys::StartTransactionCommand();
@@ -36,12 +41,6 @@ pub fn run_top_level(sql: &str, user: pg_sys::Oid, lock_timeout_ms: i32) -> Resu
                 pg_sys::GucSource::PGC_S_SESSION,
             );
             pg_sys::MemoryContextSwitchTo(ctx);
-            let (mut saved_user, mut saved_ctx) = (pg_sys::InvalidOid, 0);
-            pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
-            pg_sys::SetUserIdAndSecContext(
-                user,
-                saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-            );
             let parsed = pg_sys::pg_parse_query(text.as_ptr());
             if parsed.is_null() || (*parsed).length != 1 {
                 error!("floe: a top-level statement must be exactly one statement");
@@ -82,14 +81,14 @@ pub fn run_top_level(sql: &str, user: pg_sys::Oid, lock_timeout_ms: i32) -> Resu
                 &mut qc,
             );
             pg_sys::PortalDrop(portal, false);
-            pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
             pg_sys::CommitTransactionCommand();
             Ok(())
         })
         .catch_others(|e| {
             pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
-            // Restores the user id and releases locks, snapshots and memory of the statement.
+            // Releases locks, snapshots and memory of the statement.
             pg_sys::AbortCurrentTransaction();
+            pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
             Err(match e {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
                     r.message().to_string()

@@ -354,6 +354,8 @@ fn run_due_jobs_once() -> bool {
         if BackgroundWorker::sigterm_received() {
             break;
         }
+        // A maintenance request left by an earlier job that then failed is not honoured.
+        let _ = crate::partition::take_deferred();
         let outcome = BackgroundWorker::transaction(|| {
             crate::subxact::run(|| api::open_run(jobid))
                 .map_err(|c| c.describe())

@@ -27,15 +27,19 @@ COMMENT ON TABLE floe.partition_sets IS
   'floe partition manager: one row per partition set (floe.create_parent); premake, retention and automatic may be changed with UPDATE.';
 SELECT pg_catalog.pg_extension_config_dump('floe.partition_sets', '');
 
--- A role sees and changes only the sets whose parent it owns (or is a member of the owner).
+-- A role sees and changes only the sets of tables it owns (has the owner's privileges of).
+-- A row it writes must name its table canonically (schema-qualified, as format('%I.%I')
+-- spells it, so no search_path can make it mean another table) and carry that table's oid.
 ALTER TABLE floe.partition_sets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY partition_sets_owner ON floe.partition_sets
     USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                    WHERE c.oid = pg_catalog.to_regclass(parent)
-                      AND pg_catalog.pg_has_role(c.relowner, 'MEMBER')))
+                    WHERE c.oid = coalesce(relid, pg_catalog.to_regclass(parent))
+                      AND pg_catalog.pg_has_role(c.relowner, 'USAGE')))
     WITH CHECK (EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                         WHERE c.oid = pg_catalog.to_regclass(parent)
-                           AND pg_catalog.pg_has_role(c.relowner, 'MEMBER')));
+                          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.oid = relid
+                           AND parent = pg_catalog.format('%I.%I', n.nspname, c.relname)
+                           AND pg_catalog.pg_has_role(c.relowner, 'USAGE')));
 GRANT SELECT, INSERT, UPDATE, DELETE ON floe.partition_sets TO PUBLIC;
 
 -- The set row of a parent, or a clear error.

@@ -94,8 +94,8 @@ BEGIN
          USING pg_catalog.pg_event_trigger_dropped_objects() d
          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
            AND d.objsubid = 0 AND d.object_type = 'table'
-           AND p.parent = d.object_identity
-           AND (p.relid IS NULL OR p.relid = d.objid);
+           AND (p.relid = d.objid
+                OR (p.relid IS NULL AND p.parent = d.object_identity));
     END IF;
 END
 $fn$;
