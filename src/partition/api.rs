@@ -339,6 +339,22 @@ fn create_child(
     r: &Range,
     default: Option<&str>,
 ) -> Result<(), FloeError> {
+    create_or_stage_child(parent, cfg, r, default, false).map(|_| ())
+}
+
+/// Like [`create_child`]; with `may_stage`, when the default partition holds rows (of other
+/// periods only), stops after preparing the child and putting a NOT VALID exclusion CHECK for
+/// the period on the default partition, and returns `true`: the caller then validates that
+/// CHECK in its own transaction (SHARE UPDATE EXCLUSIVE, blocking no one) and attaches with
+/// [`attach_staged_child`], so ATTACH does not scan the default partition under its ACCESS
+/// EXCLUSIVE lock. A child left by an interrupted run is taken up where it stopped.
+fn create_or_stage_child(
+    parent: &Parent,
+    cfg: &SetConfig,
+    r: &Range,
+    default: Option<&str>,
+    may_stage: bool,
+) -> Result<bool, FloeError> {
     let child = parent.child(&r.name);
     let col = qi(&cfg.control);
     let (lo, hi) = bounds(cfg, r)?;
@@ -346,6 +362,7 @@ fn create_child(
         "ALTER TABLE {} ATTACH PARTITION {child} FOR VALUES FROM ({lo}) TO ({hi})",
         parent.qualified()
     );
+    let check = bounds_check_name(r);
     // A default partition under forced row security (a tenant-isolated set) hides rows from
     // its owner too: its rows are looked for and moved only inside the locked step, where
     // FORCE is lifted and restored before anyone else can see the table.
@@ -366,13 +383,39 @@ fn create_child(
         .unwrap_or(true),
         None => false,
     };
-    create_child_table(parent, cfg, r, &child)?;
-    match default {
-        Some(default) if waiting => {
-            let check = bounds_check_name(r);
+    // An earlier run may have left the child prepared but not attached.
+    let leftover = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                          JOIN pg_catalog.pg_constraint k ON k.conrelid = c.oid AND k.conname = $2
+                         WHERE c.oid = pg_catalog.to_regclass($1) AND NOT c.relispartition)",
+        &[
+            child.as_str().into(),
+            plan::child_name(&r.name, "floe_bounds").into(),
+        ],
+    )?
+    .unwrap_or(false);
+    // Staged (see above) when the default partition holds rows of other periods only.
+    let stage = match default {
+        Some(default) if may_stage && !forced && !waiting => {
+            Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT 1 FROM {default})"))?
+                .unwrap_or(true)
+        }
+        _ => false,
+    };
+    // The partition constraint as a CHECK when the child gets rows before its ATTACH (or
+    // waits for it across transactions): ATTACH then needs no scan of the child. An empty
+    // child attached at once needs none.
+    let with_check = leftover || waiting || stage;
+    if !leftover {
+        create_child_table(parent, cfg, r, &child)?;
+        if with_check {
             Spi::run(&format!(
                 "ALTER TABLE {child} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL AND {col} >= {lo} AND {col} < {hi})"
             ))?;
+        }
+    }
+    match default {
+        Some(default) if waiting => {
             let cols = copy_columns(parent.oid)?;
             if !forced {
                 drain_default(default, &child, cfg, &cols, r)?;
@@ -396,11 +439,94 @@ fn create_child(
                 Spi::run(&attach)?;
                 Ok(())
             })?;
-            Spi::run(&format!("ALTER TABLE {child} DROP CONSTRAINT {check}"))?;
+        }
+        Some(default) if stage => {
+            if !has_constraint(default, &exclusion_name(r))? {
+                ddl(&format!(
+                    "ALTER TABLE {default} ADD CONSTRAINT {} CHECK (NOT ({col} >= {lo} AND {col} < {hi})) NOT VALID",
+                    qi(exclusion_name(r))
+                ))?;
+            }
+            return Ok(true);
         }
         _ => ddl(&attach)?,
     }
-    copy_grants(parent, &child)?;
+    finish_child(parent, r, &child, default, with_check)?;
+    Ok(false)
+}
+
+/// The exclusion CHECK a staged child puts on the default partition.
+fn exclusion_name(r: &Range) -> String {
+    plan::child_name(&r.name, "floe_excl")
+}
+
+fn has_constraint(table: &str, name: &str) -> Result<bool, FloeError> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                         WHERE conrelid = pg_catalog.to_regclass($1) AND conname = $2)",
+        &[table.into(), name.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// The middle step of a staged child: validates the exclusion CHECK on the default
+/// partition (a scan under SHARE UPDATE EXCLUSIVE: reads and writes go on). Fails if a row of
+/// the period arrived in the default partition meanwhile; the caller then removes the CHECK.
+fn validate_exclusion(default: &str, r: &Range) -> Result<(), FloeError> {
+    ddl(&format!(
+        "ALTER TABLE {default} VALIDATE CONSTRAINT {}",
+        qi(exclusion_name(r))
+    ))
+}
+
+/// Removes a staged child's exclusion CHECK (after a failed validation).
+fn drop_exclusion(default: &str, r: &Range) -> Result<(), FloeError> {
+    if has_constraint(default, &exclusion_name(r))? {
+        ddl(&format!(
+            "ALTER TABLE {default} DROP CONSTRAINT {}",
+            qi(exclusion_name(r))
+        ))?;
+    }
+    Ok(())
+}
+
+/// The last step of a staged child: ATTACH without scanning the default partition (its
+/// valid exclusion CHECK proves the period is not there), then the usual finish.
+fn attach_staged_child(
+    parent: &Parent,
+    cfg: &SetConfig,
+    r: &Range,
+    default: &str,
+) -> Result<(), FloeError> {
+    let child = parent.child(&r.name);
+    let (lo, hi) = bounds(cfg, r)?;
+    ddl(&format!(
+        "ALTER TABLE {} ATTACH PARTITION {child} FOR VALUES FROM ({lo}) TO ({hi})",
+        parent.qualified()
+    ))?;
+    finish_child(parent, r, &child, Some(default), true)
+}
+
+/// Drops the CHECKs that made ATTACH cheap (the child's, and a staged exclusion on the
+/// default partition), carries grants and tenant isolation over.
+fn finish_child(
+    parent: &Parent,
+    r: &Range,
+    child: &str,
+    default: Option<&str>,
+    with_check: bool,
+) -> Result<(), FloeError> {
+    if with_check {
+        ddl(&format!(
+            "ALTER TABLE {child} DROP CONSTRAINT {}",
+            bounds_check_name(r)
+        ))?;
+        // A staged exclusion left by an interrupted run (there is none otherwise).
+        if let Some(default) = default {
+            drop_exclusion(default, r)?;
+        }
+    }
+    copy_grants(parent, child)?;
     crate::tenant::apply_to_partitions(parent.oid)?;
     Ok(())
 }
@@ -742,8 +868,24 @@ fn maintain_set(
         // One transaction per new child and per retired child: the strong locks each takes
         // (the default partition, briefly the parent) last milliseconds, never a whole run.
         for r in &w.create {
-            step(owner, || create_child(&w.parent, &w.cfg, r, default))?;
+            let mut staged = false;
+            step(owner, || {
+                staged = create_or_stage_child(&w.parent, &w.cfg, r, default, txn != Txn::Caller)?;
+                Ok(())
+            })?;
             commit(txn);
+            if let (true, Some(default)) = (staged, default) {
+                let validated = step(owner, || validate_exclusion(default, r));
+                commit(txn);
+                if let Err(e) = validated {
+                    // A row of the period arrived: writers must not keep hitting the CHECK.
+                    let _ = step(owner, || drop_exclusion(default, r));
+                    commit(txn);
+                    return Err(e);
+                }
+                step(owner, || attach_staged_child(&w.parent, &w.cfg, r, default))?;
+                commit(txn);
+            }
         }
         for (detach, after) in &w.retire {
             match detach {
