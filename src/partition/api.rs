@@ -855,6 +855,12 @@ fn maintain_set(
     txn: Txn,
 ) -> (Option<String>, Vec<ConcurrentDetach>) {
     no_flush_wait(txn);
+    // One maintenance of a set at a time (the worker and a CALL by hand, say): the second
+    // skips the set instead of colliding with the first one's steps.
+    if !lock_set(key, txn) {
+        pgrx::notice!("floe: partition set {key} is being maintained by another session; skipped");
+        return (None, Vec::new());
+    }
     let planned = match subxact::try_run(|| plan_set(key, as_of, txn == Txn::Worker)) {
         Ok(r) => r,
         Err(c) => Err(caught("planning", c)),
@@ -916,8 +922,37 @@ fn maintain_set(
     if concurrent.is_empty() || error.is_some() {
         record_caught(key, error.as_deref());
         concurrent.clear();
+        unlock_set(key, txn);
     }
     (error, concurrent)
+}
+
+/// Advisory lock class of partition sets ("floe" in ASCII); the second key is the set's.
+const SET_LOCK_CLASS: i32 = 0x666c_6f65;
+
+/// Takes the set's advisory lock without waiting: for the caller's transaction when
+/// maintenance runs inside it, else for the session (released by [`unlock_set`]).
+fn lock_set(key: &str, txn: Txn) -> bool {
+    let sql = if txn == Txn::Caller {
+        "SELECT pg_catalog.pg_try_advisory_xact_lock($1, pg_catalog.hashtext($2))"
+    } else {
+        "SELECT pg_catalog.pg_try_advisory_lock($1, pg_catalog.hashtext($2))"
+    };
+    matches!(
+        subxact::run(|| Spi::get_one_with_args::<bool>(sql, &[SET_LOCK_CLASS.into(), key.into()])),
+        Ok(Ok(Some(true)))
+    )
+}
+
+fn unlock_set(key: &str, txn: Txn) {
+    if txn != Txn::Caller {
+        let _ = subxact::run(|| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT pg_catalog.pg_advisory_unlock($1, pg_catalog.hashtext($2))",
+                &[SET_LOCK_CLASS.into(), key.into()],
+            )
+        });
+    }
 }
 
 /// Children whose `DETACH ... CONCURRENTLY` was interrupted.
@@ -1045,7 +1080,10 @@ pub fn run_in_worker(parent: Option<pg_sys::Oid>, as_of: Option<TimestampWithTim
                 break;
             }
         }
-        BackgroundWorker::transaction(|| record_caught(&key, first_error.as_deref()));
+        BackgroundWorker::transaction(|| {
+            record_caught(&key, first_error.as_deref());
+            unlock_set(&key, Txn::Worker);
+        });
     }
 }
 
