@@ -46,6 +46,8 @@ struct SetConfig {
     mode: RetentionMode,
     archive_schema: Option<String>,
     as_of_us: i64,
+    /// The table the set was made for (NULL: adopt the table of that name).
+    relid: Option<pg_sys::Oid>,
 }
 
 /// A child being retired by `DETACH ... CONCURRENTLY`, which only the scheduler worker can
@@ -74,8 +76,10 @@ fn caught(context: &str, c: subxact::Caught) -> FloeError {
     }
 }
 
-fn parent_info(oid: pg_sys::Oid) -> Result<(Parent, String, bool), FloeError> {
-    Spi::connect(|client| {
+/// The table `oid` and its relkind, when the current user has its owner's privileges
+/// (42501 otherwise): partition sets are managed by the owner.
+fn owned_table(oid: pg_sys::Oid) -> Result<(Parent, String), FloeError> {
+    let (parent, relkind, owner) = Spi::connect(|client| {
         let rows = client.select(
             "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), n.nspname::text,
                     c.relname::text, c.relowner, c.relkind::text,
@@ -105,37 +109,36 @@ fn parent_info(oid: pg_sys::Oid) -> Result<(Parent, String, bool), FloeError> {
             row.get::<String>(5)?.unwrap_or_default(),
             row.get::<bool>(6)?.unwrap_or(false),
         ))
-    })
-}
-
-fn require_owner(parent: &Parent, member: bool) -> Result<(), FloeError> {
-    if member {
-        return Ok(());
+    })?;
+    if !owner {
+        return Err(FloeError::PermissionDenied {
+            message: format!("must be owner of table {}", parent.key),
+            detail: None,
+            hint: "Partition sets are managed by the owner of the parent table (or a member of its role).".into(),
+        });
     }
-    Err(FloeError::PermissionDenied {
-        message: format!("must be owner of table {}", parent.key),
-        detail: None,
-        hint:
-            "Partition sets are managed by the owner of the parent table (or a member of its role)."
-                .into(),
-    })
+    Ok((parent, relkind))
 }
 
 /// The children of `parent` (named `schema.table`, quoted: a partition may live in another
 /// schema than its parent), with bounds in microseconds (UTC); `±infinity` bounds count as
 /// MINVALUE/MAXVALUE.
-fn children(parent: pg_sys::Oid, control_type: ControlType) -> Result<Vec<Child>, FloeError> {
+/// Also returns the children whose `DETACH ... CONCURRENTLY` was interrupted.
+fn children(
+    parent: pg_sys::Oid,
+    control_type: ControlType,
+) -> Result<(Vec<Child>, Vec<String>), FloeError> {
     let ty = match control_type {
         ControlType::TimestampTz => "timestamptz",
         _ => "timestamp",
     };
     Spi::connect(|client| {
-        let mut out = Vec::new();
+        let (mut out, mut pending) = (Vec::new(), Vec::new());
         let rows = client.select(
             // MATERIALIZED: each bound is deparsed once, not once per use of `m`.
             "WITH k AS MATERIALIZED (
                SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS name,
-                      c.oid = p.partdefid AS is_default,
+                      c.oid = p.partdefid AS is_default, i.inhdetachpending AS pending,
                       pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
                                               '^FOR VALUES FROM \\((.*)\\) TO \\((.*)\\)$') AS m
                  FROM pg_catalog.pg_inherits i
@@ -151,20 +154,25 @@ fn children(parent: pg_sys::Oid, control_type: ControlType) -> Result<Vec<Child>
                     CASE WHEN m[2] IS NULL OR m[2] = 'MAXVALUE' OR m[2] ILIKE '%infinity%' THEN NULL
                          WHEN $2 = 'timestamptz'
                          THEN (extract(epoch FROM pg_catalog.btrim(m[2], '''')::timestamptz) * 1000000)::int8
-                         ELSE (extract(epoch FROM pg_catalog.btrim(m[2], '''')::timestamp) * 1000000)::int8 END
+                         ELSE (extract(epoch FROM pg_catalog.btrim(m[2], '''')::timestamp) * 1000000)::int8 END,
+                    pending
                FROM k ORDER BY name",
             None,
             &[parent.into(), ty.into()],
         )?;
         for row in rows {
+            let name: String = row.get(1)?.unwrap_or_default();
+            if row.get::<bool>(5)?.unwrap_or(false) {
+                pending.push(name.clone());
+            }
             out.push(Child {
-                name: row.get(1)?.unwrap_or_default(),
+                name,
                 is_default: row.get(2)?.unwrap_or(false),
                 lo: row.get(3)?,
                 hi: row.get(4)?,
             });
         }
-        Ok(out)
+        Ok((out, pending))
     })
 }
 
@@ -231,11 +239,6 @@ fn copy_columns(parent: pg_sys::Oid) -> Result<String, FloeError> {
     })
 }
 
-/// Grants on `target` (and its own partitions) the privileges others hold on the parent.
-fn copy_grants(parent: &Parent, target: &str) -> Result<(), FloeError> {
-    copy_acl(parent.oid, target)
-}
-
 /// Grants on `target` (and its own partitions) the privileges others hold on `from`.
 fn copy_acl(from: pg_sys::Oid, target: &str) -> Result<(), FloeError> {
     let any = Spi::get_one_with_args::<bool>(
@@ -279,8 +282,7 @@ fn drain_default(
     cols: &str,
     r: &Range,
 ) -> Result<i64, FloeError> {
-    let lo = ql(plan::bound_text(r.lo, cfg.control_type).map_err(plan_error)?);
-    let hi = ql(plan::bound_text(r.hi, cfg.control_type).map_err(plan_error)?);
+    let (lo, hi) = bounds(cfg, r)?;
     let col = qi(&cfg.control);
     let batch = gucs::partition_drain_batch().max(1);
     let sql = format!(
@@ -358,23 +360,29 @@ fn create_or_stage_child(
     let child = parent.child(&r.name);
     let col = qi(&cfg.control);
     let (lo, hi) = bounds(cfg, r)?;
-    let attach = format!(
-        "ALTER TABLE {} ATTACH PARTITION {child} FOR VALUES FROM ({lo}) TO ({hi})",
-        parent.qualified()
-    );
-    let check = bounds_check_name(r);
+    let attach = attach_sql(parent, cfg, r)?;
+    let check = qi(bounds_check_name(r));
     // A default partition under forced row security (a tenant-isolated set) hides rows from
     // its owner too: its rows are looked for and moved only inside the locked step, where
-    // FORCE is lifted and restored before anyone else can see the table.
-    let forced = match default {
-        Some(default) => Spi::get_one_with_args::<bool>(
-            "SELECT relrowsecurity AND relforcerowsecurity FROM pg_catalog.pg_class
-              WHERE oid = pg_catalog.to_regclass($1)",
-            &[default.into()],
-        )?
-        .unwrap_or(false),
-        None => false,
-    };
+    // FORCE is lifted and restored before anyone else can see the table. And an earlier run
+    // may have left the child prepared (with its CHECK) but not attached.
+    let (forced, leftover) = Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT coalesce((SELECT relrowsecurity AND relforcerowsecurity FROM pg_catalog.pg_class
+                                   WHERE oid = pg_catalog.to_regclass($1)), false),
+                        EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                                  JOIN pg_catalog.pg_constraint k ON k.conrelid = c.oid AND k.conname = $3
+                                 WHERE c.oid = pg_catalog.to_regclass($2) AND NOT c.relispartition)",
+                Some(1),
+                &[default.into(), child.as_str().into(), bounds_check_name(r).into()],
+            )?
+            .first();
+        Ok::<_, FloeError>((
+            row.get::<bool>(1)?.unwrap_or(false),
+            row.get::<bool>(2)?.unwrap_or(false),
+        ))
+    })?;
     let waiting = match default {
         Some(_) if forced => true,
         Some(default) => Spi::get_one::<bool>(&format!(
@@ -383,17 +391,6 @@ fn create_or_stage_child(
         .unwrap_or(true),
         None => false,
     };
-    // An earlier run may have left the child prepared but not attached.
-    let leftover = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                          JOIN pg_catalog.pg_constraint k ON k.conrelid = c.oid AND k.conname = $2
-                         WHERE c.oid = pg_catalog.to_regclass($1) AND NOT c.relispartition)",
-        &[
-            child.as_str().into(),
-            plan::child_name(&r.name, "floe_bounds").into(),
-        ],
-    )?
-    .unwrap_or(false);
     // Staged (see above) when the default partition holds rows of other periods only.
     let stage = match default {
         Some(default) if may_stage && !forced && !waiting => {
@@ -498,13 +495,8 @@ fn attach_staged_child(
     r: &Range,
     default: &str,
 ) -> Result<(), FloeError> {
-    let child = parent.child(&r.name);
-    let (lo, hi) = bounds(cfg, r)?;
-    ddl(&format!(
-        "ALTER TABLE {} ATTACH PARTITION {child} FOR VALUES FROM ({lo}) TO ({hi})",
-        parent.qualified()
-    ))?;
-    finish_child(parent, r, &child, Some(default), true)
+    ddl(&attach_sql(parent, cfg, r)?)?;
+    finish_child(parent, r, &parent.child(&r.name), Some(default), true)
 }
 
 /// Drops the CHECKs that made ATTACH cheap (the child's, and a staged exclusion on the
@@ -519,14 +511,14 @@ fn finish_child(
     if with_check {
         ddl(&format!(
             "ALTER TABLE {child} DROP CONSTRAINT {}",
-            bounds_check_name(r)
+            qi(bounds_check_name(r))
         ))?;
         // A staged exclusion left by an interrupted run (there is none otherwise).
         if let Some(default) = default {
             drop_exclusion(default, r)?;
         }
     }
-    copy_grants(parent, child)?;
+    copy_acl(parent.oid, child)?;
     crate::tenant::apply_to_partitions(parent.oid)?;
     Ok(())
 }
@@ -538,8 +530,19 @@ fn bounds(cfg: &SetConfig, r: &Range) -> Result<(String, String), FloeError> {
     ))
 }
 
+/// `ALTER TABLE parent ATTACH PARTITION child FOR VALUES FROM (lo) TO (hi)`.
+fn attach_sql(parent: &Parent, cfg: &SetConfig, r: &Range) -> Result<String, FloeError> {
+    let (lo, hi) = bounds(cfg, r)?;
+    Ok(format!(
+        "ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({lo}) TO ({hi})",
+        parent.qualified(),
+        parent.child(&r.name)
+    ))
+}
+
+/// The CHECK a child carries while it waits for its ATTACH (unquoted).
 fn bounds_check_name(r: &Range) -> String {
-    qi(plan::child_name(&r.name, "floe_bounds"))
+    plan::child_name(&r.name, "floe_bounds")
 }
 
 /// A plain table like the parent, LIST-partitioned into its sub-partitions when the set
@@ -598,7 +601,7 @@ fn load_config(
                     sub_partition_by::text, sub_partition_values,
                     (extract(epoch FROM coalesce($2, pg_catalog.now()) - retention) * 1000000)::int8,
                     retention_mode, archive_schema::text,
-                    (extract(epoch FROM coalesce($2, pg_catalog.now())) * 1000000)::int8
+                    (extract(epoch FROM coalesce($2, pg_catalog.now())) * 1000000)::int8, relid
                FROM floe.partition_sets WHERE parent = $1",
             Some(1),
             &[key.into(), as_of.into()],
@@ -628,6 +631,7 @@ fn load_config(
                 .unwrap_or(RetentionMode::Detach),
             archive_schema: row.get(11)?,
             as_of_us: row.get(12)?.unwrap_or(0),
+            relid: row.get(13)?,
         }))
     })
 }
@@ -703,45 +707,36 @@ fn plan_set(
             hint: "Was it renamed? UPDATE floe.partition_sets SET parent = format('%I.%I', schema, new_name) WHERE parent = '<old>', or DELETE the row.".into(),
         });
     };
-    // The name must still be the table the set was made for: a table renamed away and
-    // another one created under its name is not adopted (its owner did not ask for it).
-    let recorded = Spi::get_one_with_args::<pg_sys::Oid>(
-        "SELECT relid FROM floe.partition_sets WHERE parent = $1",
-        &[key.into()],
-    )?;
-    match recorded {
-        Some(relid) if relid != oid => {
-            let still_there = Spi::get_one_with_args::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1)",
-                &[relid.into()],
-            )?
-            .unwrap_or(false);
-            if still_there {
-                return Err(FloeError::WrongState {
-                    message: format!(
-                        "{key} is no longer the table this partition set was made for (that one was renamed)"
-                    ),
-                    hint: "Point the set at the renamed table (UPDATE floe.partition_sets SET parent = ...), or, to manage the new table, SET relid = NULL after checking its configuration.".into(),
-                });
-            }
-            // Restored from a dump (new oids): the table of that name is the set's.
-            Spi::run_with_args(
-                "UPDATE floe.partition_sets SET relid = $2 WHERE parent = $1",
-                &[key.into(), oid.into()],
-            )?;
-        }
-        Some(_) => {}
-        None => Spi::run_with_args(
-            "UPDATE floe.partition_sets SET relid = $2 WHERE parent = $1",
-            &[key.into(), oid.into()],
-        )?,
-    }
     let Some(cfg) = load_config(key, as_of)? else {
         return Ok(None);
     };
-    let (parent, _, member) = parent_info(oid)?;
-    require_owner(&parent, member)?;
-    let kids = children(oid, cfg.control_type)?;
+    // The name must still be the table the set was made for: a table renamed away and
+    // another one created under its name is not adopted (its owner did not ask for it).
+    if cfg.relid != Some(oid) {
+        let renamed_away = match cfg.relid {
+            Some(relid) => Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1)",
+                &[relid.into()],
+            )?
+            .unwrap_or(false),
+            None => false,
+        };
+        if renamed_away {
+            return Err(FloeError::WrongState {
+                message: format!(
+                    "{key} is no longer the table this partition set was made for (that one was renamed)"
+                ),
+                hint: "Point the set at the renamed table (UPDATE floe.partition_sets SET parent = ...), or, to manage the new table, SET relid = NULL after checking its configuration.".into(),
+            });
+        }
+        // Restored from a dump (new oids), or adopted by name: the table of that name.
+        Spi::run_with_args(
+            "UPDATE floe.partition_sets SET relid = $2 WHERE parent = $1",
+            &[key.into(), oid.into()],
+        )?;
+    }
+    let (parent, _) = owned_table(oid)?;
+    let (kids, pending) = children(oid, cfg.control_type)?;
     let state = SetState {
         base: &parent.name,
         step: cfg.step,
@@ -752,16 +747,14 @@ fn plan_set(
     };
     let p = plan::plan(&state, cfg.as_of_us).map_err(plan_error)?;
     let default = default_partition_of(&kids);
-    let pending = pending_detach(oid)?;
     let mut retire = Vec::new();
     if p.complete {
-        for name in &p.retire {
-            let child = name.clone();
+        for child in &p.retire {
             let sql = format!(
                 "ALTER TABLE {} DETACH PARTITION {child}",
                 parent.qualified()
             );
-            let detach = if pending.contains(name) {
+            let detach = if pending.contains(child) {
                 Detach::Finalize(format!("{sql} FINALIZE"))
             } else if in_worker && default.is_none() {
                 // CONCURRENTLY is refused when the set has a default partition.
@@ -953,26 +946,6 @@ fn unlock_set(key: &str, txn: Txn) {
             )
         });
     }
-}
-
-/// Children whose `DETACH ... CONCURRENTLY` was interrupted.
-fn pending_detach(parent: pg_sys::Oid) -> Result<Vec<String>, FloeError> {
-    Spi::connect(|client| {
-        let mut out = Vec::new();
-        for row in client.select(
-            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_inherits i
-               JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE i.inhparent = $1 AND i.inhdetachpending",
-            None,
-            &[parent.into()],
-        )? {
-            if let Some(n) = row.get::<String>(1)? {
-                out.push(n);
-            }
-        }
-        Ok(out)
-    })
 }
 
 /// Records the outcome of a pass in `floe.partition_sets`.
@@ -1175,6 +1148,49 @@ fn checked_step(
     Ok(step)
 }
 
+/// The control column's type, if floe partitions by it (22023 otherwise).
+fn parse_control(control: &str, type_name: &str) -> Result<ControlType, FloeError> {
+    ControlType::parse(type_name).ok_or_else(|| {
+        invalid(
+            "control",
+            format!("{control} ({type_name})"),
+            "a column of type timestamptz, timestamp or date",
+        )
+    })
+}
+
+/// A new row of `floe.partition_sets`, bound to the table's oid.
+#[allow(clippy::too_many_arguments)]
+fn insert_set(
+    key: &str,
+    control: &str,
+    control_type: ControlType,
+    interval: Interval,
+    premake: i32,
+    start_us: i64,
+    default_partition: bool,
+    sub: Option<(&str, &[String])>,
+) -> Result<(), FloeError> {
+    Spi::run_with_args(
+        "INSERT INTO floe.partition_sets (parent, control, control_type, part_interval, premake, start_at,
+                                          default_partition, sub_partition_by, sub_partition_values, relid)
+         VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6::float8 / 1000000), $7, $8, $9,
+                 pg_catalog.to_regclass($1)::oid)",
+        &[
+            key.into(),
+            control.into(),
+            control_type.sql_name().into(),
+            interval.into(),
+            premake.into(),
+            start_us.into(),
+            default_partition.into(),
+            sub.map(|(by, _)| by).into(),
+            sub.map(|(_, values)| values.to_vec()).into(),
+        ],
+    )?;
+    Ok(())
+}
+
 /// 42710 when `key` is a partition set already.
 fn require_new_set(key: &str) -> Result<(), FloeError> {
     let exists = Spi::get_one_with_args::<bool>(
@@ -1236,9 +1252,8 @@ fn create_set(
     let interval = required(part_interval, "part_interval")?;
     let premake = required(premake, "premake")?;
     let default_partition = required(default_partition, "default_partition")?;
-    let (parent, relkind, member) = parent_info(rel.oid())?;
+    let (parent, relkind) = owned_table(rel.oid())?;
     drop(rel);
-    require_owner(&parent, member)?;
     if relkind != "p" {
         return Err(invalid(
             "parent",
@@ -1295,13 +1310,7 @@ fn create_set(
             ),
         ));
     }
-    let Some(control_type) = ControlType::parse(&control_type_name) else {
-        return Err(invalid(
-            "control",
-            format!("{control} ({control_type_name})"),
-            "a column of type timestamptz, timestamp or date",
-        ));
-    };
+    let control_type = parse_control(&control, &control_type_name)?;
     let step = checked_step(control_type, &interval, premake)?;
     let sub_by = sub_partition_by.map(|n| n.0);
     let sub_values = sub_partition_values.unwrap_or_default();
@@ -1361,7 +1370,7 @@ fn create_set(
         None => as_of,
     };
     let start_us = step.floor(start_us.min(as_of)).map_err(plan_error)?;
-    let kids = children(parent.oid, control_type)?;
+    let (kids, _) = children(parent.oid, control_type)?;
     let state = SetState {
         base: &parent.name,
         step,
@@ -1371,23 +1380,15 @@ fn create_set(
         children: &kids,
     };
     let p = plan::plan(&state, as_of).map_err(plan_error)?;
-    let type_text = control_type.sql_name();
-    Spi::run_with_args(
-        "INSERT INTO floe.partition_sets (parent, control, control_type, part_interval, premake, start_at,
-                                          default_partition, sub_partition_by, sub_partition_values, relid)
-         VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6::float8 / 1000000), $7, $8, $9,
-                 pg_catalog.to_regclass($1)::oid)",
-        &[
-            parent.key.as_str().into(),
-            control.as_str().into(),
-            type_text.into(),
-            interval.into(),
-            premake.into(),
-            start_us.into(),
-            default_partition.into(),
-            sub_by.clone().into(),
-            sub_by.as_ref().map(|_| sub_values.clone()).into(),
-        ],
+    insert_set(
+        &parent.key,
+        &control,
+        control_type,
+        interval,
+        premake,
+        start_us,
+        default_partition,
+        sub_by.as_deref().map(|by| (by, sub_values.as_slice())),
     )?;
     let cfg = SetConfig {
         control,
@@ -1401,6 +1402,7 @@ fn create_set(
         mode: RetentionMode::Detach,
         archive_schema: None,
         as_of_us: as_of,
+        relid: Some(parent.oid),
     };
     as_owner(parent.owner, || {
         let mut default = default_partition_of(&kids);
@@ -1410,7 +1412,7 @@ fn create_set(
                 "CREATE TABLE {name} PARTITION OF {} DEFAULT",
                 parent.qualified()
             ))?;
-            copy_grants(&parent, &name)?;
+            copy_acl(parent.oid, &name)?;
             crate::tenant::apply_to_partitions(parent.oid)?;
             default = Some(name);
         }
@@ -1447,9 +1449,8 @@ fn convert(
     let control = required(control, "control")?.0;
     let interval = required(part_interval, "part_interval")?;
     let premake = required(premake, "premake")?;
-    let (table, relkind, member) = parent_info(rel.oid())?;
+    let (table, relkind) = owned_table(rel.oid())?;
     drop(rel);
-    require_owner(&table, member)?;
     if relkind != "r" {
         return Err(invalid(
             "tbl",
@@ -1470,13 +1471,7 @@ fn convert(
             hint: "Name the time column the partitions divide the table by.".into(),
         });
     };
-    let Some(control_type) = ControlType::parse(&type_name) else {
-        return Err(invalid(
-            "control",
-            format!("{control} ({type_name})"),
-            "a column of type timestamptz, timestamp or date",
-        ));
-    };
+    let control_type = parse_control(&control, &type_name)?;
     let step = checked_step(control_type, &interval, premake)?;
     // What a conversion cannot carry over: named, and nothing is changed.
     let blockers: Vec<String> = Spi::connect(|client| {
@@ -1612,81 +1607,68 @@ fn convert(
         if let Some(c) = comment {
             Spi::run(&format!("COMMENT ON TABLE {new} IS {}", ql(&c)))?;
         }
-        let type_text = control_type.sql_name();
-        Spi::run_with_args(
-            "INSERT INTO floe.partition_sets (parent, control, control_type, part_interval, premake,
-                                              start_at, default_partition, relid)
-             VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6::float8 / 1000000), true,
-                     pg_catalog.to_regclass($1)::oid)",
-            &[
-                table.key.as_str().into(),
-                control.as_str().into(),
-                type_text.into(),
-                interval.into(),
-                premake.into(),
-                start_us.into(),
-            ],
-        )?;
-        Ok(())
+        insert_set(
+            &table.key,
+            &control,
+            control_type,
+            interval,
+            premake,
+            start_us,
+            true,
+            None,
+        )
     })?;
     Ok(old)
 }
 
 /// The facts `floe.health()` needs about each set the caller can see.
 pub fn health_checks() -> Result<Vec<Check>, FloeError> {
-    let sets = Spi::connect(|client| {
+    let (now, sets) = Spi::connect(|client| {
+        let now = client
+            .select(
+                "SELECT (extract(epoch FROM pg_catalog.now()) * 1000000)::int8",
+                None,
+                &[],
+            )?
+            .first()
+            .get::<i64>(1)?
+            .unwrap_or(0);
         let mut out = Vec::new();
         for row in client.select(
-            "SELECT s.parent, r.oid IS NOT NULL, s.premake, s.last_error,
-                    (SELECT count(*) FROM floe.partitions(r.oid) p
-                      WHERE NOT p.is_default AND p.lower_bound IS NOT NULL
-                        AND pg_catalog.btrim(p.lower_bound, '''') NOT IN ('MINVALUE', 'MAXVALUE')
-                        AND CASE WHEN s.control_type = 'timestamptz'
-                                 THEN pg_catalog.btrim(p.lower_bound, '''')::timestamptz > pg_catalog.now()
-                                 ELSE pg_catalog.btrim(p.lower_bound, '''')::timestamp > (pg_catalog.now() AT TIME ZONE 'UTC') END),
-                    (SELECT count(*) FROM floe.partitions(r.oid) p
-                      WHERE NOT p.is_default AND p.lower_bound IS NOT NULL
-                        AND pg_catalog.btrim(p.lower_bound, '''') NOT IN ('MINVALUE', 'MAXVALUE')
-                        AND pg_catalog.btrim(p.upper_bound, '''') NOT IN ('MINVALUE', 'MAXVALUE')
-                        AND CASE WHEN s.control_type = 'timestamptz'
-                                 THEN pg_catalog.now() >= pg_catalog.btrim(p.lower_bound, '''')::timestamptz
-                                  AND pg_catalog.now() < pg_catalog.btrim(p.upper_bound, '''')::timestamptz
-                                 ELSE (pg_catalog.now() AT TIME ZONE 'UTC') >= pg_catalog.btrim(p.lower_bound, '''')::timestamp
-                                  AND (pg_catalog.now() AT TIME ZONE 'UTC') < pg_catalog.btrim(p.upper_bound, '''')::timestamp END) > 0,
-                    (SELECT d.oid FROM floe.partitions(r.oid) p JOIN pg_catalog.pg_class d ON d.oid = p.partition
-                      WHERE p.is_default)
-               FROM floe.partition_sets s
-               LEFT JOIN pg_catalog.pg_class r ON r.oid = pg_catalog.to_regclass(s.parent)
-              ORDER BY s.parent",
+            "SELECT parent, pg_catalog.to_regclass(parent)::oid, premake, last_error, control_type
+               FROM floe.partition_sets ORDER BY parent",
             None,
             &[],
         )? {
-            let default: Option<pg_sys::Oid> = row.get(7)?;
             out.push((
-                SetFacts {
-                    parent: row.get(1)?.unwrap_or_default(),
-                    parent_exists: row.get(2)?.unwrap_or(false),
-                    premake: row.get::<i32>(3)?.unwrap_or(0) as i64,
-                    last_error: row.get(4)?,
-                    future_children: row.get(5)?.unwrap_or(0),
-                    has_current: row.get(6)?.unwrap_or(false),
-                    default_has_rows: false,
-                },
-                default,
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<pg_sys::Oid>(2)?,
+                row.get::<i32>(3)?.unwrap_or(0) as i64,
+                row.get::<String>(4)?,
+                ControlType::parse(&row.get::<String>(5)?.unwrap_or_default()),
             ));
         }
-        Ok::<_, FloeError>(out)
+        Ok::<_, FloeError>((now, out))
     })?;
     let mut facts = Vec::with_capacity(sets.len());
-    for (mut f, default) in sets {
-        if let Some(d) = default {
-            let name = Spi::get_one_with_args::<String>("SELECT $1::regclass::text", &[d.into()])?
-                .unwrap_or_default();
-            let any = subxact::run(|| {
-                Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT 1 FROM {name})"))
-            });
-            // A default partition the caller may not read is reported as unknown (no rows).
-            f.default_has_rows = matches!(any, Ok(Ok(Some(true))));
+    for (parent, oid, premake, last_error, control_type) in sets {
+        let mut f = SetFacts {
+            parent,
+            parent_exists: oid.is_some(),
+            premake,
+            last_error,
+            ..Default::default()
+        };
+        if let (Some(oid), Some(control_type)) = (oid, control_type) {
+            let (kids, _) = children(oid, control_type)?;
+            (f.future_children, f.has_current) = plan::reach(&kids, now);
+            if let Some(default) = default_partition_of(&kids) {
+                let any = subxact::run(|| {
+                    Spi::get_one::<bool>(&format!("SELECT EXISTS (SELECT 1 FROM {default})"))
+                });
+                // A default partition the caller may not read is reported as unknown (no rows).
+                f.default_has_rows = matches!(any, Ok(Ok(Some(true))));
+            }
         }
         facts.push(f);
     }

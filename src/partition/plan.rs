@@ -395,6 +395,18 @@ pub fn plan(state: &SetState<'_>, as_of: i64) -> Result<Plan, PlanError> {
     Ok(out)
 }
 
+/// How far a set reaches at `now`: how many children start after it, and whether one
+/// covers it (the default partition and MINVALUE/MAXVALUE bounds count for neither).
+pub fn reach(children: &[Child], now: i64) -> (i64, bool) {
+    let bounded = || children.iter().filter(|c| !c.is_default);
+    let ahead = bounded()
+        .filter(|c| matches!(c.lo, Some(lo) if lo > now))
+        .count() as i64;
+    let covered =
+        bounded().any(|c| matches!((c.lo, c.hi), (Some(lo), Some(hi)) if lo <= now && now < hi));
+    (ahead, covered)
+}
+
 /// Where retired children go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetentionMode {
@@ -631,6 +643,41 @@ mod tests {
                 existing: "mine".into()
             })
         );
+    }
+
+    #[test]
+    fn reach_counts_children_ahead_and_the_current_one() {
+        let kids = [
+            child(
+                "events_2026_10",
+                "2026-10-01 00:00:00",
+                "2026-11-01 00:00:00",
+            ),
+            child(
+                "events_2026_11",
+                "2026-11-01 00:00:00",
+                "2026-12-01 00:00:00",
+            ),
+            child(
+                "events_2026_12",
+                "2026-12-01 00:00:00",
+                "2027-01-01 00:00:00",
+            ),
+            child(
+                "events_2027_01",
+                "2027-01-01 00:00:00",
+                "2027-02-01 00:00:00",
+            ),
+            Child {
+                name: "events_default".into(),
+                lo: None,
+                hi: None,
+                is_default: true,
+            },
+        ];
+        assert_eq!(reach(&kids, at("2026-11-22 00:00:00")), (2, true));
+        assert_eq!(reach(&kids, at("2027-03-01 00:00:00")), (0, false));
+        assert_eq!(reach(&[], at("2026-11-22 00:00:00")), (0, false));
     }
 
     proptest! {
