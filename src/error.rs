@@ -158,6 +158,20 @@ impl FloeError {
     }
 }
 
+/// 22023 for `argument`: its `value` is not what floe can use (`expected`).
+pub fn invalid(argument: &'static str, value: impl Into<String>, expected: &str) -> FloeError {
+    FloeError::InvalidArgument {
+        argument,
+        value: value.into(),
+        expected: expected.into(),
+    }
+}
+
+/// A NULL where floe needs a value: 22023, not pgrx's generic "must not be null".
+pub fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, FloeError> {
+    value.ok_or_else(|| invalid(argument, "NULL", "a value (this argument cannot be NULL)"))
+}
+
 impl fmt::Display for FloeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message())

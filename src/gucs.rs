@@ -21,6 +21,7 @@ static DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::n
 static PARTITION_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static PARTITION_LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static PARTITION_DRAIN_BATCH: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static QUEUE_METRICS_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 
 /// Registers every floe setting. Called once from `_PG_init`.
 pub fn init() {
@@ -47,6 +48,16 @@ accept every tenant's rows. Set it with SET LOCAL, for maintenance only.",
         c"How long finished job runs stay in floe.job_runs.",
         c"The scheduler deletes older runs as it goes (pg_cron never prunes its history).",
         &JOB_HISTORY_RETENTION,
+        60,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"floe.queue_metrics_retention",
+        c"How long per-minute queue metrics stay in floe.queue_metrics.",
+        c"floe.queue_maintenance() deletes older rows each minute.",
+        &QUEUE_METRICS_RETENTION,
         60,
         i32::MAX,
         GucContext::Sighup,
@@ -127,6 +138,11 @@ pub fn max_workers() -> i32 {
 /// `floe.job_history_retention`, in seconds.
 pub fn job_history_retention_secs() -> i32 {
     JOB_HISTORY_RETENTION.get()
+}
+
+/// `floe.queue_metrics_retention`, in seconds.
+pub fn queue_metrics_retention_secs() -> i32 {
+    QUEUE_METRICS_RETENTION.get()
 }
 
 /// Calls `f` with the name in `floe.tenant_setting`, without copying it.

@@ -9,6 +9,7 @@ pub mod error;
 pub mod gucs;
 pub mod health;
 pub mod partition;
+pub mod privileged;
 pub mod queue;
 pub mod scheduler;
 pub mod sqltypes;

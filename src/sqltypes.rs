@@ -54,3 +54,96 @@ unsafe impl SqlTranslatable for Name {
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
         Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
 }
+
+/// A `jsonb` (or `jsonb[]`) value passed through untouched: floe stores and returns job
+/// payloads as they came, with no parse and no serde round trip (which would round numbers
+/// beyond an f64's precision).
+macro_rules! raw_varlena {
+    ($(#[$doc:meta])* $ty:ident, $sql:literal, $oid:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $ty(pg_sys::Datum);
+
+        impl FromDatum for $ty {
+            unsafe fn from_polymorphic_datum(
+                datum: pg_sys::Datum,
+                is_null: bool,
+                _typoid: pg_sys::Oid,
+            ) -> Option<Self> {
+                (!is_null && !datum.is_null()).then_some($ty(datum))
+            }
+
+            /// A flat copy in `context`: a value read from an SPI tuple table points into
+            /// memory SPI frees when it finishes, and may be toasted.
+            unsafe fn from_datum_in_memory_context(
+                mut context: pgrx::PgMemoryContexts,
+                datum: pg_sys::Datum,
+                is_null: bool,
+                _typoid: pg_sys::Oid,
+            ) -> Option<Self> {
+                if is_null || datum.is_null() {
+                    return None;
+                }
+                // SAFETY: a non-null varlena datum; the copy is palloc'd in `context`.
+                Some(context.switch_to(|_| unsafe {
+                    $ty(pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(
+                        datum.cast_mut_ptr(),
+                    )))
+                }))
+            }
+        }
+
+        impl pgrx::IntoDatum for $ty {
+            fn into_datum(self) -> Option<pg_sys::Datum> {
+                Some(self.0)
+            }
+
+            fn type_oid() -> pg_sys::Oid {
+                $oid
+            }
+        }
+
+        unsafe impl<'fcx> ArgAbi<'fcx> for $ty {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                unsafe { arg.unbox_arg_using_from_datum() }
+                    .unwrap_or_else(|| panic!("argument {index} must not be null"))
+            }
+
+            unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                unsafe { arg.unbox_arg_using_from_datum() }.into()
+            }
+        }
+
+        unsafe impl pgrx::callconv::BoxRet for $ty {
+            unsafe fn box_into<'fcx>(
+                self,
+                fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
+            ) -> pgrx::datum::Datum<'fcx> {
+                unsafe { fcinfo.return_raw_datum(self.0) }
+            }
+        }
+
+        unsafe impl SqlTranslatable for $ty {
+            const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!($ty);
+            const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+            const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> =
+                Ok(SqlMappingRef::literal($sql));
+            const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
+                Ok(ReturnsRef::One(SqlMappingRef::literal($sql)));
+        }
+    };
+}
+
+raw_varlena!(
+    /// A `jsonb` datum, unparsed.
+    Jsonb,
+    "jsonb",
+    pg_sys::JSONBOID
+);
+raw_varlena!(
+    /// A `jsonb[]` datum, unparsed.
+    JsonbArray,
+    "jsonb[]",
+    pg_sys::JSONBARRAYOID
+);

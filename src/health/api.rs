@@ -114,6 +114,7 @@ fn gather() -> Result<Vec<Check>, FloeError> {
         core.extend(crate::scheduler::health_checks(scheduler_running)?);
         core.extend(crate::tenant::health_checks()?);
         core.extend(crate::partition::health_checks()?);
+        core.extend(crate::queue::health_checks()?);
         Ok(core)
     })
 }

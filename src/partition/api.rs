@@ -4,7 +4,7 @@
 
 use super::checks::{self, SetFacts};
 use super::plan::{self, Child, ControlType, Range, RetentionMode, SetState, Step};
-use crate::error::{ErrorReport, FloeError};
+use crate::error::{invalid, required, ErrorReport, FloeError};
 use crate::health::checks::Check;
 use crate::sqltypes::Name;
 use crate::{gucs, subxact};
@@ -57,14 +57,6 @@ pub struct ConcurrentDetach {
     pub owner: pg_sys::Oid,
     pub detach_sql: String,
     pub after_sql: Option<String>,
-}
-
-fn invalid(argument: &'static str, value: impl Into<String>, expected: &str) -> FloeError {
-    FloeError::InvalidArgument {
-        argument,
-        value: value.into(),
-        expected: expected.into(),
-    }
 }
 
 fn caught(context: &str, c: subxact::Caught) -> FloeError {
@@ -1206,10 +1198,6 @@ fn require_new_set(key: &str) -> Result<(), FloeError> {
         });
     }
     Ok(())
-}
-
-fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, FloeError> {
-    value.ok_or_else(|| invalid(argument, "NULL", "a value (this argument cannot be NULL)"))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,8 +1,14 @@
-//! The job queue (issue #7, in progress): five priority tiers with aging that needs no
-//! UPDATE, a max-wait guarantee, per-tenant fairness.
+//! The job queue: five priority tiers with aging that needs no UPDATE, a max-wait
+//! guarantee, per-tenant fairness, retries with backoff, dead letters and an archive.
 //!
-//! Landed so far: the pure ordering logic (`priority.rs`), tested with proptest and a
-//! simulation. The SQL surface (queues, enqueue/dequeue, retries, dead letters, archive,
-//! health) comes with the rest of the issue.
+//! Pure logic: `priority.rs` (the time-invariant sort key, the fair clock), `retry.rs`
+//! (backoff with jitter, who may finish a job), `checks.rs` (alarms and health). `api.rs`:
+//! the SQL functions, running as the extension's owner through `crate::privileged`.
 
+mod api;
+pub mod checks;
 pub mod priority;
+pub mod retry;
+mod tests;
+
+pub use api::health_checks;

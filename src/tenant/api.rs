@@ -4,7 +4,7 @@ use super::context::{ContextError, ParseCache};
 use super::coverage::{self, Facts, Kind, Policy, Verdict};
 use super::guard::{self, Decision, GuardError, Op};
 use super::plan::{self, Options, QualName, Registration, RelState, Step, Tenancy};
-use crate::error::{ErrorReport, FloeError};
+use crate::error::{required, ErrorReport, FloeError};
 use crate::gucs;
 use crate::health::checks::{Check, Status};
 use crate::sqltypes::Name;
@@ -43,15 +43,6 @@ impl From<ContextError> for FloeError {
             },
         }
     }
-}
-
-/// A NULL where floe needs a value: 22023, not pgrx's generic "must not be null".
-fn required<T>(value: Option<T>, argument: &'static str) -> Result<T, FloeError> {
-    value.ok_or(FloeError::InvalidArgument {
-        argument,
-        value: "NULL".into(),
-        expected: "a value (this argument cannot be NULL)".into(),
-    })
 }
 
 /// Marks floe's own tenant DDL for the duration of a scope (reset on unwind too).

@@ -1,0 +1,138 @@
+//! Statements on floe's own tables for functions every role may call (the queue's), run as
+//! the extension's owner from plans saved once per backend.
+//!
+//! The pattern of a SECURITY DEFINER function, kept in Rust so that the caller's identity
+//! survives: `run` records the calling role (`Session::caller`, bound as a parameter so that
+//! each statement checks membership in the owner role of what it touches), switches to the
+//! extension's owner with `search_path` pinned to `pg_catalog, pg_temp` (no operator or
+//! function of the caller's schemas can be picked up), runs the statements and switches back.
+//! An ERROR unwinds to the (sub)transaction abort, which restores the role and the settings.
+//! Plans are prepared on first use and kept (`SPI_keepplan`); the plan cache revalidates them
+//! after DDL, and they are dropped when the extension is re-created.
+
+use crate::error::FloeError;
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::{self, PgOid};
+use pgrx::spi::{OwnedPreparedStatement, Spi, SpiClient, SpiTupleTable};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+struct Cache {
+    extension: pg_sys::Oid,
+    owner: pg_sys::Oid,
+    plans: HashMap<usize, Rc<OwnedPreparedStatement>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<Cache>> = const { RefCell::new(None) };
+}
+
+/// An open SPI connection running as the extension's owner.
+pub struct Session<'a, 'conn> {
+    client: &'a mut SpiClient<'conn>,
+    /// The role that called floe (bind it as `$n::oid` where the statement checks rights).
+    pub caller: pg_sys::Oid,
+}
+
+impl<'conn> Session<'_, 'conn> {
+    /// Runs one of floe's statements (a `&'static str`: its address keys the saved plan)
+    /// with `args`, whose types the plan is prepared with on first use.
+    pub fn run(
+        &mut self,
+        sql: &'static str,
+        args: &[DatumWithOid<'_>],
+    ) -> Result<SpiTupleTable<'conn>, FloeError> {
+        let key = sql.as_ptr() as usize;
+        let cached = CACHE.with_borrow(|c| c.as_ref().and_then(|c| c.plans.get(&key).cloned()));
+        let stmt = match cached {
+            Some(stmt) => stmt,
+            None => {
+                let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+                let stmt = Rc::new(self.client.prepare_mut(sql, &types)?.keep());
+                CACHE.with_borrow_mut(|c| {
+                    if let Some(c) = c.as_mut() {
+                        c.plans.insert(key, stmt.clone());
+                    }
+                });
+                stmt
+            }
+        };
+        Ok(self.client.update(&*stmt, None, args)?)
+    }
+}
+
+/// The owner of the installed extension, from the cache or the catalog (dropping saved plans
+/// of an earlier installation).
+fn extension_owner() -> Result<pg_sys::Oid, FloeError> {
+    // SAFETY: a catalog lookup by name; missing_ok.
+    let extension = unsafe { pg_sys::get_extension_oid(c"floe".as_ptr(), true) };
+    if extension == pg_sys::InvalidOid {
+        return Err(FloeError::WrongState {
+            message: "extension floe is not installed in this database".into(),
+            hint: "CREATE EXTENSION floe;".into(),
+        });
+    }
+    if let Some(owner) = CACHE.with_borrow(|c| {
+        c.as_ref()
+            .filter(|c| c.extension == extension)
+            .map(|c| c.owner)
+    }) {
+        return Ok(owner);
+    }
+    let owner = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT extowner FROM pg_catalog.pg_extension WHERE oid = $1",
+        &[extension.into()],
+    )?
+    .ok_or_else(|| FloeError::Internal {
+        message: "extension floe has no owner".into(),
+    })?;
+    // Dropping the old plans frees them (SPI_freeplan needs no connection).
+    CACHE.set(Some(Cache {
+        extension,
+        owner,
+        plans: HashMap::new(),
+    }));
+    Ok(owner)
+}
+
+/// Runs `f` as the extension's owner (see the module documentation).
+pub fn run<T>(
+    f: impl FnOnce(&mut Session<'_, '_>) -> Result<T, FloeError>,
+) -> Result<T, FloeError> {
+    // SAFETY: reads the current role.
+    let caller = unsafe { pg_sys::GetUserId() };
+    let owner = extension_owner()?;
+    let (mut saved_user, mut saved_ctx) = (pg_sys::InvalidOid, 0);
+    // SAFETY: saved and restored below; an ERROR's (sub)transaction abort restores both the
+    // role and the GUC nest level.
+    let level = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+        level
+    };
+    let out = Spi::connect_mut(|client| {
+        let mut session = Session { client, caller };
+        f(&mut session)
+    });
+    // SAFETY: restores what was saved above.
+    unsafe {
+        pg_sys::AtEOXact_GUC(true, level);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
+    }
+    out
+}
