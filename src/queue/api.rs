@@ -284,7 +284,7 @@ fn create_queue(
         .into());
     }
     Ok(privileged::run(|session| {
-        let created = session
+        let created = !session
             .run(
                 CREATE_QUEUE,
                 &[
@@ -301,9 +301,7 @@ fn create_queue(
                     s.archive_completed.unwrap_or(true).into(),
                 ],
             )?
-            .first()
-            .get::<i32>(1)?
-            .is_some();
+            .is_empty();
         if !created {
             if if_not_exists.unwrap_or(false) {
                 return Ok(false);
