@@ -7,8 +7,10 @@
 //! extension's owner with `search_path` pinned to `pg_catalog, pg_temp` (no operator or
 //! function of the caller's schemas can be picked up), runs the statements and switches back.
 //! An ERROR unwinds to the (sub)transaction abort, which restores the role and the settings.
-//! Plans are prepared on first use and kept (`SPI_keepplan`); the plan cache revalidates them
-//! after DDL, and they are dropped when the extension is re-created.
+//! Plans are prepared on first use and kept (`SPI_keepplan`), and run as generic plans
+//! (`plan_cache_mode` is forced too: the statements are written for their generic plans, and
+//! custom plans would be re-planned on every call). The plan cache revalidates them after
+//! DDL; they are dropped when the extension is re-created (its schema gets a new oid).
 
 use crate::error::FloeError;
 use pgrx::datum::DatumWithOid;
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 struct Cache {
-    extension: pg_sys::Oid,
+    schema: pg_sys::Oid,
     owner: pg_sys::Oid,
     plans: HashMap<usize, Rc<OwnedPreparedStatement>>,
 }
@@ -63,33 +65,32 @@ impl<'conn> Session<'_, 'conn> {
 }
 
 /// The owner of the installed extension, from the cache or the catalog (dropping saved plans
-/// of an earlier installation).
+/// of an earlier installation). The cache is keyed by the oid of schema `floe`, which
+/// CREATE EXTENSION makes: a syscache lookup per call instead of a scan of pg_extension.
 fn extension_owner() -> Result<pg_sys::Oid, FloeError> {
-    // SAFETY: a catalog lookup by name; missing_ok.
-    let extension = unsafe { pg_sys::get_extension_oid(c"floe".as_ptr(), true) };
-    if extension == pg_sys::InvalidOid {
+    // SAFETY: a syscache lookup by name; missing_ok.
+    let schema = unsafe { pg_sys::get_namespace_oid(c"floe".as_ptr(), true) };
+    if schema == pg_sys::InvalidOid {
         return Err(FloeError::WrongState {
             message: "extension floe is not installed in this database".into(),
             hint: "CREATE EXTENSION floe;".into(),
         });
     }
-    if let Some(owner) = CACHE.with_borrow(|c| {
-        c.as_ref()
-            .filter(|c| c.extension == extension)
-            .map(|c| c.owner)
-    }) {
+    if let Some(owner) =
+        CACHE.with_borrow(|c| c.as_ref().filter(|c| c.schema == schema).map(|c| c.owner))
+    {
         return Ok(owner);
     }
-    let owner = Spi::get_one_with_args::<pg_sys::Oid>(
-        "SELECT extowner FROM pg_catalog.pg_extension WHERE oid = $1",
-        &[extension.into()],
+    let owner = Spi::get_one::<pg_sys::Oid>(
+        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'floe'",
     )?
-    .ok_or_else(|| FloeError::Internal {
-        message: "extension floe has no owner".into(),
+    .ok_or_else(|| FloeError::WrongState {
+        message: "extension floe is not installed in this database".into(),
+        hint: "CREATE EXTENSION floe;".into(),
     })?;
     // Dropping the old plans frees them (SPI_freeplan needs no connection).
     CACHE.set(Some(Cache {
-        extension,
+        schema,
         owner,
         plans: HashMap::new(),
     }));
@@ -113,16 +114,23 @@ pub fn run<T>(
             saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
         );
         let level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pgrx::PgLogLevel::ERROR as i32,
-            false,
-        );
+        for (name, value) in [
+            (c"search_path", c"pg_catalog, pg_temp"),
+            // floe's statements are written for their generic plans (checked with EXPLAIN);
+            // custom plans would be re-planned on every call.
+            (c"plan_cache_mode", c"force_generic_plan"),
+        ] {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                pgrx::PgLogLevel::ERROR as i32,
+                false,
+            );
+        }
         level
     };
     let out = Spi::connect_mut(|client| {

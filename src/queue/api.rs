@@ -3,6 +3,7 @@
 //! through `crate::privileged` (as the extension's owner, from saved plans), checking the
 //! caller's membership in the queue's owner role inside the statement itself.
 
+use super::catalog;
 use super::checks::{self, QueueFacts};
 use super::priority::{self, Tier};
 use super::retry::{self, AfterFailure, Found};
@@ -16,7 +17,7 @@ use pgrx::Uuid;
 
 type Micros = i64;
 
-const SECOND: Micros = 1_000_000;
+pub(super) const SECOND: Micros = 1_000_000;
 const DAY: Micros = 86_400 * SECOND;
 
 /// The current time as Postgres counts it (microseconds since 2000-01-01), read once per call:
@@ -75,7 +76,7 @@ fn queue_name(queue: Option<&str>) -> Result<&str, FloeError> {
     required(queue, "queue")
 }
 
-fn no_queue(name: &str) -> FloeError {
+pub(super) fn no_queue(name: &str) -> FloeError {
     FloeError::NotFound {
         kind: "queue",
         name: name.to_string(),
@@ -84,7 +85,7 @@ fn no_queue(name: &str) -> FloeError {
     }
 }
 
-fn not_member(name: &str) -> FloeError {
+pub(super) fn not_member(name: &str) -> FloeError {
     FloeError::PermissionDenied {
         message: format!("permission denied for queue \"{name}\""),
         detail: None,
@@ -485,6 +486,15 @@ SELECT q.id,
 ON CONFLICT (queue_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
 RETURNING id";
 
+// The common case, without dedup key or fair clock: every value computed by the caller.
+// $1 queue id, $2 state, $3 tier, $4 run_at, $5 sort_key, $6 wake_at, $7 tenant, $8 payload,
+// $9 now.
+const INSERT_JOB: &str = "
+INSERT INTO floe.queue_jobs (queue_id, state, tier, run_at, sort_key, wake_at, tenant, payload,
+                             enqueued_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id";
+
 // $1 queue, $2 caller, $3 dedup keys
 const PENDING_WITH_KEYS: &str = "
 SELECT j.dedup_key, j.id FROM floe.queue_jobs j JOIN floe.queues q ON q.id = j.queue_id
@@ -523,6 +533,27 @@ fn enqueue(
     let now = wall_clock();
     let run_at = run_at.map(us_of).unwrap_or(now);
     Ok(privileged::run(|s| {
+        let q = catalog::usable(s, queue)?;
+        if dedup_key.is_none() && !(q.fair && tenant.is_some()) {
+            let ready = run_at <= now;
+            let table = s.run(
+                INSERT_JOB,
+                &[
+                    q.id.into(),
+                    if ready { "ready" } else { "scheduled" }.into(),
+                    (tier.rank() as i16).into(),
+                    ts(run_at).into(),
+                    ts(priority::sort_key(run_at, tier, q.aging_step)).into(),
+                    (!ready).then(|| ts(run_at)).into(),
+                    tenant.into(),
+                    payload.into(),
+                    ts(now).into(),
+                ],
+            )?;
+            if let Some(id) = table.first().get::<i64>(1).ok().flatten() {
+                return Ok(id);
+            }
+        }
         // A dedup hit whose job finishes between the insert and the lookup: insert again.
         for _ in 0..3 {
             let table = s.run(
@@ -682,43 +713,129 @@ fn enqueue_many(
 // Dequeue
 // ---------------------------------------------------------------------------------------
 
-// $1 queue, $2 caller, $3 now. Due scheduled jobs and expired running jobs (with attempts
-// left) become ready; returns the queue's id and visibility timeout, no row when the caller
-// may not use it.
+// $1 queue id, $2 max_attempts, $3 now. Due scheduled jobs and expired running jobs (with
+// attempts left) become ready; returns a row per job.
 const WAKE: &str = "
-WITH q AS (
-    SELECT id, visibility_timeout, max_attempts FROM floe.queues
-     WHERE name = $1 AND pg_catalog.pg_has_role($2, owner, 'USAGE')
-), woken AS (
-    UPDATE floe.queue_jobs j
-       SET state = 'ready', wake_at = NULL, lease = NULL,
-           last_error = CASE WHEN j.state = 'running'
-                             THEN 'visibility timeout expired on attempt ' || j.attempts
-                             ELSE j.last_error END
-     WHERE j.id IN (SELECT w.id FROM floe.queue_jobs w, q
-                     WHERE w.queue_id = q.id AND w.state <> 'ready' AND w.wake_at <= $3
-                       AND (w.state = 'scheduled' OR w.attempts < q.max_attempts)
-                     ORDER BY w.wake_at
-                     LIMIT 1000
-                       FOR UPDATE OF w SKIP LOCKED)
-    RETURNING 1
-)
-SELECT q.id, q.visibility_timeout, (SELECT count(*) FROM woken) FROM q";
+UPDATE floe.queue_jobs j
+   SET state = 'ready', wake_at = NULL, lease = NULL,
+       last_error = CASE WHEN j.state = 'running'
+                         THEN 'visibility timeout expired on attempt ' || j.attempts
+                         ELSE j.last_error END
+ WHERE j.id = ANY (ARRAY(
+           SELECT w.id FROM floe.queue_jobs w
+            WHERE w.queue_id = $1 AND w.state <> 'ready' AND w.wake_at <= $3
+              AND (w.state = 'scheduled' OR w.attempts < $2)
+            ORDER BY w.wake_at
+            LIMIT 1000
+              FOR UPDATE SKIP LOCKED))
+RETURNING 1";
 
-// $1 queue id, $2 batch, $3 visible until, $4 now
+/// How often one backend makes a queue's due and expired jobs ready (besides when a
+/// dequeue comes up short): bounds how late a retry or an expired job competes again.
+const WAKE_EVERY: Micros = 100_000;
+
+thread_local! {
+    static LAST_WAKE: std::cell::RefCell<std::collections::HashMap<i32, Micros>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn wake_due(queue: i32, now: Micros) -> bool {
+    LAST_WAKE.with_borrow(|m| {
+        m.get(&queue)
+            .is_none_or(|&t| now - t >= WAKE_EVERY || now < t)
+    })
+}
+
+/// A job as `floe.dequeue` returns it.
+type DeliveredRow = (
+    i64,
+    Jsonb,
+    String,
+    Option<Uuid>,
+    i32,
+    TimestampWithTimeZone,
+    TimestampWithTimeZone,
+    TimestampWithTimeZone,
+    Uuid,
+    Option<String>,
+);
+
+/// The rows of `PICK`, each with its sort key.
+fn delivered(
+    table: pgrx::spi::SpiTupleTable<'_>,
+    now: Micros,
+) -> Result<Vec<(Micros, DeliveredRow)>, FloeError> {
+    let mut rows = Vec::with_capacity(table.len());
+    for row in table {
+        let tier = Tier::ALL[row.get::<i16>(3)?.unwrap_or(2).clamp(0, 4) as usize];
+        let sort_key = row
+            .get::<TimestampWithTimeZone>(11)?
+            .map(us_of)
+            .unwrap_or(0);
+        let (Some(id), Some(payload), Some(lease)) = (
+            row.get::<i64>(1)?,
+            row.get::<Jsonb>(2)?,
+            row.get::<Uuid>(9)?,
+        ) else {
+            continue;
+        };
+        rows.push((
+            sort_key,
+            (
+                id,
+                payload,
+                tier.as_str().to_string(),
+                row.get::<Uuid>(4)?,
+                row.get::<i32>(5)?.unwrap_or(0),
+                row.get::<TimestampWithTimeZone>(6)?.unwrap_or(ts(now)),
+                row.get::<TimestampWithTimeZone>(7)?.unwrap_or(ts(now)),
+                row.get::<TimestampWithTimeZone>(8)?.unwrap_or(ts(now)),
+                lease,
+                row.get::<String>(10)?,
+            ),
+        ));
+    }
+    Ok(rows)
+}
+
+fn pick<'c>(
+    s: &mut Session<'_, 'c>,
+    q: &catalog::Queue,
+    batch: i32,
+    until: Micros,
+    now: Micros,
+) -> Result<pgrx::spi::SpiTupleTable<'c>, FloeError> {
+    s.run(
+        PICK,
+        &[q.id.into(), batch.into(), ts(until).into(), ts(now).into()],
+    )
+}
+
+fn wake(s: &mut Session, q: &catalog::Queue, now: Micros) -> Result<usize, FloeError> {
+    let n = s
+        .run(WAKE, &[q.id.into(), q.max_attempts.into(), ts(now).into()])?
+        .len();
+    LAST_WAKE.with_borrow_mut(|m| {
+        if m.len() > 1000 {
+            m.clear();
+        }
+        m.insert(q.id, now);
+    });
+    Ok(n)
+}
+
+// $1 queue id, $2 batch, $3 visible until, $4 now. The ids go through an array so that the
+// update finds its rows by primary key whatever the generic plan thinks of LIMIT $2 (a join
+// there can turn into a hash join over the whole table).
 const PICK: &str = "
-WITH picked AS (
-    SELECT p.id FROM floe.queue_jobs p
-     WHERE p.queue_id = $1 AND p.state = 'ready'
-     ORDER BY p.sort_key, p.id
-     LIMIT $2
-       FOR UPDATE SKIP LOCKED
-)
 UPDATE floe.queue_jobs j
    SET state = 'running', attempts = j.attempts + 1, started_at = $4, wake_at = $3,
        lease = pg_catalog.gen_random_uuid()
-  FROM picked
- WHERE j.id = picked.id
+ WHERE j.id = ANY (ARRAY(SELECT p.id FROM floe.queue_jobs p
+                          WHERE p.queue_id = $1 AND p.state = 'ready'
+                          ORDER BY p.sort_key, p.id
+                          LIMIT $2
+                            FOR UPDATE SKIP LOCKED))
 RETURNING j.id, j.payload, j.tier, j.tenant, j.attempts, j.run_at, j.enqueued_at, j.wake_at,
           j.lease, j.dedup_key, j.sort_key";
 
@@ -763,54 +880,19 @@ fn dequeue(
         .transpose()?;
     let now = wall_clock();
     let rows = privileged::run(|s| {
-        let woke = s.run(WAKE, &[queue.into(), s.caller.into(), ts(now).into()])?;
-        if woke.is_empty() {
-            check_access(s, queue)?;
-            return Err(no_queue(queue));
+        let q = catalog::usable(s, queue)?;
+        let until = now.saturating_add(visibility.unwrap_or(q.visibility));
+        // Due and expired jobs become ready at most every WAKE_EVERY per backend and queue
+        // (one statement fewer on the common path), and whenever the queue comes up short.
+        let mut woke = false;
+        if wake_due(q.id, now) {
+            wake(s, &q, now)?;
+            woke = true;
         }
-        let woke = woke.first();
-        let qid = woke.get::<i32>(1)?.unwrap_or(0);
-        let until = match visibility {
-            Some(us) => now.saturating_add(us),
-            None => now.saturating_add(
-                woke.get::<Interval>(2)?
-                    .map(|i| i.as_micros() as Micros)
-                    .unwrap_or(300 * SECOND),
-            ),
-        };
-        let table = s.run(
-            PICK,
-            &[qid.into(), batch.into(), ts(until).into(), ts(now).into()],
-        )?;
-        let mut rows = Vec::with_capacity(table.len());
-        for row in table {
-            let tier = Tier::ALL[row.get::<i16>(3)?.unwrap_or(2).clamp(0, 4) as usize];
-            let sort_key = row
-                .get::<TimestampWithTimeZone>(11)?
-                .map(us_of)
-                .unwrap_or(0);
-            let (Some(id), Some(payload), Some(lease)) = (
-                row.get::<i64>(1)?,
-                row.get::<Jsonb>(2)?,
-                row.get::<Uuid>(9)?,
-            ) else {
-                continue;
-            };
-            rows.push((
-                sort_key,
-                (
-                    id,
-                    payload,
-                    tier.as_str().to_string(),
-                    row.get::<Uuid>(4)?,
-                    row.get::<i32>(5)?.unwrap_or(0),
-                    row.get::<TimestampWithTimeZone>(6)?.unwrap_or(ts(now)),
-                    row.get::<TimestampWithTimeZone>(7)?.unwrap_or(ts(now)),
-                    row.get::<TimestampWithTimeZone>(8)?.unwrap_or(ts(now)),
-                    lease,
-                    row.get::<String>(10)?,
-                ),
-            ));
+        let mut rows = delivered(pick(s, &q, batch, until, now)?, now)?;
+        if (rows.len() as i32) < batch && !woke && wake(s, &q, now)? > 0 {
+            let more = batch - rows.len() as i32;
+            rows.extend(delivered(pick(s, &q, more, until, now)?, now)?);
         }
         rows.sort_by_key(|(key, row)| (*key, row.0));
         Ok(rows.into_iter().map(|(_, row)| row).collect::<Vec<_>>())
@@ -830,46 +912,68 @@ macro_rules! into_archive {
     };
 }
 
-// $1 id, $2 caller, $3 lease, $4 now
+// $1 ids, $2 lease (single job only), $3 now. "Running" is tested as `lease IS NOT NULL`
+// (the same thing), not `state = 'running'`: that would let the planner use the partial wake
+// index (`state <> 'ready'`), and a generic plan then scans all of it instead of the primary
+// key. Returns the queues of the completed jobs; the caller's membership is checked after
+// (an ERROR then undoes the statement).
 const COMPLETE: &str = concat!(
     "
 WITH d AS (
     DELETE FROM floe.queue_jobs j
-     USING floe.queues q
-     WHERE j.id = $1 AND q.id = j.queue_id AND j.state = 'running' AND j.wake_at > $4
-       AND ($3::uuid IS NULL OR j.lease = $3)
-       AND pg_catalog.pg_has_role($2, q.owner, 'USAGE')
-    RETURNING j.*, q.archive_completed
-), a AS (
-",
-    into_archive!(),
-    "
-    SELECT id, queue_id, 'completed', tier, run_at, tenant, dedup_key, payload, attempts,
-           enqueued_at, started_at, $4, last_error
-      FROM d WHERE archive_completed
-)
-SELECT count(*) FROM d"
-);
-
-// $1 ids, $2 caller, $3 now
-const COMPLETE_MANY: &str = concat!(
-    "
-WITH d AS (
-    DELETE FROM floe.queue_jobs j
-     USING floe.queues q
-     WHERE j.id = ANY ($1) AND q.id = j.queue_id AND j.state = 'running' AND j.wake_at > $3
-       AND pg_catalog.pg_has_role($2, q.owner, 'USAGE')
-    RETURNING j.*, q.archive_completed
+     WHERE j.id = ANY ($1) AND j.lease IS NOT NULL AND j.wake_at > $3
+       AND ($2::uuid IS NULL OR j.lease = $2)
+    RETURNING j.*
 ), a AS (
 ",
     into_archive!(),
     "
     SELECT id, queue_id, 'completed', tier, run_at, tenant, dedup_key, payload, attempts,
            enqueued_at, started_at, $3, last_error
-      FROM d WHERE archive_completed
+      FROM d
+     WHERE EXISTS (SELECT 1 FROM floe.queues q WHERE q.id = d.queue_id AND q.archive_completed)
 )
-SELECT array_agg(id) FROM d"
+SELECT id, queue_id FROM d"
 );
+
+/// Completes the jobs `ids` (all of them, or an ERROR naming the first that could not be).
+fn complete_jobs(
+    s: &mut Session,
+    ids: Vec<i64>,
+    lease: Option<Uuid>,
+    now: Micros,
+) -> Result<i64, FloeError> {
+    let table = s.run(
+        COMPLETE,
+        &[ids.clone().into(), lease.into(), ts(now).into()],
+    )?;
+    let mut done = Vec::with_capacity(table.len());
+    let mut queues = Vec::new();
+    for row in table {
+        done.push(row.get::<i64>(1)?.unwrap_or(0));
+        let qid = row.get::<i32>(2)?.unwrap_or(0);
+        if !queues.contains(&qid) {
+            queues.push(qid);
+        }
+    }
+    for qid in queues {
+        match catalog::by_id(s, qid)? {
+            Some(q) => catalog::require_member(s.caller, &q)?,
+            None => return Err(why_not(s, ids[0], lease, now)),
+        }
+    }
+    if done.len() == ids.len() {
+        return Ok(done.len() as i64);
+    }
+    // The first job that could not be completed names the problem; the ERROR rolls back
+    // the others.
+    let first = ids
+        .iter()
+        .copied()
+        .find(|i| !done.contains(i))
+        .unwrap_or_default();
+    Err(why_not(s, first, lease, now))
+}
 
 // $1 id, $2 caller
 const LIVE_JOB: &str = "
@@ -938,19 +1042,7 @@ fn complete(id: Option<i64>, lease: default!(Option<Uuid>, "NULL")) -> Result<()
     let id = required(id, "id")?;
     let now = wall_clock();
     Ok(privileged::run(|s| {
-        let done = s
-            .run(
-                COMPLETE,
-                &[id.into(), s.caller.into(), lease.into(), ts(now).into()],
-            )?
-            .first()
-            .get::<i64>(1)?
-            .unwrap_or(0);
-        if done == 1 {
-            Ok(())
-        } else {
-            Err(why_not(s, id, lease, now))
-        }
+        complete_jobs(s, vec![id], lease, now).map(|_| ())
     })?)
 }
 
@@ -964,30 +1056,7 @@ fn complete_many(ids: Option<Vec<Option<i64>>>) -> Result<i64, ErrorReport> {
         return Err(invalid("ids", "an array with repeated ids", "distinct job ids").into());
     }
     let now = wall_clock();
-    Ok(privileged::run(|s| {
-        let done: Vec<i64> = s
-            .run(
-                COMPLETE_MANY,
-                &[unique.clone().into(), s.caller.into(), ts(now).into()],
-            )?
-            .first()
-            .get::<Vec<Option<i64>>>(1)?
-            .unwrap_or_default()
-            .into_iter()
-            .flatten()
-            .collect();
-        if done.len() == unique.len() {
-            return Ok(done.len() as i64);
-        }
-        // The first job that could not be completed names the problem; the ERROR rolls
-        // back the others.
-        let first = unique
-            .iter()
-            .copied()
-            .find(|i| !done.contains(i))
-            .unwrap_or_default();
-        Err(why_not(s, first, None, now))
-    })?)
+    Ok(privileged::run(|s| complete_jobs(s, unique, None, now))?)
 }
 
 // $1 id, $2 caller
@@ -1112,15 +1181,14 @@ fn fail(
     })?)
 }
 
-// $1 id, $2 caller, $3 lease, $4 now, $5 extension (NULL: the queue's visibility timeout)
+// $1 id, $2 lease, $3 now, $4 extension (NULL: the queue's visibility timeout)
 const EXTEND: &str = "
 UPDATE floe.queue_jobs j
-   SET wake_at = $4 + coalesce($5, q.visibility_timeout)
-  FROM floe.queues q
- WHERE j.id = $1 AND q.id = j.queue_id AND j.state = 'running' AND j.wake_at > $4
-   AND ($3::uuid IS NULL OR j.lease = $3)
-   AND pg_catalog.pg_has_role($2, q.owner, 'USAGE')
-RETURNING j.wake_at";
+   SET wake_at = $3 + coalesce($4, (SELECT q.visibility_timeout FROM floe.queues q
+                                     WHERE q.id = j.queue_id))
+ WHERE j.id = $1 AND j.lease IS NOT NULL AND j.wake_at > $3
+   AND ($2::uuid IS NULL OR j.lease = $2)
+RETURNING j.wake_at, j.queue_id";
 
 #[pg_extern(volatile)]
 fn extend(
@@ -1146,19 +1214,21 @@ fn extend(
             EXTEND,
             &[
                 id.into(),
-                s.caller.into(),
                 lease.into(),
                 ts(now).into(),
-                match by {
-                    Some(us) => DatumWithOid::from(interval(us)),
-                    None => DatumWithOid::null::<Interval>(),
-                },
+                by.map(interval).into(),
             ],
         )?;
-        match table.first().get::<TimestampWithTimeZone>(1).ok().flatten() {
-            Some(until) => Ok(until),
-            None => Err(why_not(s, id, lease, now)),
+        if table.is_empty() {
+            return Err(why_not(s, id, lease, now));
         }
+        let row = table.first();
+        let until = row.get::<TimestampWithTimeZone>(1)?.unwrap_or(ts(now));
+        match catalog::by_id(s, row.get::<i32>(2)?.unwrap_or(0))? {
+            Some(q) => catalog::require_member(s.caller, &q)?,
+            None => return Err(why_not(s, id, lease, now)),
+        }
+        Ok(until)
     })?)
 }
 

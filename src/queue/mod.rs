@@ -6,6 +6,7 @@
 //! the SQL functions, running as the extension's owner through `crate::privileged`.
 
 mod api;
+mod catalog;
 pub mod checks;
 pub mod priority;
 pub mod retry;
