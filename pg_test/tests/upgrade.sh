@@ -98,5 +98,10 @@ for old in $(ls /usr/share/postgresql/15/extension/ | sed -n 's/^floe--\([0-9.]*
     qd "$db" "CALL floe.run_maintenance(as_of => now() + interval '1 month')"
     expect_eq "$(qd "$db" "SELECT count(*) FROM floe.partitions('ev') WHERE NOT is_default")" 3 \
         "run_maintenance after update"
+    qd "$db" "SELECT floe.create_queue('mail')" >/dev/null
+    qd "$db" "SELECT floe.enqueue('mail', '{\"to\": 1}', 'high')" >/dev/null
+    expect_eq "$(qd "$db" "SELECT priority FROM floe.dequeue('mail')")" high "dequeue after update"
+    qd "$db" "SELECT floe.complete(id) FROM floe.queued_jobs" >/dev/null
+    expect_eq "$(qd "$db" "SELECT state FROM floe.finished_jobs")" completed "complete after update"
     expect_eq "$(qd "$db" "SELECT count(*) FROM floe.health() WHERE status = 'critical'")" 0 "health has no critical check"
 done

@@ -839,6 +839,8 @@ UPDATE floe.queue_jobs j
 RETURNING j.id, j.payload, j.tier, j.tenant, j.attempts, j.run_at, j.enqueued_at, j.wake_at,
           j.lease, j.dedup_key, j.sort_key";
 
+// pgrx reads the column names from the tuple type itself, so it cannot be a type alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile)]
 fn dequeue(
     queue: Option<&str>,
@@ -1440,6 +1442,8 @@ fn stats(
     Ok(out)
 }
 
+// pgrx reads the column names from the tuple type itself, so it cannot be a type alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile)]
 fn queue_health(
     queue: default!(Option<&str>, "NULL"),
