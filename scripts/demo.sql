@@ -114,5 +114,31 @@ SELECT * FROM floe.check_default('demo.billing_events');
 SELECT tableoid::regclass AS stored_in, amount FROM demo.billing_events ORDER BY at;
 
 \echo
+\echo '== Queue (in the queue database): five tiers that age, leases, retries, dead letters'
+\connect queue
+SELECT floe.drop_queue(name, force => true) FROM floe.queue_settings WHERE name = 'demo_sending';
+SELECT floe.create_queue('demo_sending', visibility_timeout => '30 seconds', max_attempts => 2,
+                         retry_base => '0', retry_max => '0');
+SELECT floe.enqueue('demo_sending', '{"message": 1}', 'normal') AS normal_now,
+       floe.enqueue('demo_sending', '{"message": 2}', 'critical') AS critical_now,
+       floe.enqueue('demo_sending', '{"message": 3}', 'background',
+                    run_at => now() - interval '45 minutes') AS background_waited_45min;
+\echo '-- dequeue order: a background job that waited 45 min outranks a new critical one'
+\echo '-- (one tier gained per 10 minutes waited; no UPDATE ever ages a job)'
+SELECT id, priority, payload, attempt FROM floe.dequeue('demo_sending', batch => 3);
+SELECT floe.complete(id) FROM floe.queued_jobs WHERE queue = 'demo_sending' AND payload->>'message' <> '1';
+\echo '-- a failing job is retried, then becomes a dead letter; redrive puts it back'
+SELECT floe.fail(id, 'smtp 451 try later') FROM floe.queued_jobs WHERE queue = 'demo_sending';
+SELECT id, attempt FROM floe.dequeue('demo_sending');
+SELECT floe.fail(id, 'smtp 550 no such user') FROM floe.queued_jobs WHERE queue = 'demo_sending';
+SELECT id, queue, attempts, last_error FROM floe.dead_letters WHERE queue = 'demo_sending';
+SELECT floe.redrive('demo_sending') AS redriven;
+SELECT queue, priority, ready, in_flight, completed, dead_letters, alarm
+  FROM floe.queue_health('demo_sending') WHERE ready + in_flight + completed + dead_letters > 0;
+SELECT floe.cancel(id) FROM floe.queued_jobs WHERE queue = 'demo_sending';
+SELECT check_name, status, detail FROM floe.health() WHERE check_name LIKE 'queue.%';
+\connect oltp
+
+\echo
 \echo '== floe.health() now'
 SELECT check_name, status, detail FROM floe.health();

@@ -807,7 +807,13 @@ fn pick<'c>(
 ) -> Result<pgrx::spi::SpiTupleTable<'c>, FloeError> {
     s.run(
         PICK,
-        &[q.id.into(), batch.into(), ts(until).into(), ts(now).into()],
+        &[
+            q.id.into(),
+            batch.into(),
+            ts(until).into(),
+            ts(now).into(),
+            new_lease().into(),
+        ],
     )
 }
 
@@ -824,13 +830,13 @@ fn wake(s: &mut Session, q: &catalog::Queue, now: Micros) -> Result<usize, FloeE
     Ok(n)
 }
 
-// $1 queue id, $2 batch, $3 visible until, $4 now. The ids go through an array so that the
-// update finds its rows by primary key whatever the generic plan thinks of LIMIT $2 (a join
-// there can turn into a hash join over the whole table).
+// $1 queue id, $2 batch, $3 visible until, $4 now, $5 lease (one per delivery: the jobs of a
+// batch share it). The ids go through an array so that the update finds its rows by primary
+// key whatever the generic plan thinks of LIMIT $2 (a join there can turn into a hash join
+// over the whole table).
 const PICK: &str = "
 UPDATE floe.queue_jobs j
-   SET state = 'running', attempts = j.attempts + 1, started_at = $4, wake_at = $3,
-       lease = pg_catalog.gen_random_uuid()
+   SET state = 'running', attempts = j.attempts + 1, started_at = $4, wake_at = $3, lease = $5
  WHERE j.id = ANY (ARRAY(SELECT p.id FROM floe.queue_jobs p
                           WHERE p.queue_id = $1 AND p.state = 'ready'
                           ORDER BY p.sort_key, p.id
@@ -1132,6 +1138,25 @@ fn lock_held(
         aging_step: micros(row.get(10)?),
         tier: Tier::ALL[row.get::<i16>(11)?.unwrap_or(2).clamp(0, 4) as usize],
     })
+}
+
+/// A fresh lease: a version-4 uuid from Postgres's generator (seeded per backend from a
+/// strong source). A lease tells deliveries apart; it guards against stale workers, not
+/// against other roles (membership does that), so it needs no cryptographic randomness.
+fn new_lease() -> Uuid {
+    // SAFETY: the backend's global PRNG state.
+    let (hi, lo) = unsafe {
+        (
+            pg_sys::pg_prng_uint64(&raw mut pg_sys::pg_global_prng_state),
+            pg_sys::pg_prng_uint64(&raw mut pg_sys::pg_global_prng_state),
+        )
+    };
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&hi.to_be_bytes());
+    bytes[8..].copy_from_slice(&lo.to_be_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(bytes)
 }
 
 /// A uniform draw in [0, 1) from Postgres's generator (seeded per backend).
