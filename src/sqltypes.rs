@@ -35,17 +35,25 @@ impl FromDatum for Name {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for Name {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum() }
-            .unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
+/// Arguments unboxed through `FromDatum` (floe's functions take them as `Option`, so the
+/// panic for a NULL in a non-`Option` argument is never reached).
+macro_rules! arg_from_datum {
+    ($ty:ty) => {
+        unsafe impl<'fcx> ArgAbi<'fcx> for $ty {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                unsafe { arg.unbox_arg_using_from_datum() }
+                    .unwrap_or_else(|| panic!("argument {index} must not be null"))
+            }
 
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum() }.into()
-    }
+            unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                unsafe { arg.unbox_arg_using_from_datum() }.into()
+            }
+        }
+    };
 }
+
+arg_from_datum!(Name);
 
 unsafe impl SqlTranslatable for Name {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Name);
@@ -103,17 +111,7 @@ macro_rules! raw_varlena {
             }
         }
 
-        unsafe impl<'fcx> ArgAbi<'fcx> for $ty {
-            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-                let index = arg.index();
-                unsafe { arg.unbox_arg_using_from_datum() }
-                    .unwrap_or_else(|| panic!("argument {index} must not be null"))
-            }
-
-            unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-                unsafe { arg.unbox_arg_using_from_datum() }.into()
-            }
-        }
+        arg_from_datum!($ty);
 
         unsafe impl pgrx::callconv::BoxRet for $ty {
             unsafe fn box_into<'fcx>(

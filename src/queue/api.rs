@@ -461,31 +461,6 @@ fn drop_queue(
 // Enqueue
 // ---------------------------------------------------------------------------------------
 
-// $1 queue, $2 caller, $3 run_at, $4 tier, $5 tenant, $6 dedup_key, $7 payload, $8 now
-const ENQUEUE: &str = "
-WITH q AS (
-    SELECT id, aging_step, fair, fair_share FROM floe.queues
-     WHERE name = $1 AND pg_catalog.pg_has_role($2, owner, 'USAGE')
-), clock AS (
-    INSERT INTO floe.queue_clocks AS c (queue_id, tenant, tier, next_start)
-    SELECT q.id, $5, $4, $3 + q.fair_share FROM q WHERE q.fair AND $5 IS NOT NULL
-    ON CONFLICT (queue_id, tenant, tier) DO UPDATE
-       SET next_start = GREATEST(c.next_start, $3)
-                      + (SELECT f.fair_share FROM floe.queues f WHERE f.id = c.queue_id)
-    RETURNING c.next_start
-)
-INSERT INTO floe.queue_jobs (queue_id, state, tier, run_at, sort_key, wake_at, tenant, dedup_key,
-                             payload, enqueued_at)
-SELECT q.id,
-       CASE WHEN $3 <= $8 THEN 'ready' ELSE 'scheduled' END,
-       $4, $3,
-       coalesce((SELECT next_start FROM clock) - q.fair_share, $3) + q.aging_step * $4,
-       CASE WHEN $3 <= $8 THEN NULL ELSE $3 END,
-       $5, $6, $7, $8
-  FROM q
-ON CONFLICT (queue_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
-RETURNING id";
-
 // The common case, without dedup key or fair clock: every value computed by the caller.
 // $1 queue id, $2 state, $3 tier, $4 run_at, $5 sort_key, $6 wake_at, $7 tenant, $8 payload,
 // $9 now.
@@ -554,39 +529,16 @@ fn enqueue(
                 return Ok(id);
             }
         }
-        // A dedup hit whose job finishes between the insert and the lookup: insert again.
-        for _ in 0..3 {
-            let table = s.run(
-                ENQUEUE,
-                &[
-                    queue.into(),
-                    s.caller.into(),
-                    ts(run_at).into(),
-                    (tier.rank() as i32).into(),
-                    tenant.into(),
-                    dedup_key.into(),
-                    payload.into(),
-                    ts(now).into(),
-                ],
-            )?;
-            if let Some(id) = table.first().get::<i64>(1).ok().flatten() {
-                return Ok(id);
-            }
-            check_access(s, queue)?;
-            let Some(key) = dedup_key else {
-                return Err(no_queue(queue));
-            };
-            if let Some(id) = existing_with_keys(s, queue, vec![key.to_string()])?.get(key) {
-                return Ok(*id);
-            }
-        }
-        Err(FloeError::WrongState {
-            message: format!(
-                "enqueue with dedup_key \"{}\" keeps colliding with jobs that finish",
-                dedup_key.unwrap_or_default()
-            ),
-            hint: "Retry the call.".into(),
-        })
+        // With a dedup key or a fair clock: the bulk statement, for one payload.
+        let ids = insert_many(
+            s,
+            queue,
+            vec![payload].into(),
+            1,
+            (tier, run_at, tenant, now),
+            vec![dedup_key.map(str::to_string)],
+        )?;
+        ids.first().copied().ok_or_else(|| no_queue(queue))
     })?)
 }
 
@@ -617,6 +569,69 @@ SELECT q.id,
  ORDER BY p.n
 ON CONFLICT (queue_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
 RETURNING id, dedup_key";
+
+/// Inserts `n` payloads (a `jsonb[]`) with their dedup keys (one per payload, or none) in one
+/// statement; returns the ids in input order, a live job's id for a key that has one.
+fn insert_many(
+    s: &mut Session,
+    queue: &str,
+    payloads: DatumWithOid<'_>,
+    n: i32,
+    (tier, run_at, tenant, now): (Tier, Micros, Option<Uuid>, Micros),
+    keys: Vec<Option<String>>,
+) -> Result<Vec<i64>, FloeError> {
+    let table = s.run(
+        ENQUEUE_MANY,
+        &[
+            queue.into(),
+            s.caller.into(),
+            ts(run_at).into(),
+            (tier.rank() as i32).into(),
+            tenant.into(),
+            payloads,
+            keys.clone().into(),
+            ts(now).into(),
+            n.into(),
+        ],
+    )?;
+    let mut plain = Vec::new();
+    let mut keyed = std::collections::HashMap::new();
+    for row in table {
+        let id = row.get::<i64>(1)?.unwrap_or(0);
+        match row.get::<String>(2)? {
+            Some(k) => {
+                keyed.insert(k, id);
+            }
+            None => plain.push(id),
+        }
+    }
+    if n > 0 && plain.is_empty() && keyed.is_empty() {
+        check_access(s, queue)?;
+    }
+    let missing: Vec<String> = keys
+        .iter()
+        .flatten()
+        .filter(|k| !keyed.contains_key(*k))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        keyed.extend(existing_with_keys(s, queue, missing)?);
+    }
+    // In input order: a key's job (new or live), or the next new id.
+    let mut plain = plain.into_iter();
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n as usize {
+        let id = match keys.get(i).cloned().flatten() {
+            Some(k) => keyed.get(&k).copied(),
+            None => plain.next(),
+        };
+        out.push(id.ok_or_else(|| FloeError::WrongState {
+            message: "a job with one of the dedup keys finished during the call".into(),
+            hint: "Retry the call.".into(),
+        })?);
+    }
+    Ok(out)
+}
 
 const ARRAY_LENGTH: &str =
     "SELECT pg_catalog.cardinality($1::jsonb[]), pg_catalog.array_position($1::jsonb[], NULL)";
@@ -654,57 +669,14 @@ fn enqueue_many(
                 &format!("one key (or NULL) per payload: {n}"),
             ));
         }
-        let table = s.run(
-            ENQUEUE_MANY,
-            &[
-                queue.into(),
-                s.caller.into(),
-                ts(run_at).into(),
-                (tier.rank() as i32).into(),
-                tenant.into(),
-                payloads.into(),
-                keys.clone().into(),
-                ts(now).into(),
-                n.into(),
-            ],
-        )?;
-        let mut plain = Vec::new();
-        let mut keyed = std::collections::HashMap::new();
-        for row in table {
-            let id = row.get::<i64>(1)?.unwrap_or(0);
-            match row.get::<String>(2)? {
-                Some(k) => {
-                    keyed.insert(k, id);
-                }
-                None => plain.push(id),
-            }
-        }
-        if n > 0 && plain.is_empty() && keyed.is_empty() {
-            check_access(s, queue)?;
-        }
-        let missing: Vec<String> = keys
-            .iter()
-            .flatten()
-            .filter(|k| !keyed.contains_key(*k))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            keyed.extend(existing_with_keys(s, queue, missing)?);
-        }
-        // In input order: a key's job (new or pending), or the next new id.
-        let mut plain = plain.into_iter();
-        let mut out = Vec::with_capacity(n as usize);
-        for i in 0..n as usize {
-            let id = match keys.get(i).cloned().flatten() {
-                Some(k) => keyed.get(&k).copied(),
-                None => plain.next(),
-            };
-            out.push(id.ok_or_else(|| FloeError::WrongState {
-                message: "a job with one of the dedup keys finished during the call".into(),
-                hint: "Retry the call.".into(),
-            })?);
-        }
-        Ok(out)
+        insert_many(
+            s,
+            queue,
+            payloads.into(),
+            n,
+            (tier, run_at, tenant, now),
+            keys,
+        )
     })?;
     Ok(SetOfIterator::new(ids))
 }
