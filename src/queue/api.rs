@@ -509,6 +509,8 @@ fn enqueue(
     let run_at = run_at.map(us_of).unwrap_or(now);
     Ok(privileged::run(|s| {
         let q = catalog::usable(s, queue)?;
+        // A fair queue's virtual start is never before run_at: this is the lowest key.
+        lower_floor(q.id, priority::sort_key(run_at, tier, q.aging_step));
         if dedup_key.is_none() && !(q.fair && tenant.is_some()) {
             let ready = run_at <= now;
             let table = s.run(
@@ -651,6 +653,8 @@ fn enqueue_many(
     let now = wall_clock();
     let run_at = run_at.map(us_of).unwrap_or(now);
     let ids = privileged::run(|s| {
+        let q = catalog::usable(s, queue)?;
+        lower_floor(q.id, priority::sort_key(run_at, tier, q.aging_step));
         let row = s.run(ARRAY_LENGTH, &[payloads.into()])?;
         let row = row.first();
         let n = row.get::<i32>(1)?.unwrap_or(0);
@@ -709,6 +713,35 @@ const WAKE_EVERY: Micros = 100_000;
 thread_local! {
     static LAST_WAKE: std::cell::RefCell<std::collections::HashMap<i32, Micros>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
+    /// Per queue, the (sort_key, id) of the last job this backend's previous dequeue handed
+    /// out, when it got a full batch. Every job before it in the ready index was handed out
+    /// (its entry is dead until VACUUM), locked by a concurrent dequeue, or gone, so the next
+    /// dequeue starts its index scan after it instead of stepping over the dead entries that
+    /// pile up at the head of a busy queue (both floe and the textbook queue spent most of a
+    /// dequeue there). The floor is dropped, and the scan starts at the head again, every
+    /// WAKE_EVERY (with the wake), when a dequeue comes up short, and when this backend
+    /// enqueues into the queue; so a job that another session enqueues before the floor (a
+    /// more urgent one), or that a rolled-back dequeue leaves there, waits at most WAKE_EVERY
+    /// for this backend.
+    static FLOOR: std::cell::RefCell<std::collections::HashMap<i32, (Micros, i64)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Drops this backend's floor of a queue (it woke jobs, or redrove some).
+fn drop_floor(queue: i32) {
+    FLOOR.with_borrow_mut(|f| {
+        f.remove(&queue);
+    });
+}
+
+/// This backend enqueued jobs whose keys are at least `key`: the floor goes if they may
+/// sort before it.
+fn lower_floor(queue: i32, key: Micros) {
+    FLOOR.with_borrow_mut(|f| {
+        if f.get(&queue).is_some_and(|&(floor, _)| key <= floor) {
+            f.remove(&queue);
+        }
+    });
 }
 
 fn wake_due(queue: i32, now: Micros) -> bool {
@@ -774,9 +807,10 @@ fn pick<'c>(
     s: &mut Session<'_, 'c>,
     q: &catalog::Queue,
     batch: i32,
-    until: Micros,
-    now: Micros,
+    (until, now): (Micros, Micros),
+    floor: Option<(Micros, i64)>,
 ) -> Result<pgrx::spi::SpiTupleTable<'c>, FloeError> {
+    let (key, id) = floor.unwrap_or((Micros::MIN, i64::MIN));
     s.run(
         PICK,
         &[
@@ -785,11 +819,14 @@ fn pick<'c>(
             ts(until).into(),
             ts(now).into(),
             new_lease().into(),
+            ts(key).into(),
+            id.into(),
         ],
     )
 }
 
 fn wake(s: &mut Session, q: &catalog::Queue, now: Micros) -> Result<usize, FloeError> {
+    drop_floor(q.id);
     let n = s
         .run(WAKE, &[q.id.into(), q.max_attempts.into(), ts(now).into()])?
         .len();
@@ -803,14 +840,16 @@ fn wake(s: &mut Session, q: &catalog::Queue, now: Micros) -> Result<usize, FloeE
 }
 
 // $1 queue id, $2 batch, $3 visible until, $4 now, $5 lease (one per delivery: the jobs of a
-// batch share it). The ids go through an array so that the update finds its rows by primary
-// key whatever the generic plan thinks of LIMIT $2 (a join there can turn into a hash join
-// over the whole table).
+// batch share it), $6/$7 the floor: where this backend's previous dequeue ended (see FLOOR).
+// The ids go through an array so that the update finds its rows by primary key whatever the
+// generic plan thinks of LIMIT $2 (a join there can turn into a hash join over the whole
+// table).
 const PICK: &str = "
 UPDATE floe.queue_jobs j
    SET state = 'running', attempts = j.attempts + 1, started_at = $4, wake_at = $3, lease = $5
  WHERE j.id = ANY (ARRAY(SELECT p.id FROM floe.queue_jobs p
                           WHERE p.queue_id = $1 AND p.state = 'ready'
+                            AND (p.sort_key, p.id) > ($6, $7)
                           ORDER BY p.sort_key, p.id
                           LIMIT $2
                             FOR UPDATE SKIP LOCKED))
@@ -869,12 +908,29 @@ fn dequeue(
             wake(s, &q, now)?;
             woke = true;
         }
-        let mut rows = delivered(pick(s, &q, batch, until, now)?, now)?;
-        if (rows.len() as i32) < batch && !woke && wake(s, &q, now)? > 0 {
-            let more = batch - rows.len() as i32;
-            rows.extend(delivered(pick(s, &q, more, until, now)?, now)?);
+        let floor = FLOOR.with_borrow(|f| f.get(&q.id).copied());
+        let mut rows = delivered(pick(s, &q, batch, (until, now), floor)?, now)?;
+        if (rows.len() as i32) < batch {
+            // Short: wake due jobs (unless just done) and look again from the head.
+            let woken = if woke { 0 } else { wake(s, &q, now)? };
+            if floor.is_some() || woken > 0 {
+                let more = batch - rows.len() as i32;
+                rows.extend(delivered(pick(s, &q, more, (until, now), None)?, now)?);
+            }
         }
         rows.sort_by_key(|(key, row)| (*key, row.0));
+        let last = rows.last().map(|(key, row)| (*key, row.0));
+        FLOOR.with_borrow_mut(|f| match last {
+            Some(last) if rows.len() as i32 == batch => {
+                if f.len() > 1000 {
+                    f.clear();
+                }
+                f.insert(q.id, last);
+            }
+            _ => {
+                f.remove(&q.id);
+            }
+        });
         Ok(rows.into_iter().map(|(_, row)| row).collect::<Vec<_>>())
     })?;
     Ok(TableIterator::new(rows))
@@ -1301,6 +1357,7 @@ fn redrive(
     let now = wall_clock();
     Ok(privileged::run(|s| {
         let qid = check_access(s, queue)?;
+        drop_floor(qid);
         let table = s.run(
             REDRIVE,
             &[qid.into(), ids.clone().into(), since.into(), ts(now).into()],
