@@ -144,11 +144,12 @@ done
 
 printf '\nQueue throughput (jobs/s): enqueue + dequeue + complete, %s clients, median of %s runs of %ss\n' \
     "$CLIENTS" "$ROUNDS" "$SECS"
-printf '%-8s %12s %12s %12s\n' batch textbook floe floe/textbook
+printf '%-8s %12s %12s %12s   %s\n' batch textbook floe floe/textbook "runs (transactions/s: textbook | floe)"
 for batch in 1 50; do
     t=$(($(echo ${TPS[textbook.$batch]} | median) * batch))
     f=$(($(echo ${TPS[floe.$batch]} | median) * batch))
-    printf '%-8s %12s %12s %12s\n' "$batch" "$t" "$f" "$(ratio "$f" "$t")"
+    printf '%-8s %12s %12s %12s   %s| %s\n' "$batch" "$t" "$f" "$(ratio "$f" "$t")" \
+        "${TPS[textbook.$batch]}" "${TPS[floe.$batch]}"
 done
 printf '\nDequeue latency (ms per call, 1 client, batch 1) by backlog of ready jobs\n'
 printf '%-9s %10s %10s %10s\n' who 10k 1M 1M/10k
