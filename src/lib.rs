@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 pub mod error;
 pub mod gucs;
 pub mod health;
+pub mod matview;
 pub mod partition;
 pub mod privileged;
 pub mod queue;
