@@ -23,7 +23,8 @@ use std::rc::Rc;
 struct Cache {
     schema: pg_sys::Oid,
     owner: pg_sys::Oid,
-    plans: HashMap<usize, Rc<OwnedPreparedStatement>>,
+    /// Saved plans by the address of their SQL, with the argument types they were made for.
+    plans: HashMap<usize, (Rc<OwnedPreparedStatement>, Vec<pg_sys::Oid>)>,
 }
 
 thread_local! {
@@ -46,15 +47,24 @@ impl<'conn> Session<'_, 'conn> {
         args: &[DatumWithOid<'_>],
     ) -> Result<SpiTupleTable<'conn>, FloeError> {
         let key = sql.as_ptr() as usize;
+        let types: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
         let cached = CACHE.with_borrow(|c| c.as_ref().and_then(|c| c.plans.get(&key).cloned()));
         let stmt = match cached {
-            Some(stmt) => stmt,
+            Some((stmt, made_for)) if made_for == types => stmt,
+            Some(_) => {
+                // pgrx does not check argument types against a saved plan; floe does.
+                return Err(FloeError::Internal {
+                    message: format!(
+                        "a saved statement was called with other argument types: {sql}"
+                    ),
+                });
+            }
             None => {
-                let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
-                let stmt = Rc::new(self.client.prepare_mut(sql, &types)?.keep());
+                let pg_types: Vec<PgOid> = types.iter().map(|&t| PgOid::from(t)).collect();
+                let stmt = Rc::new(self.client.prepare_mut(sql, &pg_types)?.keep());
                 CACHE.with_borrow_mut(|c| {
                     if let Some(c) = c.as_mut() {
-                        c.plans.insert(key, stmt.clone());
+                        c.plans.insert(key, (stmt.clone(), types));
                     }
                 });
                 stmt
@@ -82,7 +92,10 @@ fn extension_owner() -> Result<pg_sys::Oid, FloeError> {
         return Ok(owner);
     }
     let owner = Spi::get_one::<pg_sys::Oid>(
-        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'floe'",
+        // Run as the caller under the caller's search_path: the operator is spelled out so
+        // that no `=` of the caller's schemas can answer instead.
+        "SELECT extowner FROM pg_catalog.pg_extension
+          WHERE extname OPERATOR(pg_catalog.=) 'floe'::pg_catalog.name",
     )?
     .ok_or_else(|| FloeError::WrongState {
         message: "extension floe is not installed in this database".into(),

@@ -75,6 +75,19 @@ SELECT floe.redrive('mail');
 SELECT id, state, attempts, last_error FROM floe.queued_jobs WHERE id = 1;
 SELECT count(*) AS dead_letters FROM floe.dead_letters;
 
+-- Two dead letters with the same dedup key: redrive puts one back, the other stays dead
+-- (the key can be live only once); nothing fails, nothing is lost.
+SELECT floe.create_queue('twice', max_attempts => 1);
+SELECT floe.enqueue('twice', '{"try": 1}', dedup_key => 'k') > 0 AS enqueued;
+SELECT floe.fail(id, 'first') FROM floe.dequeue('twice');
+SELECT floe.enqueue('twice', '{"try": 2}', dedup_key => 'k') > 0 AS enqueued;
+SELECT floe.fail(id, 'second') FROM floe.dequeue('twice');
+SELECT count(*) AS dead FROM floe.dead_letters WHERE queue = 'twice';
+SELECT floe.redrive('twice') AS redriven;
+SELECT (SELECT count(*) FROM floe.queued_jobs WHERE queue = 'twice') AS live,
+       (SELECT count(*) FROM floe.dead_letters WHERE queue = 'twice') AS still_dead;
+SELECT floe.drop_queue('twice', force => true);
+
 -- Cancel a pending job; a running one cannot be cancelled.
 SELECT floe.cancel(6);
 SELECT id, attempt FROM floe.dequeue('mail');
@@ -143,6 +156,10 @@ SELECT id = :urgent AS urgent_first FROM floe.dequeue('fair');
 SET ROLE q_worker;
 SELECT floe.enqueue('mail', '{"n": "from a member"}') > 0 AS enqueued;
 SELECT count(*) > 0 AS sees_jobs FROM floe.queued_jobs;
+-- A member is not the owner: if_not_exists does not adopt a queue another role made.
+SELECT error_of($$SELECT floe.create_queue('mail', if_not_exists => true)$$);
+RESET ROLE;
+SELECT error_of($$SELECT floe.create_queue('mail', if_not_exists => true)$$);
 SET ROLE q_other;
 SELECT count(*) AS sees_nothing FROM floe.queued_jobs;
 SELECT count(*) AS sees_no_queue FROM floe.queue_settings;

@@ -85,6 +85,15 @@ pub(super) fn no_queue(name: &str) -> FloeError {
     }
 }
 
+/// 42501 for a job of a queue the caller may not use (without naming the queue).
+fn not_member_job(id: i64) -> FloeError {
+    FloeError::PermissionDenied {
+        message: format!("permission denied for job {id}"),
+        detail: None,
+        hint: "A queue's jobs are handled by its owner role and that role's members.".into(),
+    }
+}
+
 pub(super) fn not_member(name: &str) -> FloeError {
     FloeError::PermissionDenied {
         message: format!("permission denied for queue \"{name}\""),
@@ -204,14 +213,18 @@ VALUES ($1, $2::oid::regrole, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (name) DO NOTHING
 RETURNING q.id";
 
+const QUEUE_OWNER: &str = "SELECT q.owner::oid FROM floe.queues q WHERE q.name = $1";
+
 const ARCHIVE_SET_EXISTS: &str =
     "SELECT EXISTS (SELECT 1 FROM floe.partition_sets WHERE parent = 'floe.queue_archive')";
 
 const LOCK_ARCHIVE_SETUP: &str =
     "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('floe.queue_archive'))";
 
+// (default_tablespace comes from the caller's session: the archive goes to the database's.)
 const CREATE_ARCHIVE_SET: &str = "
-SELECT floe.create_parent('floe.queue_archive', 'finished_at', part_interval => '1 month',
+SELECT pg_catalog.set_config('default_tablespace', '', true),
+       floe.create_parent('floe.queue_archive', 'finished_at', part_interval => '1 month',
                           premake => 2, default_partition => true),
        floe.set_retention('floe.queue_archive', '3 months', 'drop')";
 
@@ -304,8 +317,21 @@ fn create_queue(
             )?
             .is_empty();
         if !created {
-            if if_not_exists.unwrap_or(false) {
+            // Only the queue's own owner gets "exists, fine": a role with the privileges of
+            // every role (a superuser, an admin) must not silently adopt a queue that
+            // someone else created under the name it wanted.
+            let owner = session.run(QUEUE_OWNER, &[name.into()])?;
+            let same =
+                !owner.is_empty() && owner.first().get::<pg_sys::Oid>(1)? == Some(session.caller);
+            if if_not_exists.unwrap_or(false) && same {
                 return Ok(false);
+            }
+            if !same {
+                return Err(FloeError::AlreadyExists {
+                    kind: "queue",
+                    name: name.to_string(),
+                    hint: "Another role owns a queue of that name: pick another name, or create it as that role.".into(),
+                });
             }
             return Err(FloeError::AlreadyExists {
                 kind: "queue",
@@ -421,6 +447,11 @@ fn alter_queue(
     })?)
 }
 
+// (Under lock_timeout: waiting behind a long transaction would make every queue's writers
+// wait behind drop_queue.)
+const LOCK_TIMEOUT: &str = "SELECT pg_catalog.set_config('lock_timeout', '2s', true)";
+const LOCK_JOBS: &str = "LOCK TABLE floe.queue_jobs IN SHARE ROW EXCLUSIVE MODE";
+
 const LIVE_JOBS: &str = "SELECT count(*) FROM floe.queue_jobs WHERE queue_id = $1";
 
 const DROP_QUEUE: &str = "
@@ -438,6 +469,14 @@ fn drop_queue(
     let name = required(name, "name")?;
     Ok(privileged::run(|session| {
         let id = check_access(session, name)?;
+        // Writers of every queue wait (briefly) while the queue goes: a job enqueued
+        // meanwhile is either counted here or sees the queue gone.
+        session.run(LOCK_TIMEOUT, &[])?;
+        session.run(LOCK_JOBS, &[])?;
+        let id = match check_access(session, name) {
+            Ok(again) if again == id => id,
+            _ => return Err(no_queue(name)),
+        };
         let live = session
             .run(LIVE_JOBS, &[id.into()])?
             .first()
@@ -463,11 +502,14 @@ fn drop_queue(
 
 // The common case, without dedup key or fair clock: every value computed by the caller.
 // $1 queue id, $2 state, $3 tier, $4 run_at, $5 sort_key, $6 wake_at, $7 tenant, $8 payload,
-// $9 now.
+// $9 now. Only while the queue exists: drop_queue locks floe.queue_jobs against writers, so
+// an insert that waited for it sees the drop (its snapshot is taken after its locks), and no
+// job is left behind for a dropped queue. No row: the caller goes the general way.
 const INSERT_JOB: &str = "
 INSERT INTO floe.queue_jobs (queue_id, state, tier, run_at, sort_key, wake_at, tenant, payload,
                              enqueued_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+ WHERE EXISTS (SELECT 1 FROM floe.queues q WHERE q.id = $1)
 RETURNING id";
 
 // $1 queue, $2 caller, $3 dedup keys
@@ -994,7 +1036,8 @@ fn complete_jobs(
     }
     for qid in queues {
         match catalog::by_id(s, qid)? {
-            Some(q) => catalog::require_member(s.caller, &q)?,
+            Some(q) if catalog::is_member(s.caller, &q) => {}
+            Some(_) => return Err(not_member_job(ids[0])),
             None => return Err(why_not(s, ids[0], lease, now)),
         }
     }
@@ -1037,7 +1080,7 @@ fn find_job(
     if !table.is_empty() {
         let row = table.first();
         if !row.get::<bool>(5)?.unwrap_or(false) {
-            return Err(not_member(&row.get::<String>(6)?.unwrap_or_default()));
+            return Err(not_member_job(id));
         }
         let wake = row.get::<TimestampWithTimeZone>(2)?.map(us_of);
         let held: Option<Uuid> = row.get(3)?;
@@ -1052,7 +1095,7 @@ fn find_job(
     if !table.is_empty() {
         let row = table.first();
         if !row.get::<bool>(2)?.unwrap_or(false) {
-            return Err(not_member(&row.get::<String>(3)?.unwrap_or_default()));
+            return Err(not_member_job(id));
         }
         return Ok(Found::Finished {
             state: row.get::<String>(1)?.unwrap_or_default(),
@@ -1143,7 +1186,7 @@ fn lock_held(
     }
     let row = table.first();
     if !row.get::<bool>(5)?.unwrap_or(false) {
-        return Err(not_member(&row.get::<String>(6)?.unwrap_or_default()));
+        return Err(not_member_job(id));
     }
     let wake = row.get::<TimestampWithTimeZone>(2)?.map(us_of);
     let current: Option<Uuid> = row.get(3)?;
@@ -1280,7 +1323,8 @@ fn extend(
         let row = table.first();
         let until = row.get::<TimestampWithTimeZone>(1)?.unwrap_or(ts(now));
         match catalog::by_id(s, row.get::<i32>(2)?.unwrap_or(0))? {
-            Some(q) => catalog::require_member(s.caller, &q)?,
+            Some(q) if catalog::is_member(s.caller, &q) => {}
+            Some(_) => return Err(not_member_job(id)),
             None => return Err(why_not(s, id, lease, now)),
         }
         Ok(until)
@@ -1305,7 +1349,7 @@ fn cancel(id: Option<i64>) -> Result<(), ErrorReport> {
         }
         let row = table.first();
         if !row.get::<bool>(2)?.unwrap_or(false) {
-            return Err(not_member(&row.get::<String>(3)?.unwrap_or_default()));
+            return Err(not_member_job(id));
         }
         if row.get::<String>(1)?.as_deref() == Some("running") {
             return Err(FloeError::WrongState {
@@ -1326,25 +1370,29 @@ fn cancel(id: Option<i64>) -> Result<(), ErrorReport> {
     })?)
 }
 
-// $1 queue id, $2 ids (NULL: all), $3 since (NULL: any time), $4 now
+// $1 queue id, $2 ids (NULL: all), $3 since (NULL: any time), $4 now. Inserts first and
+// removes from the archive exactly what went in: a dead letter whose dedup key is live
+// again, or taken by another dead letter of this call, stays dead instead of failing it all.
 const REDRIVE: &str = "
 WITH q AS (SELECT id, aging_step FROM floe.queues WHERE id = $1),
-d AS (
-    DELETE FROM floe.queue_archive a
-     USING q
+candidates AS (
+    SELECT a.*, q.aging_step FROM floe.queue_archive a, q
      WHERE a.queue_id = q.id AND a.state = 'dead'
        AND ($2::bigint[] IS NULL OR a.id = ANY ($2))
        AND ($3::timestamptz IS NULL OR a.finished_at >= $3)
-       AND NOT EXISTS (SELECT 1 FROM floe.queue_jobs x
-                        WHERE x.queue_id = a.queue_id AND x.dedup_key = a.dedup_key)
-    RETURNING a.*, q.aging_step
+), back AS (
+    INSERT INTO floe.queue_jobs (id, queue_id, state, tier, run_at, sort_key, tenant, dedup_key,
+                                 payload, enqueued_at, attempts, last_error)
+    SELECT id, queue_id, 'ready', tier, $4, $4 + aging_step * tier, tenant, dedup_key, payload,
+           enqueued_at, 0, last_error
+      FROM candidates
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), gone AS (
+    DELETE FROM floe.queue_archive a USING back
+     WHERE a.id = back.id AND a.queue_id = $1 AND a.state = 'dead'
 )
-INSERT INTO floe.queue_jobs (id, queue_id, state, tier, run_at, sort_key, tenant, dedup_key,
-                             payload, enqueued_at, attempts, last_error)
-SELECT id, queue_id, 'ready', tier, $4, $4 + aging_step * tier, tenant, dedup_key, payload,
-       enqueued_at, 0, last_error
-  FROM d
-RETURNING 1";
+SELECT id FROM back";
 
 #[pg_extern(volatile)]
 fn redrive(

@@ -133,10 +133,15 @@ pub fn by_id(s: &mut Session, id: i32) -> Result<Option<Rc<Queue>>, FloeError> {
     lookup(s, None, Some(id))
 }
 
+/// Whether `caller` has the privileges of the queue's owner role.
+pub fn is_member(caller: pg_sys::Oid, queue: &Queue) -> bool {
+    // SAFETY: role membership from Postgres's caches.
+    unsafe { pg_sys::has_privs_of_role(caller, queue.owner) }
+}
+
 /// 42501 unless `caller` has the privileges of the queue's owner role.
 pub fn require_member(caller: pg_sys::Oid, queue: &Queue) -> Result<(), FloeError> {
-    // SAFETY: role membership from Postgres's caches.
-    if unsafe { pg_sys::has_privs_of_role(caller, queue.owner) } {
+    if is_member(caller, queue) {
         Ok(())
     } else {
         Err(super::api::not_member(&queue.name))
