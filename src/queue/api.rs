@@ -326,17 +326,15 @@ fn create_queue(
             if if_not_exists.unwrap_or(false) && same {
                 return Ok(false);
             }
-            if !same {
-                return Err(FloeError::AlreadyExists {
-                    kind: "queue",
-                    name: name.to_string(),
-                    hint: "Another role owns a queue of that name: pick another name, or create it as that role.".into(),
-                });
-            }
             return Err(FloeError::AlreadyExists {
                 kind: "queue",
                 name: name.to_string(),
-                hint: "Pick another name, pass if_not_exists => true, or change it with floe.alter_queue().".into(),
+                hint: if same {
+                    "Pick another name, pass if_not_exists => true, or change it with floe.alter_queue()."
+                } else {
+                    "Another role owns a queue of that name: pick another name, or create it as that role."
+                }
+                .into(),
             });
         }
         ensure_archive(session)?;
@@ -369,20 +367,9 @@ UPDATE floe.queues q
  WHERE q.name = $1 AND pg_catalog.pg_has_role($2, q.owner, 'USAGE')
 RETURNING q.retry_base <= q.retry_max";
 
-const QUEUE_ACCESS: &str = "
-SELECT q.id, pg_catalog.pg_has_role($2, q.owner, 'USAGE') FROM floe.queues q WHERE q.name = $1";
-
 /// The queue's id when it exists and the caller may use it; the reason otherwise.
 fn check_access(s: &mut Session, name: &str) -> Result<i32, FloeError> {
-    let table = s.run(QUEUE_ACCESS, &[name.into(), s.caller.into()])?;
-    if table.is_empty() {
-        return Err(no_queue(name));
-    }
-    let row = table.first();
-    if !row.get::<bool>(2)?.unwrap_or(false) {
-        return Err(not_member(name));
-    }
-    row.get::<i32>(1)?.ok_or_else(|| no_queue(name))
+    Ok(catalog::usable(s, name)?.id)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -411,24 +398,20 @@ fn alter_queue(
         fair_share,
         archive_completed,
     )?;
-    let opt = |v: Option<Micros>| match v {
-        Some(us) => DatumWithOid::from(interval(us)),
-        None => DatumWithOid::null::<Interval>(),
-    };
     Ok(privileged::run(|session| {
         let table = session.run(
             ALTER_QUEUE,
             &[
                 name.into(),
                 session.caller.into(),
-                opt(s.visibility_timeout),
+                s.visibility_timeout.map(interval).into(),
                 s.max_attempts.into(),
-                opt(s.aging_step),
-                opt(s.max_wait),
-                opt(s.retry_base),
-                opt(s.retry_max),
+                s.aging_step.map(interval).into(),
+                s.max_wait.map(interval).into(),
+                s.retry_base.map(interval).into(),
+                s.retry_max.map(interval).into(),
                 s.fair.into(),
-                opt(s.fair_share),
+                s.fair_share.map(interval).into(),
                 s.archive_completed.into(),
             ],
         )?;
@@ -732,7 +715,7 @@ fn enqueue_many(
 // ---------------------------------------------------------------------------------------
 
 // $1 queue id, $2 max_attempts, $3 now. Due scheduled jobs and expired running jobs (with
-// attempts left) become ready; returns a row per job.
+// attempts left) become ready, at most WAKE_BATCH of them; returns a row per job.
 const WAKE: &str = "
 UPDATE floe.queue_jobs j
    SET state = 'ready', wake_at = NULL, lease = NULL,
@@ -747,6 +730,9 @@ UPDATE floe.queue_jobs j
             LIMIT 1000
               FOR UPDATE SKIP LOCKED))
 RETURNING 1";
+
+/// The LIMIT of WAKE.
+const WAKE_BATCH: usize = 1000;
 
 /// How often one backend makes a queue's due and expired jobs ready (besides when a
 /// dequeue comes up short): bounds how late a retry or an expired job competes again.
@@ -1035,11 +1021,7 @@ fn complete_jobs(
         }
     }
     for qid in queues {
-        match catalog::by_id(s, qid)? {
-            Some(q) if catalog::is_member(s.caller, &q) => {}
-            Some(_) => return Err(not_member_job(ids[0])),
-            None => return Err(why_not(s, ids[0], lease, now)),
-        }
+        job_queue(s, qid, ids[0])?;
     }
     if done.len() == ids.len() {
         return Ok(done.len() as i64);
@@ -1054,20 +1036,26 @@ fn complete_jobs(
     Err(why_not(s, first, lease, now))
 }
 
-// $1 id, $2 caller
+// $1 id
 const LIVE_JOB: &str = "
-SELECT j.state, j.wake_at, j.lease, j.attempts, pg_catalog.pg_has_role($2, q.owner, 'USAGE'),
-       q.name
-  FROM floe.queue_jobs j JOIN floe.queues q ON q.id = j.queue_id
- WHERE j.id = $1";
+SELECT j.state, j.wake_at, j.lease, j.attempts, j.queue_id FROM floe.queue_jobs j WHERE j.id = $1";
 
-// $1 id, $2 caller
+// $1 id
 const FINISHED_JOB: &str = "
-SELECT a.state, pg_catalog.pg_has_role($2, q.owner, 'USAGE'), q.name
-  FROM floe.queue_archive a JOIN floe.queues q ON q.id = a.queue_id
+SELECT a.state, a.queue_id FROM floe.queue_archive a
  WHERE a.id = $1
  ORDER BY a.finished_at DESC
  LIMIT 1";
+
+/// The queue of job `id` (in queue `qid`), when the caller may use it: 42501 without naming
+/// the queue otherwise, and "no such job" when the queue is gone.
+fn job_queue(s: &mut Session, qid: i32, id: i64) -> Result<std::rc::Rc<catalog::Queue>, FloeError> {
+    match catalog::by_id(s, qid)? {
+        Some(q) if catalog::is_member(s.caller, &q) => Ok(q),
+        Some(_) => Err(not_member_job(id)),
+        None => Err(refused(id, retry::Refusal::NoSuchJob)),
+    }
+}
 
 /// Where job `id` is, for the caller (who must be a member of its queue's owner role).
 fn find_job(
@@ -1076,12 +1064,10 @@ fn find_job(
     lease: Option<Uuid>,
     now: Micros,
 ) -> Result<Found, FloeError> {
-    let table = s.run(LIVE_JOB, &[id.into(), s.caller.into()])?;
+    let table = s.run(LIVE_JOB, &[id.into()])?;
     if !table.is_empty() {
         let row = table.first();
-        if !row.get::<bool>(5)?.unwrap_or(false) {
-            return Err(not_member_job(id));
-        }
+        job_queue(s, row.get::<i32>(5)?.unwrap_or(0), id)?;
         let wake = row.get::<TimestampWithTimeZone>(2)?.map(us_of);
         let held: Option<Uuid> = row.get(3)?;
         return Ok(Found::Live {
@@ -1091,12 +1077,10 @@ fn find_job(
             attempts: row.get::<i32>(4)?.unwrap_or(0),
         });
     }
-    let table = s.run(FINISHED_JOB, &[id.into(), s.caller.into()])?;
+    let table = s.run(FINISHED_JOB, &[id.into()])?;
     if !table.is_empty() {
         let row = table.first();
-        if !row.get::<bool>(2)?.unwrap_or(false) {
-            return Err(not_member_job(id));
-        }
+        job_queue(s, row.get::<i32>(2)?.unwrap_or(0), id)?;
         return Ok(Found::Finished {
             state: row.get::<String>(1)?.unwrap_or_default(),
         });
@@ -1138,13 +1122,11 @@ fn complete_many(ids: Option<Vec<Option<i64>>>) -> Result<i64, ErrorReport> {
     Ok(privileged::run(|s| complete_jobs(s, unique, None, now))?)
 }
 
-// $1 id, $2 caller
+// $1 id
 const LOCK_JOB: &str = "
-SELECT j.state, j.wake_at, j.lease, j.attempts, pg_catalog.pg_has_role($2, q.owner, 'USAGE'),
-       q.name, q.max_attempts, q.retry_base, q.retry_max, q.aging_step, j.tier
-  FROM floe.queue_jobs j JOIN floe.queues q ON q.id = j.queue_id
+SELECT j.state, j.wake_at, j.lease, j.attempts, j.queue_id, j.tier FROM floe.queue_jobs j
  WHERE j.id = $1
-   FOR UPDATE OF j";
+   FOR UPDATE";
 
 // $1 id, $2 run_at, $3 sort_key, $4 error
 const RETRY_JOB: &str = "
@@ -1167,11 +1149,8 @@ SELECT id, queue_id, $3, tier, run_at, tenant, dedup_key, payload, attempts, enq
 /// The job, locked, when the caller holds it (running, visible, lease matching).
 struct Held {
     attempts: i32,
-    max_attempts: i32,
-    retry_base: Micros,
-    retry_max: Micros,
-    aging_step: Micros,
     tier: Tier,
+    queue: std::rc::Rc<catalog::Queue>,
 }
 
 fn lock_held(
@@ -1180,14 +1159,12 @@ fn lock_held(
     lease: Option<Uuid>,
     now: Micros,
 ) -> Result<Held, FloeError> {
-    let table = s.run(LOCK_JOB, &[id.into(), s.caller.into()])?;
+    let table = s.run(LOCK_JOB, &[id.into()])?;
     if table.is_empty() {
         return Err(why_not(s, id, lease, now));
     }
     let row = table.first();
-    if !row.get::<bool>(5)?.unwrap_or(false) {
-        return Err(not_member_job(id));
-    }
+    let queue = job_queue(s, row.get::<i32>(5)?.unwrap_or(0), id)?;
     let wake = row.get::<TimestampWithTimeZone>(2)?.map(us_of);
     let current: Option<Uuid> = row.get(3)?;
     let attempts = row.get::<i32>(4)?.unwrap_or(0);
@@ -1200,14 +1177,10 @@ fn lock_held(
     if let Some(why) = retry::may_finish(&found) {
         return Err(refused(id, why));
     }
-    let micros = |v: Option<Interval>| v.map(|i| i.as_micros() as Micros).unwrap_or(0);
     Ok(Held {
         attempts,
-        max_attempts: row.get::<i32>(7)?.unwrap_or(1),
-        retry_base: micros(row.get(8)?),
-        retry_max: micros(row.get(9)?),
-        aging_step: micros(row.get(10)?),
-        tier: Tier::ALL[row.get::<i16>(11)?.unwrap_or(2).clamp(0, 4) as usize],
+        tier: Tier::ALL[row.get::<i16>(6)?.unwrap_or(2).clamp(0, 4) as usize],
+        queue,
     })
 }
 
@@ -1249,14 +1222,14 @@ fn fail(
         let message = error.unwrap_or("failed").to_string();
         match retry::after_failure(
             held.attempts,
-            held.max_attempts,
-            held.retry_base,
-            held.retry_max,
+            held.queue.max_attempts,
+            held.queue.retry_base,
+            held.queue.retry_max,
             unit_random(),
         ) {
             AfterFailure::Retry(delay) => {
                 let run_at = now.saturating_add(delay);
-                let key = priority::sort_key(run_at, held.tier, held.aging_step);
+                let key = priority::sort_key(run_at, held.tier, held.queue.aging_step);
                 s.run(
                     RETRY_JOB,
                     &[id.into(), ts(run_at).into(), ts(key).into(), message.into()],
@@ -1322,35 +1295,26 @@ fn extend(
         }
         let row = table.first();
         let until = row.get::<TimestampWithTimeZone>(1)?.unwrap_or(ts(now));
-        match catalog::by_id(s, row.get::<i32>(2)?.unwrap_or(0))? {
-            Some(q) if catalog::is_member(s.caller, &q) => {}
-            Some(_) => return Err(not_member_job(id)),
-            None => return Err(why_not(s, id, lease, now)),
-        }
+        job_queue(s, row.get::<i32>(2)?.unwrap_or(0), id)?;
         Ok(until)
     })?)
 }
 
-// $1 id, $2 caller
+// $1 id
 const LOCK_PENDING: &str = "
-SELECT j.state, pg_catalog.pg_has_role($2, q.owner, 'USAGE'), q.name
-  FROM floe.queue_jobs j JOIN floe.queues q ON q.id = j.queue_id
- WHERE j.id = $1
-   FOR UPDATE OF j";
+SELECT j.state, j.queue_id FROM floe.queue_jobs j WHERE j.id = $1 FOR UPDATE";
 
 #[pg_extern(volatile)]
 fn cancel(id: Option<i64>) -> Result<(), ErrorReport> {
     let id = required(id, "id")?;
     let now = wall_clock();
     Ok(privileged::run(|s| {
-        let table = s.run(LOCK_PENDING, &[id.into(), s.caller.into()])?;
+        let table = s.run(LOCK_PENDING, &[id.into()])?;
         if table.is_empty() {
             return Err(why_not(s, id, None, now));
         }
         let row = table.first();
-        if !row.get::<bool>(2)?.unwrap_or(false) {
-            return Err(not_member_job(id));
-        }
+        job_queue(s, row.get::<i32>(2)?.unwrap_or(0), id)?;
         if row.get::<String>(1)?.as_deref() == Some("running") {
             return Err(FloeError::WrongState {
                 message: format!("job {id} is running"),
@@ -1656,22 +1620,9 @@ SELECT id, queue_id, 'dead', tier, run_at, tenant, dedup_key, payload, attempts,
 RETURNING 1"
 );
 
-// $1 caller, $2 now
-const WAKE_ALL: &str = "
-WITH q AS (
-    SELECT id, max_attempts FROM floe.queues WHERE pg_catalog.pg_has_role($1, owner, 'USAGE')
-)
-UPDATE floe.queue_jobs j
-   SET state = 'ready', wake_at = NULL, lease = NULL,
-       last_error = CASE WHEN j.state = 'running'
-                         THEN 'visibility timeout expired on attempt ' || j.attempts
-                         ELSE j.last_error END
- WHERE j.id IN (SELECT w.id FROM floe.queue_jobs w JOIN q ON q.id = w.queue_id
-                 WHERE w.state <> 'ready' AND w.wake_at <= $2
-                   AND (w.state = 'scheduled' OR w.attempts < q.max_attempts)
-                 LIMIT 10000
-                   FOR UPDATE OF w SKIP LOCKED)
-RETURNING j.state";
+// $1 caller
+const USABLE_QUEUES: &str = "
+SELECT q.id FROM floe.queues q WHERE pg_catalog.pg_has_role($1, q.owner, 'USAGE') ORDER BY q.id";
 
 // $1 caller, $2 now, $3 metrics kept until, $4 whether the caller may sweep orphans
 const PRUNE: &str = "
@@ -1716,7 +1667,24 @@ fn queue_maintenance() -> Result<
         let dead = s
             .run(EXPIRED_TO_DEAD, &[caller.into(), ts(now).into()])?
             .len() as i64;
-        let returned = s.run(WAKE_ALL, &[caller.into(), ts(now).into()])?.len() as i64;
+        // Due and expired jobs of every queue, as dequeue wakes them (1000 at a time).
+        let mut queues = Vec::new();
+        for row in s.run(USABLE_QUEUES, &[caller.into()])? {
+            queues.extend(row.get::<i32>(1)?);
+        }
+        let mut returned = 0;
+        for qid in queues {
+            let Some(q) = catalog::by_id(s, qid)? else {
+                continue;
+            };
+            loop {
+                let n = wake(s, &q, now)?;
+                returned += n as i64;
+                if n < WAKE_BATCH {
+                    break;
+                }
+            }
+        }
         let metrics = s
             .run(
                 RECORD_METRICS,

@@ -25,6 +25,8 @@ pub struct Queue {
     pub visibility: i64,
     pub max_attempts: i32,
     pub aging_step: i64,
+    pub retry_base: i64,
+    pub retry_max: i64,
     pub fair: bool,
 }
 
@@ -60,7 +62,7 @@ fn register() {
 
 const LOAD: &str = "
 SELECT q.id, q.name, q.owner::oid, q.visibility_timeout, q.max_attempts, q.aging_step, q.fair,
-       'floe.queues'::regclass::oid
+       q.retry_base, q.retry_max, 'floe.queues'::regclass::oid
   FROM floe.queues q
  WHERE q.name = $1 OR q.id = $2";
 
@@ -104,8 +106,10 @@ fn lookup(
         max_attempts: row.get::<i32>(5)?.unwrap_or(1),
         aging_step: micros(row.get(6)?),
         fair: row.get::<bool>(7)?.unwrap_or(false),
+        retry_base: micros(row.get(8)?),
+        retry_max: micros(row.get(9)?),
     });
-    QUEUES_RELID.set(row.get::<pg_sys::Oid>(8)?.unwrap_or(pg_sys::InvalidOid));
+    QUEUES_RELID.set(row.get::<pg_sys::Oid>(10)?.unwrap_or(pg_sys::InvalidOid));
     // Only cache what was read under the current generation (an invalidation that arrived
     // while loading makes the next lookup load again).
     if GENERATION.get() == generation {
