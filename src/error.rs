@@ -55,6 +55,9 @@ pub enum FloeError {
         detail: Option<String>,
         hint: String,
     },
+    /// 42809 `wrong_object_type`: the object exists but is not of the kind floe needs (a
+    /// table where a materialized view is expected).
+    WrongObjectType { message: String, hint: String },
     /// 55P03 `lock_not_available`: a lock was not granted within floe's lock timeout.
     LockNotAvailable { message: String, hint: String },
     /// A Postgres ERROR caught on the way (in a subtransaction), passed on with its own
@@ -85,6 +88,7 @@ impl FloeError {
             FloeError::NotFound { .. } => ERRCODE_UNDEFINED_OBJECT,
             FloeError::AlreadyExists { .. } => ERRCODE_DUPLICATE_OBJECT,
             FloeError::InvalidDefinition { .. } => ERRCODE_INVALID_OBJECT_DEFINITION,
+            FloeError::WrongObjectType { .. } => ERRCODE_WRONG_OBJECT_TYPE,
             FloeError::LockNotAvailable { .. } => ERRCODE_LOCK_NOT_AVAILABLE,
             FloeError::Sql { code, .. } => *code,
             FloeError::Corrupted { .. } => ERRCODE_DATA_CORRUPTED,
@@ -109,6 +113,7 @@ impl FloeError {
             FloeError::PermissionDenied { message, .. }
             | FloeError::WrongState { message, .. }
             | FloeError::InvalidDefinition { message, .. }
+            | FloeError::WrongObjectType { message, .. }
             | FloeError::LockNotAvailable { message, .. }
             | FloeError::Sql { message, .. }
             | FloeError::Corrupted { message, .. }
@@ -127,6 +132,7 @@ impl FloeError {
             | FloeError::NotFound { hint, .. }
             | FloeError::AlreadyExists { hint, .. }
             | FloeError::InvalidDefinition { hint, .. }
+            | FloeError::WrongObjectType { hint, .. }
             | FloeError::LockNotAvailable { hint, .. }
             | FloeError::Sql { hint, .. }
             | FloeError::Corrupted { hint, .. }

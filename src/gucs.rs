@@ -22,6 +22,7 @@ static PARTITION_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static PARTITION_LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static PARTITION_DRAIN_BATCH: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static QUEUE_METRICS_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+static MATVIEW_HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 
 /// Registers every floe setting. Called once from `_PG_init`.
 pub fn init() {
@@ -58,6 +59,16 @@ accept every tenant's rows. Set it with SET LOCAL, for maintenance only.",
         c"How long per-minute queue metrics stay in floe.queue_metrics.",
         c"floe.queue_maintenance() deletes older rows each minute.",
         &QUEUE_METRICS_RETENTION,
+        60,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"floe.matview_history_retention",
+        c"How long refreshes stay in floe.matview_refreshes.",
+        c"floe.refresh_due() deletes older rows (the built-in job runs it every 10 seconds).",
+        &MATVIEW_HISTORY_RETENTION,
         60,
         i32::MAX,
         GucContext::Sighup,
@@ -143,6 +154,11 @@ pub fn job_history_retention_secs() -> i32 {
 /// `floe.queue_metrics_retention`, in seconds.
 pub fn queue_metrics_retention_secs() -> i32 {
     QUEUE_METRICS_RETENTION.get()
+}
+
+/// `floe.matview_history_retention`, in seconds.
+pub fn matview_history_retention_secs() -> i32 {
+    MATVIEW_HISTORY_RETENTION.get()
 }
 
 /// Calls `f` with the name in `floe.tenant_setting`, without copying it.

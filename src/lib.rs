@@ -27,6 +27,7 @@ pub mod testing;
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     health::init();
+    matview::init();
     scheduler::init();
 }
 

@@ -145,3 +145,54 @@ raw_varlena!(
     "jsonb[]",
     pg_sys::JSONBARRAYOID
 );
+
+// ---------------------------------------------------------------------------------------
+// Times and durations as microseconds (Postgres's own unit and epoch, 2000-01-01 UTC).
+// ---------------------------------------------------------------------------------------
+
+use crate::error::{invalid, FloeError};
+use pgrx::datum::{Interval, TimestampWithTimeZone};
+
+/// Microseconds.
+pub type Micros = i64;
+
+/// The current time as Postgres counts it (microseconds since 2000-01-01), read once per call:
+/// the wall clock, not the transaction start, so visibility works inside long transactions.
+pub fn wall_clock() -> Micros {
+    // SAFETY: reads the clock.
+    unsafe { pg_sys::GetCurrentTimestamp() }
+}
+
+pub fn ts(us: Micros) -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(us).unwrap_or_else(|_| {
+        if us < 0 {
+            TimestampWithTimeZone::negative_infinity()
+        } else {
+            TimestampWithTimeZone::positive_infinity()
+        }
+    })
+}
+
+pub fn us_of(t: TimestampWithTimeZone) -> Micros {
+    t.into_inner()
+}
+
+/// An interval argument as microseconds, within `[min, max]` and without months (a month
+/// has no fixed length; days count 24 hours).
+pub fn duration(
+    argument: &'static str,
+    value: Interval,
+    min: Micros,
+    max: Micros,
+    expected: &str,
+) -> Result<Micros, FloeError> {
+    let us = value.as_micros();
+    if value.months() != 0 || us < min as i128 || us > max as i128 {
+        return Err(invalid(argument, value.to_string(), expected));
+    }
+    Ok(us as Micros)
+}
+
+pub fn interval(us: Micros) -> Interval {
+    Interval::from_micros(us)
+}

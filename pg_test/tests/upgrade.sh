@@ -103,5 +103,11 @@ for old in $(ls /usr/share/postgresql/15/extension/ | sed -n 's/^floe--\([0-9.]*
     expect_eq "$(qd "$db" "SELECT priority FROM floe.dequeue('mail')")" high "dequeue after update"
     qd "$db" "SELECT floe.complete(id) FROM floe.queued_jobs" >/dev/null
     expect_eq "$(qd "$db" "SELECT state FROM floe.finished_jobs")" completed "complete after update"
+    qd "$db" "CREATE MATERIALIZED VIEW ev_count AS SELECT count(*) AS n FROM ev" >/dev/null
+    expect_eq "$(qd "$db" "SELECT floe.register_matview('ev_count', min_interval => '0', concurrently => false)")" 1 \
+        "register_matview after update"
+    qd "$db" "INSERT INTO ev VALUES (now())" >/dev/null
+    expect_eq "$(qd "$db" "SELECT count(*) FROM floe.refresh_due()")" 1 "refresh_due after update"
+    expect_eq "$(qd "$db" "SELECT n FROM ev_count")" 1 "matview refreshed after update"
     expect_eq "$(qd "$db" "SELECT count(*) FROM floe.health() WHERE status = 'critical'")" 0 "health has no critical check"
 done

@@ -115,6 +115,7 @@ fn gather() -> Result<Vec<Check>, FloeError> {
         core.extend(crate::tenant::health_checks()?);
         core.extend(crate::partition::health_checks()?);
         core.extend(crate::queue::health_checks()?);
+        core.extend(crate::matview::health_checks()?);
         Ok(core)
     })
 }

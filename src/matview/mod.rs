@@ -1,9 +1,16 @@
-//! Materialized-view refresh (issue #8, in progress): on change (debounced by
-//! `min_interval`), on schedule, within `max_staleness`, in dependency order.
+//! Materialized-view refresh: on change (debounced by `min_interval`), on schedule, within
+//! `max_staleness`, in dependency order, CONCURRENTLY so readers never wait.
 //!
-//! Landed so far: the pure decision and ordering logic (`plan.rs`), tested with unit tests,
-//! proptest (dependency order over random DAGs) and a simulation of bursty writes. The SQL
-//! surface (registry, change triggers with shared-memory dirtiness, the refresh job, status,
-//! history, health) comes with the rest of the issue.
+//! - `plan.rs`: when a view wants a refresh and in which order (pure);
+//! - `dirty.rs`: change tracking in shared memory and per transaction (pure);
+//! - `checks.rs`: what `floe.health()` says about registered views (pure);
+//! - `api.rs`: the SQL functions, the change trigger, the shared memory and transaction
+//!   callbacks.
 
+mod api;
+pub mod checks;
+pub mod dirty;
 pub mod plan;
+mod tests;
+
+pub use api::{health_checks, init};

@@ -19,6 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Microseconds.
 pub type Micros = i64;
 
+/// Shortest pause before retrying a failed refresh (the refresher's default period): a
+/// view with `min_interval => '0'` that fails is not retried on every tick.
+pub const MIN_BACKOFF: Micros = 10_000_000;
+
 /// Longest pause between retries of a failing view.
 pub const MAX_BACKOFF: Micros = 3_600_000_000;
 
@@ -68,12 +72,12 @@ impl Reason {
 }
 
 /// The wait before retry number `failures` (1 = after the first failure):
-/// `min_interval * 2^(failures - 1)` (at least one second), at most an hour.
+/// `min_interval * 2^(failures - 1)` (at least [`MIN_BACKOFF`]), at most an hour.
 pub fn backoff(failures: u32, min_interval: Micros) -> Micros {
     if failures == 0 {
         return 0;
     }
-    let base = min_interval.max(1_000_000);
+    let base = min_interval.max(MIN_BACKOFF);
     let factor = 1i64
         .checked_shl(failures.saturating_sub(1).min(40))
         .unwrap_or(i64::MAX);
@@ -311,7 +315,7 @@ mod tests {
         assert_eq!(decide(&p, &s, 13 * MIN), None);
         assert_eq!(decide(&p, &s, 14 * MIN), Some(Reason::Changed));
         assert_eq!(backoff(40, MIN), MAX_BACKOFF);
-        assert_eq!(backoff(1, 0), S);
+        assert_eq!(backoff(1, 0), 10 * S);
         let running = State { running: true, ..s };
         assert_eq!(decide(&p, &running, 100 * MIN), None);
     }

@@ -10,7 +10,7 @@ use super::retry::{self, AfterFailure, Found};
 use crate::error::{invalid, required, ErrorReport, FloeError};
 use crate::health::checks::Check;
 use crate::privileged::{self, Session};
-use crate::sqltypes::{Jsonb, JsonbArray};
+use crate::sqltypes::{duration, interval, ts, us_of, wall_clock, Jsonb, JsonbArray};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::Uuid;
@@ -19,47 +19,6 @@ type Micros = i64;
 
 pub(super) const SECOND: Micros = 1_000_000;
 const DAY: Micros = 86_400 * SECOND;
-
-/// The current time as Postgres counts it (microseconds since 2000-01-01), read once per call:
-/// the wall clock, not the transaction start, so visibility works inside long transactions.
-fn wall_clock() -> Micros {
-    // SAFETY: reads the clock.
-    unsafe { pg_sys::GetCurrentTimestamp() }
-}
-
-fn ts(us: Micros) -> TimestampWithTimeZone {
-    TimestampWithTimeZone::try_from(us).unwrap_or_else(|_| {
-        if us < 0 {
-            TimestampWithTimeZone::negative_infinity()
-        } else {
-            TimestampWithTimeZone::positive_infinity()
-        }
-    })
-}
-
-fn us_of(t: TimestampWithTimeZone) -> Micros {
-    t.into_inner()
-}
-
-/// An interval argument as microseconds, within `[min, max]` and without months (a month
-/// has no fixed length; days count 24 hours).
-fn duration(
-    argument: &'static str,
-    value: Interval,
-    min: Micros,
-    max: Micros,
-    expected: &str,
-) -> Result<Micros, FloeError> {
-    let us = value.as_micros();
-    if value.months() != 0 || us < min as i128 || us > max as i128 {
-        return Err(invalid(argument, value.to_string(), expected));
-    }
-    Ok(us as Micros)
-}
-
-fn interval(us: Micros) -> Interval {
-    Interval::from_micros(us)
-}
 
 fn tier_of(priority: Option<&str>) -> Result<Tier, FloeError> {
     let text = priority.unwrap_or("normal");

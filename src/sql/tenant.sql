@@ -97,6 +97,23 @@ BEGIN
            AND (p.relid = d.objid
                 OR (p.relid IS NULL AND p.parent = d.object_identity));
     END IF;
+    -- A dropped materialized view leaves the refresh registry (its sources go along), its
+    -- history goes too, and change triggers no other view needs are removed.
+    IF EXISTS (SELECT 1 FROM floe.matview_refreshes) THEN
+        DELETE FROM floe.matview_refreshes h
+         USING pg_catalog.pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objsubid = 0 AND h.view::pg_catalog.oid = d.objid;
+    END IF;
+    IF EXISTS (SELECT 1 FROM floe.matviews) THEN
+        DELETE FROM floe.matviews m
+         USING pg_catalog.pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objsubid = 0 AND m.view::pg_catalog.oid = d.objid;
+        IF FOUND THEN
+            PERFORM floe.matview_sync_triggers();
+        END IF;
+    END IF;
 END
 $fn$;
 COMMENT ON FUNCTION floe.on_sql_drop() IS
