@@ -137,6 +137,33 @@ SELECT queue, priority, ready, in_flight, completed, dead_letters, alarm
   FROM floe.queue_health('demo_sending') WHERE ready + in_flight + completed + dead_letters > 0;
 SELECT floe.cancel(id) FROM floe.queued_jobs WHERE queue = 'demo_sending';
 SELECT check_name, status, detail FROM floe.health() WHERE check_name LIKE 'queue.%';
+
+\echo
+\echo '== Materialized views (in the olap database): refreshed when their data changed'
+\connect olap
+DROP MATERIALIZED VIEW IF EXISTS demo_totals;
+DROP MATERIALIZED VIEW IF EXISTS demo_campaign_stats;
+DROP TABLE IF EXISTS demo_sends;
+CREATE TABLE demo_sends (id bigint GENERATED ALWAYS AS IDENTITY, campaign int NOT NULL,
+                         opened boolean NOT NULL DEFAULT false);
+INSERT INTO demo_sends (campaign, opened) SELECT g % 3, g % 2 = 0 FROM generate_series(1, 1000) g;
+CREATE MATERIALIZED VIEW demo_campaign_stats AS
+    SELECT campaign, count(*) AS sends, count(*) FILTER (WHERE opened) AS opens
+      FROM demo_sends GROUP BY campaign;
+CREATE UNIQUE INDEX ON demo_campaign_stats (campaign);
+CREATE MATERIALIZED VIEW demo_totals AS SELECT sum(sends) AS sends FROM demo_campaign_stats;
+\echo '-- register: the base table gets a statement trigger; CONCURRENTLY needs a unique index'
+SELECT floe.register_matview('demo_campaign_stats', min_interval => '0');
+SELECT floe.register_matview('demo_totals', min_interval => '0', concurrently => false);
+SELECT floe.register_matview('demo_totals') AS without_unique_index;
+\echo '-- a write marks both dirty at commit; one pass refreshes them in dependency order'
+INSERT INTO demo_sends (campaign) VALUES (1);
+SELECT view, dirty_since IS NOT NULL AS dirty, next_reason FROM floe.matview_status;
+SELECT view, reason, succeeded FROM floe.refresh_due();
+SELECT * FROM demo_totals;
+\echo '-- nothing changed: nothing to do (the built-in job floe.refresh_due runs every 10 s)'
+SELECT count(*) AS refreshed FROM floe.refresh_due();
+SELECT check_name, status, detail FROM floe.health() WHERE check_name LIKE 'matview.%';
 \connect oltp
 
 \echo

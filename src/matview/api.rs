@@ -80,10 +80,10 @@ fn nest_level() -> u32 {
     unsafe { pg_sys::GetCurrentTransactionNestLevel() }.max(1) as u32
 }
 
-/// A stamp of the change clock (the wall clock without shared memory).
+/// A refresh's stamp (the wall clock without shared memory).
 fn stamp() -> Micros {
     match shared() {
-        Some((_, clock)) => dirty::stamp(clock, wall_clock()),
+        Some((_, clock)) => dirty::refresh_stamp(clock, wall_clock()),
         None => wall_clock(),
     }
 }
@@ -117,7 +117,7 @@ fn publish(covers: bool) {
     let Some((table, clock)) = shared() else {
         return;
     };
-    let now = dirty::stamp(clock, wall_clock());
+    let now = dirty::change_stamp(clock, wall_clock());
     for o in outcomes {
         let Some(slot) = slot_index(table, o.key, now).and_then(|i| table.slot(i)) else {
             continue; // no slot: the refresher treats the view as dirty
@@ -430,7 +430,7 @@ fn dirty_map(views: &[View]) -> Result<HashMap<u32, Option<Micros>>, FloeError> 
     let db = database();
     match shared() {
         Some((table, clock)) => {
-            let now = dirty::stamp(clock, wall_clock());
+            let now = dirty::change_stamp(clock, wall_clock());
             Ok(views
                 .iter()
                 .map(|v| {
@@ -738,7 +738,7 @@ fn register(
         }
     }
     if let Some((table, clock)) = shared() {
-        let now = dirty::stamp(clock, wall_clock());
+        let now = dirty::change_stamp(clock, wall_clock());
         if slot_index(table, dirty::key(database(), target.oid), now).is_none() {
             return Err(FloeError::WrongState {
                 message: format!("all {SLOTS} change-tracking slots of the server are in use"),
@@ -1067,13 +1067,25 @@ fn housekeeping(views: &[View]) -> Result<(), FloeError> {
     if unsafe { pg_sys::superuser() } {
         if let Some((table, _)) = shared() {
             let db = database();
-            let stale: Vec<u64> = table
+            let now = wall_clock();
+            let unregistered: Vec<u64> = table
                 .keys()
                 .filter(|&k| {
                     let (d, v) = dirty::split(k);
                     d == db && !views.iter().any(|x| x.oid == v)
                 })
                 .collect();
+            // A view registered by a transaction still open looks unregistered too: free a
+            // slot only after it has looked so for a while (a freed slot of a live view would
+            // only cost one extra refresh, but no need).
+            let stale = SUSPECTS.with_borrow_mut(|m| {
+                m.retain(|k, _| unregistered.contains(k));
+                unregistered
+                    .iter()
+                    .filter(|&&k| now - *m.entry(k).or_insert(now) >= SLOT_GRACE)
+                    .copied()
+                    .collect::<Vec<u64>>()
+            });
             if !stale.is_empty() {
                 let _claim = CLAIM.exclusive();
                 for k in stale {
@@ -1083,6 +1095,14 @@ fn housekeeping(views: &[View]) -> Result<(), FloeError> {
         }
     }
     Ok(())
+}
+
+/// How long a slot must belong to no registered view before `housekeeping` frees it.
+const SLOT_GRACE: Micros = 600 * SECOND;
+
+thread_local! {
+    /// Slots that looked unregistered to this backend, since when.
+    static SUSPECTS: RefCell<HashMap<u64, Micros>> = RefCell::new(HashMap::new());
 }
 
 // ---------------------------------------------------------------------------------------

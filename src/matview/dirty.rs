@@ -3,7 +3,7 @@
 //! [`Table`] in shared memory and calls [`Pending`] from the transaction callbacks).
 //!
 //! Correctness rests on *when* things are stamped, from one cluster-wide monotonic clock
-//! ([`stamp`]):
+//! ([`refresh_stamp`], [`change_stamp`]):
 //! - a writer stamps its changes **after its commit became visible** (the COMMIT transaction
 //!   callback runs after the transaction left the proc array): `changed = max(changed, m)`;
 //! - a refresh takes its stamp `t0` **before** the snapshot its REFRESH reads, and once it
@@ -33,13 +33,21 @@ pub fn split(key: u64) -> (u32, u32) {
 /// Marks a slot being set up by [`Table::find_or_claim`].
 const RESERVED: u64 = u64::MAX;
 
-/// The next stamp of the cluster-wide clock: the wall clock, but never the same value twice
-/// and never going back (a clock step backwards must not make a later change look covered).
-pub fn stamp(clock: &AtomicI64, now: Micros) -> Micros {
+/// A refresh's stamp, taken before its snapshot: moves the cluster-wide clock to
+/// `max(now, clock + 1)` and returns one less. A writer that reads the clock after this
+/// gets more than the stamp (so its change stays dirty); one that read it before has its
+/// commit visible to the snapshot. The clock never goes back, whatever the wall clock does.
+pub fn refresh_stamp(clock: &AtomicI64, now: Micros) -> Micros {
     let prev = clock
         .fetch_update(SeqCst, SeqCst, |c| Some(now.max(c.saturating_add(1))))
         .unwrap_or(now);
-    now.max(prev.saturating_add(1))
+    now.max(prev.saturating_add(1)) - 1
+}
+
+/// A committed change's stamp, taken after the commit became visible: a read of the clock
+/// (writers never write it, so they do not contend on it), or the wall clock if later.
+pub fn change_stamp(clock: &AtomicI64, now: Micros) -> Micros {
+    clock.load(SeqCst).max(now)
 }
 
 /// One view's change state.
@@ -63,7 +71,11 @@ impl Slot {
 
     /// Records a committed change at `stamp`.
     pub fn mark(&self, stamp: Micros) {
-        self.changed.fetch_max(stamp, SeqCst);
+        // A read first: writers of a busy table mostly find a newer stamp there and leave
+        // the cache line shared.
+        if self.changed.load(SeqCst) < stamp {
+            self.changed.fetch_max(stamp, SeqCst);
+        }
         let covered = self.covered.load(SeqCst);
         let _ = self
             .first
@@ -361,12 +373,17 @@ mod tests {
     }
 
     #[test]
-    fn the_clock_never_repeats_or_goes_back() {
+    fn the_clock_never_goes_back() {
         let clock = AtomicI64::new(0);
-        assert_eq!(stamp(&clock, 100), 100);
-        assert_eq!(stamp(&clock, 100), 101);
-        assert_eq!(stamp(&clock, 50), 102, "wall clock stepped back");
-        assert_eq!(stamp(&clock, 500), 500);
+        assert_eq!(refresh_stamp(&clock, 100), 99);
+        assert_eq!(refresh_stamp(&clock, 100), 100);
+        assert_eq!(refresh_stamp(&clock, 50), 101, "wall clock stepped back");
+        assert!(
+            change_stamp(&clock, 50) > 101,
+            "a later change is newer than every refresh"
+        );
+        assert_eq!(refresh_stamp(&clock, 500), 499);
+        assert_eq!(change_stamp(&clock, 0), 500);
     }
 
     #[test]
@@ -432,7 +449,9 @@ mod tests {
             let claim = Mutex::new(());
             let idx = {
                 let _g = claim.lock().unwrap();
-                table.find_or_claim(key(1, 1), stamp(&clock, 0)).unwrap()
+                table
+                    .find_or_claim(key(1, 1), change_stamp(&clock, 0))
+                    .unwrap()
             };
             let commits = Arc::new(AtomicI64::new(0));
             let seen = Arc::new(AtomicI64::new(0));
@@ -443,7 +462,7 @@ mod tests {
                     std::thread::spawn(move || {
                         for _ in 0..300 {
                             commits.fetch_add(1, SeqCst); // the commit becomes visible
-                            table.slot(idx).unwrap().mark(stamp(&clock, 0));
+                            table.slot(idx).unwrap().mark(change_stamp(&clock, 0));
                         }
                     })
                 })
@@ -458,7 +477,7 @@ mod tests {
                 );
                 std::thread::spawn(move || {
                     while !done.load(SeqCst) {
-                        let t0 = stamp(&clock, 0);
+                        let t0 = refresh_stamp(&clock, 0);
                         seen.fetch_max(commits.load(SeqCst), SeqCst);
                         table.slot(idx).unwrap().cover(t0);
                     }
@@ -478,7 +497,7 @@ mod tests {
                     "clean, yet a committed change was never seen by a refresh"
                 );
             }
-            let t0 = stamp(&clock, 0);
+            let t0 = refresh_stamp(&clock, 0);
             s.cover(t0);
             assert_eq!(s.dirty_since(), None);
         }
