@@ -155,7 +155,9 @@ CREATE MATERIALIZED VIEW demo_totals AS SELECT sum(sends) AS sends FROM demo_cam
 \echo '-- register: the base table gets a statement trigger; CONCURRENTLY needs a unique index'
 SELECT floe.register_matview('demo_campaign_stats', min_interval => '0');
 SELECT floe.register_matview('demo_totals', min_interval => '0', concurrently => false);
+\set ON_ERROR_STOP 0
 SELECT floe.register_matview('demo_totals') AS without_unique_index;
+\set ON_ERROR_STOP 1
 \echo '-- a write marks both dirty at commit; one pass refreshes them in dependency order'
 INSERT INTO demo_sends (campaign) VALUES (1);
 SELECT view, dirty_since IS NOT NULL AS dirty, next_reason FROM floe.matview_status;
