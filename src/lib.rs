@@ -12,6 +12,7 @@ pub mod matview;
 pub mod partition;
 pub mod privileged;
 pub mod queue;
+pub mod relcache;
 pub mod scheduler;
 pub mod sqltypes;
 pub mod subxact;

@@ -12,14 +12,14 @@ use super::dirty::{self, Pending, Table};
 use super::plan::{self, Policy, Reason, State};
 use crate::error::{invalid, required, ErrorReport, FloeError};
 use crate::health::checks::Check;
-use crate::privileged;
 use crate::sqltypes::{duration, interval, ts, us_of, wall_clock, Micros};
 use crate::{gucs, subxact};
+use crate::{privileged, relcache};
 use pgrx::lwlock::PgLwLock;
 use pgrx::prelude::*;
 use pgrx::shmem::PGRXSharedMemory;
 use pgrx::{pg_shmem_init, PgAtomic, PgRelation};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::AtomicI64;
@@ -179,19 +179,6 @@ struct Sources {
 
 thread_local! {
     static SOURCES: RefCell<Option<Sources>> = const { RefCell::new(None) };
-    /// Bumped by the relcache callback (which must not borrow anything).
-    static GENERATION: Cell<u64> = const { Cell::new(1) };
-    static REGISTRY_RELIDS: Cell<(pg_sys::Oid, pg_sys::Oid)> =
-        const { Cell::new((pg_sys::InvalidOid, pg_sys::InvalidOid)) };
-    static CALLBACK: Cell<bool> = const { Cell::new(false) };
-}
-
-#[pg_guard]
-extern "C-unwind" fn invalidate(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    let (a, b) = REGISTRY_RELIDS.get();
-    if relid == pg_sys::InvalidOid || relid == a || relid == b {
-        GENERATION.set(GENERATION.get() + 1);
-    }
 }
 
 const REGISTRY_OIDS: &str = "
@@ -210,18 +197,12 @@ SELECT t.relid, s.view::pg_catalog.oid
 
 /// Loads the map of tables to the on-change views reading them.
 fn load_sources() -> Result<HashMap<u32, Rc<[u32]>>, FloeError> {
-    if !CALLBACK.get() {
-        // SAFETY: registers a callback for the life of the backend (once).
-        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(invalidate), pg_sys::Datum::from(0)) };
-        CALLBACK.set(true);
-    }
     let mut map: HashMap<u32, Vec<u32>> = HashMap::new();
     privileged::run(|s| {
         let oids = s.run(REGISTRY_OIDS, &[])?.first();
-        REGISTRY_RELIDS.set((
-            oids.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
-            oids.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid),
-        ));
+        for col in [1, 2] {
+            relcache::watch(oids.get::<pg_sys::Oid>(col)?.unwrap_or(pg_sys::InvalidOid));
+        }
         for row in s.run(LOAD_SOURCES, &[])? {
             if let (Some(t), Some(v)) = (row.get::<pg_sys::Oid>(1)?, row.get::<pg_sys::Oid>(2)?) {
                 let views = map.entry(t.to_u32()).or_default();
@@ -238,7 +219,7 @@ fn load_sources() -> Result<HashMap<u32, Rc<[u32]>>, FloeError> {
 /// The on-change views reading table `relid`. A table missing from the map is looked up
 /// again once per registry change (a partition created since the map was loaded).
 fn views_reading(relid: u32) -> Result<Rc<[u32]>, FloeError> {
-    let generation = GENERATION.get();
+    let generation = relcache::generation();
     let hit = SOURCES.with_borrow(|c| {
         c.as_ref()
             .filter(|c| c.generation == generation)
@@ -252,8 +233,10 @@ fn views_reading(relid: u32) -> Result<Rc<[u32]>, FloeError> {
         .entry(relid)
         .or_insert_with(|| Rc::from(Vec::new()))
         .clone();
+    // Stored under the generation read before loading: an invalidation that arrived during
+    // the load makes the next call load again.
     SOURCES.set(Some(Sources {
-        generation: GENERATION.get(),
+        generation,
         by_table,
     }));
     Ok(views)
@@ -308,12 +291,7 @@ fn record_change(relid: u32) -> Result<(), FloeError> {
 fn matview_registry_changed<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
-    let relid = trigger
-        .relation()
-        .map(|r| r.oid())
-        .unwrap_or(pg_sys::InvalidOid);
-    // SAFETY: queues an invalidation message for the relation, sent at commit.
-    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    relcache::invalidate_trigger_relation(trigger);
     Ok(None)
 }
 

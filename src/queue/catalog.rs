@@ -4,15 +4,16 @@
 //!
 //! A statement trigger on `floe.queues` (`floe.queue_settings_changed`) sends a relcache
 //! invalidation for it on any change (floe's functions or a superuser's UPDATE); every
-//! backend's callback then bumps a generation counter and the next lookup reloads. Role
+//! backend then reloads at its next lookup (`crate::relcache`). Role
 //! membership is checked with `has_privs_of_role`, which follows GRANT and REVOKE through
 //! Postgres's own caches.
 
 use super::api::SECOND;
 use crate::error::FloeError;
 use crate::privileged::Session;
+use crate::relcache;
 use pgrx::prelude::*;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -39,25 +40,6 @@ struct Cache {
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
-    /// Bumped by the relcache callback (which must not borrow anything).
-    static GENERATION: Cell<u64> = const { Cell::new(1) };
-    static QUEUES_RELID: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
-    static REGISTERED: Cell<bool> = const { Cell::new(false) };
-}
-
-#[pg_guard]
-extern "C-unwind" fn invalidate(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    if relid == pg_sys::InvalidOid || relid == QUEUES_RELID.get() {
-        GENERATION.set(GENERATION.get() + 1);
-    }
-}
-
-fn register() {
-    if !REGISTERED.get() {
-        // SAFETY: registers a callback for the life of the backend (once).
-        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(invalidate), pg_sys::Datum::from(0)) };
-        REGISTERED.set(true);
-    }
 }
 
 const LOAD: &str = "
@@ -76,8 +58,7 @@ fn lookup(
     name: Option<&str>,
     id: Option<i32>,
 ) -> Result<Option<Rc<Queue>>, FloeError> {
-    register();
-    let generation = GENERATION.get();
+    let generation = relcache::generation();
     let hit = CACHE.with_borrow_mut(|c| {
         if c.generation != generation {
             c.by_name.clear();
@@ -109,10 +90,10 @@ fn lookup(
         retry_base: micros(row.get(8)?),
         retry_max: micros(row.get(9)?),
     });
-    QUEUES_RELID.set(row.get::<pg_sys::Oid>(10)?.unwrap_or(pg_sys::InvalidOid));
+    relcache::watch(row.get::<pg_sys::Oid>(10)?.unwrap_or(pg_sys::InvalidOid));
     // Only cache what was read under the current generation (an invalidation that arrived
     // while loading makes the next lookup load again).
-    if GENERATION.get() == generation {
+    if relcache::generation() == generation {
         CACHE.with_borrow_mut(|c| {
             if c.by_name.len() > 10_000 {
                 c.by_name.clear();
@@ -157,12 +138,7 @@ pub fn require_member(caller: pg_sys::Oid, queue: &Queue) -> Result<(), FloeErro
 fn queue_settings_changed<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
-    let relid = trigger
-        .relation()
-        .map(|r| r.oid())
-        .unwrap_or(pg_sys::InvalidOid);
-    // SAFETY: queues an invalidation message for the relation, sent at commit.
-    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    relcache::invalidate_trigger_relation(trigger);
     Ok(None)
 }
 
