@@ -155,6 +155,8 @@ use pgrx::datum::{Interval, TimestampWithTimeZone};
 
 /// Microseconds.
 pub type Micros = i64;
+pub const SECOND: Micros = 1_000_000;
+pub const DAY: Micros = 86_400 * SECOND;
 
 /// The current time as Postgres counts it (microseconds since 2000-01-01), read once per call:
 /// the wall clock, not the transaction start, so visibility works inside long transactions.
@@ -191,6 +193,11 @@ pub fn duration(
         return Err(invalid(argument, value.to_string(), expected));
     }
     Ok(us as Micros)
+}
+
+/// A stored interval as microseconds (days count 24 hours, months 30 days; never negative).
+pub fn micros_of(i: Option<Interval>) -> Option<Micros> {
+    i.map(|i| i.as_micros().clamp(0, i64::MAX as i128) as Micros)
 }
 
 pub fn interval(us: Micros) -> Interval {

@@ -49,7 +49,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(name: &'static str, detail: String) -> Check {
+    pub fn ok(name: &'static str, detail: String) -> Check {
         Check {
             name,
             status: Status::Ok,
@@ -58,7 +58,7 @@ impl Check {
         }
     }
 
-    fn warn(name: &'static str, detail: String, hint: &str) -> Check {
+    pub fn warn(name: &'static str, detail: String, hint: &str) -> Check {
         Check {
             name,
             status: Status::Warn,

@@ -9,10 +9,10 @@
 
 use super::checks::{self, ViewFacts};
 use super::dirty::{self, Pending, Table};
-use super::plan::{self, Policy, Reason, State};
+use super::plan::{self, Policy, State};
 use crate::error::{invalid, required, ErrorReport, FloeError};
 use crate::health::checks::Check;
-use crate::sqltypes::{duration, interval, ts, us_of, wall_clock, Micros};
+use crate::sqltypes::{duration, interval, micros_of, ts, us_of, wall_clock, Micros, DAY, SECOND};
 use crate::{gucs, subxact};
 use crate::{privileged, relcache};
 use pgrx::lwlock::PgLwLock;
@@ -23,9 +23,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::AtomicI64;
-
-const SECOND: Micros = 1_000_000;
-const DAY: Micros = 86_400 * SECOND;
 
 // ---------------------------------------------------------------------------------------
 // Shared memory and the transaction callbacks
@@ -266,6 +263,12 @@ fn record_change(relid: u32) -> Result<(), FloeError> {
     if views.is_empty() {
         return Ok(());
     }
+    mark_changed(&views)
+}
+
+/// Records that this transaction changed `views` (published at commit; without shared
+/// memory, logged now, once per view and transaction).
+fn mark_changed(views: &[u32]) -> Result<(), FloeError> {
     let (db, level) = (database(), nest_level());
     let fresh: Vec<u32> = PENDING.with_borrow_mut(|p| {
         views
@@ -341,10 +344,6 @@ SELECT m.view::pg_catalog.oid, pg_catalog.format('%I.%I', n.nspname, c.relname),
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE $1::pg_catalog.oid IS NULL OR m.view = $1::pg_catalog.oid
  ORDER BY m.view";
-
-fn micros_of(i: Option<Interval>) -> Option<Micros> {
-    i.map(|i| i.as_micros().clamp(0, i64::MAX as i128) as Micros)
-}
 
 fn load_views(only: Option<u32>) -> Result<Vec<View>, FloeError> {
     Spi::connect(|client| {
@@ -442,14 +441,8 @@ fn dirty_map(views: &[View]) -> Result<HashMap<u32, Option<Micros>>, FloeError> 
             })?;
             Ok(views
                 .iter()
-                .map(|v| {
-                    // Never refreshed by floe: its age is unknown.
-                    let unknown = v
-                        .last_success
-                        .is_none()
-                        .then_some(v.last_start.unwrap_or(0));
-                    (v.oid, logged.get(&v.oid).copied().or(unknown))
-                })
+                // (a registration logs a change of its own)
+                .map(|v| (v.oid, logged.get(&v.oid).copied()))
                 .collect())
         }
     }
@@ -728,7 +721,7 @@ fn register(
     }
     let oids: Vec<pg_sys::Oid> = sources.iter().map(|s| pg_sys::Oid::from(s.oid)).collect();
     let kinds: Vec<String> = sources.iter().map(|s| s.kind.clone()).collect();
-    let (triggers, unregistered) = privileged::run(|s| {
+    let unregistered = privileged::run(|s| {
         let oid = pg_sys::Oid::from(target.oid);
         s.run(
             UPSERT,
@@ -755,22 +748,14 @@ fn register(
             }
         }
         Ok(unregistered)
-    })
-    .map(|u| {
-        let n = sources
-            .iter()
-            .filter(|s| matches!(s.kind.as_str(), "r" | "p"))
-            .count() as i32;
-        (if on_change { n } else { 0 }, u)
     })?;
+    let tables = sources
+        .iter()
+        .filter(|s| matches!(s.kind.as_str(), "r" | "p"))
+        .count() as i32;
+    let triggers = if on_change { tables } else { 0 };
     // What the view holds is unknown to floe from here on: it counts as changed.
-    let key = dirty::key(database(), target.oid);
-    if PENDING.with_borrow_mut(|p| p.mark(key, nest_level())) && shared().is_none() {
-        privileged::run(|s| {
-            s.run(INSERT_CHANGE, &[pg_sys::Oid::from(target.oid).into()])?;
-            Ok(())
-        })?;
-    }
+    mark_changed(&[target.oid])?;
     if on_change {
         for name in &unregistered {
             notice!(
@@ -1016,10 +1001,10 @@ fn refresh_due() -> Result<
             concurrently: v.concurrently && v.populated,
             error,
         };
-        record(v, reason_name(reason), &o)?;
+        record(v, reason.as_str(), &o)?;
         out.push((
             v.name.clone(),
-            reason_name(reason).to_string(),
+            reason.as_str().to_string(),
             o.error.is_none(),
             interval(o.finished - o.started),
             o.error,
@@ -1027,10 +1012,6 @@ fn refresh_due() -> Result<
     }
     housekeeping(&views)?;
     Ok(TableIterator::new(out))
-}
-
-fn reason_name(r: Reason) -> &'static str {
-    r.as_str()
 }
 
 /// Prunes the history; a superuser's call (the built-in job's) also frees the shared slots

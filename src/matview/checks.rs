@@ -66,45 +66,36 @@ pub fn view_checks(views: &[ViewFacts], now: Micros) -> Vec<Check> {
     }
     let n = views.len();
     let stale_check = if stale.is_empty() {
-        Check {
-            name: "matview.stale",
-            status: Status::Ok,
-            detail: format!("{n} registered view(s); none lags beyond its bound"),
-            hint: None,
-        }
+        Check::ok(
+            "matview.stale",
+            format!("{n} registered view(s); none lags beyond its bound"),
+        )
     } else {
-        Check {
-            name: "matview.stale",
-            status: Status::Warn,
-            detail: stale.join("; "),
-            hint: Some(
-                "Is the scheduler running (floe.health() scheduler.running)? floe.matview_status \
-                 shows each view's next refresh; floe.refresh(view) refreshes one now."
-                    .into(),
-            ),
-        }
+        Check::warn(
+            "matview.stale",
+            stale.join("; "),
+            "Is the scheduler running (floe.health() scheduler.running)? floe.matview_status \
+             shows each view's next refresh; floe.refresh(view) refreshes one now.",
+        )
     };
     let failing_check = if failing.is_empty() {
-        Check {
-            name: "matview.failing",
-            status: Status::Ok,
-            detail: format!("{n} registered view(s); no failing refresh"),
-            hint: None,
-        }
+        Check::ok(
+            "matview.failing",
+            format!("{n} registered view(s); no failing refresh"),
+        )
     } else {
         Check {
-            name: "matview.failing",
             status: if critical {
                 Status::Critical
             } else {
                 Status::Warn
             },
-            detail: failing.join("; "),
-            hint: Some(
+            ..Check::warn(
+                "matview.failing",
+                failing.join("; "),
                 "floe.matview_refreshes has each error; fix the view's query or data, then \
-                 SELECT floe.refresh(view, force => true)."
-                    .into(),
-            ),
+                 SELECT floe.refresh(view, force => true).",
+            )
         }
     };
     vec![stale_check, failing_check]

@@ -10,15 +10,12 @@ use super::retry::{self, AfterFailure, Found};
 use crate::error::{invalid, required, ErrorReport, FloeError};
 use crate::health::checks::Check;
 use crate::privileged::{self, Session};
-use crate::sqltypes::{duration, interval, ts, us_of, wall_clock, Jsonb, JsonbArray};
+use crate::sqltypes::{
+    duration, interval, ts, us_of, wall_clock, Jsonb, JsonbArray, Micros, DAY, SECOND,
+};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::Uuid;
-
-type Micros = i64;
-
-pub(super) const SECOND: Micros = 1_000_000;
-const DAY: Micros = 86_400 * SECOND;
 
 fn tier_of(priority: Option<&str>) -> Result<Tier, FloeError> {
     let text = priority.unwrap_or("normal");

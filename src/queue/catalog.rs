@@ -8,10 +8,10 @@
 //! membership is checked with `has_privs_of_role`, which follows GRANT and REVOKE through
 //! Postgres's own caches.
 
-use super::api::SECOND;
 use crate::error::FloeError;
 use crate::privileged::Session;
 use crate::relcache;
+use crate::sqltypes::{micros_of, SECOND};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ SELECT q.id, q.name, q.owner::oid, q.visibility_timeout, q.max_attempts, q.aging
  WHERE q.name = $1 OR q.id = $2";
 
 fn micros(v: Option<Interval>) -> i64 {
-    v.map(|i| i.as_micros() as i64).unwrap_or(SECOND)
+    micros_of(v).unwrap_or(SECOND)
 }
 
 /// The cached queue, loaded by name or id when missing (None when there is no such queue).
