@@ -8,18 +8,9 @@
 source "$(dirname "$0")/../lib/testlib.sh"
 
 cluster_throwaway yes
-qd() { local db=$1; shift; "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$*"; }
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND prints "t"
-    local secs=$1 what=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 10))); do
-        [ "$("$@" 2>/dev/null)" = t ] && { echo "  ok - $what"; return 0; }
-        sleep 0.1
-    done
-    qd olap "SELECT view, reason, result, started_at, error FROM floe.matview_refreshes ORDER BY id" >&2 || true
-    fail "$what (waited ${secs}s)"
+on_timeout() {
+    qd olap "SELECT view, reason, result, started_at, error FROM floe.matview_refreshes ORDER BY id"
 }
-refreshes() { qd olap "SELECT count(*) FROM floe.matview_refreshes WHERE view = '$1'::regclass"; }
 
 qd postgres "CREATE DATABASE olap"
 qd olap "CREATE EXTENSION floe"

@@ -5,7 +5,6 @@
 source "$(dirname "$0")/../lib/testlib.sh"
 
 cluster_throwaway yes "floe.max_workers = 1"
-qd() { local db=$1; shift; "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$*"; }
 for db in one two; do
     qd postgres "CREATE DATABASE $db"
     qd "$db" "CREATE EXTENSION floe"

@@ -6,17 +6,9 @@
 source "$(dirname "$0")/../lib/testlib.sh"
 
 cluster_throwaway yes
-qd() { local db=$1; shift; "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$*"; }
 workers() { qd postgres "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_stat_activity WHERE backend_type = 'floe scheduler'"; }
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND prints "t"
-    local secs=$1 what=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 10))); do
-        [ "$("$@" 2>/dev/null)" = t ] && { echo "  ok - $what"; return 0; }
-        sleep 0.1
-    done
-    qd oltp "SELECT job_name, attempt, status, started_at FROM floe.job_runs ORDER BY runid" >&2 || true
-    fail "$what (waited ${secs}s)"
+on_timeout() {
+    qd oltp "SELECT job_name, attempt, status, started_at FROM floe.job_runs ORDER BY runid"
 }
 
 echo "# four tier databases, each with its own worker"

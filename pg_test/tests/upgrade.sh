@@ -7,7 +7,6 @@
 source "$(dirname "$0")/../lib/testlib.sh"
 
 cluster_throwaway yes "floe.max_workers = 0"
-qd() { local db=$1; shift; "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$*"; }
 current=$(qd postgres "SELECT default_version FROM pg_available_extensions WHERE name = 'floe'")
 echo "# current version $current"
 
