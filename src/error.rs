@@ -70,6 +70,11 @@ pub enum FloeError {
     },
     /// XX001 `data_corrupted`: stored bytes fail their own integrity checks.
     Corrupted { message: String, hint: String },
+    /// 22P03 `invalid_binary_representation`: bytes that are not in floe's format at all (a
+    /// value that is not a floe frame, or one of a later format version).
+    InvalidBinary { message: String, hint: String },
+    /// 54000 `program_limit_exceeded`: a value beyond a size floe can store.
+    TooLarge { message: String, hint: String },
     /// 0A000 `feature_not_supported`: valid input that this build cannot handle.
     NotSupported { message: String, hint: String },
     /// XX000 `internal_error`: an invariant of floe itself is broken. Seeing one is a bug.
@@ -92,6 +97,8 @@ impl FloeError {
             FloeError::LockNotAvailable { .. } => ERRCODE_LOCK_NOT_AVAILABLE,
             FloeError::Sql { code, .. } => *code,
             FloeError::Corrupted { .. } => ERRCODE_DATA_CORRUPTED,
+            FloeError::InvalidBinary { .. } => ERRCODE_INVALID_BINARY_REPRESENTATION,
+            FloeError::TooLarge { .. } => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             FloeError::NotSupported { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             FloeError::Internal { .. } => ERRCODE_INTERNAL_ERROR,
         }
@@ -117,6 +124,8 @@ impl FloeError {
             | FloeError::LockNotAvailable { message, .. }
             | FloeError::Sql { message, .. }
             | FloeError::Corrupted { message, .. }
+            | FloeError::InvalidBinary { message, .. }
+            | FloeError::TooLarge { message, .. }
             | FloeError::NotSupported { message, .. }
             | FloeError::Internal { message } => message.clone(),
         }
@@ -136,6 +145,8 @@ impl FloeError {
             | FloeError::LockNotAvailable { hint, .. }
             | FloeError::Sql { hint, .. }
             | FloeError::Corrupted { hint, .. }
+            | FloeError::InvalidBinary { hint, .. }
+            | FloeError::TooLarge { hint, .. }
             | FloeError::NotSupported { hint, .. } => Some(hint.clone()),
             FloeError::Internal { .. } => Some(
                 "This is a bug in floe; please report it with the statement that raised it.".into(),

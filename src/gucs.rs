@@ -23,6 +23,8 @@ static PARTITION_LOCK_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static PARTITION_DRAIN_BATCH: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static QUEUE_METRICS_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 static MATVIEW_HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+static CONTENT_GC_GRACE: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
+static CONTENT_TIER_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
 /// Registers every floe setting. Called once from `_PG_init`.
 pub fn init() {
@@ -73,6 +75,28 @@ accept every tenant's rows. Set it with SET LOCAL, for maintenance only.",
         i32::MAX,
         GucContext::Sighup,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"floe.content_gc_grace",
+        c"How long a content body stays after its last reference is released.",
+        c"floe.content_gc() (run by floe.content_maintenance every minute) removes bodies that \
+have had no reference for this long; a put within the grace period revives the body.",
+        &CONTENT_GC_GRACE,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"floe.content_tier_batch",
+        c"Most content bodies one floe.content_maintenance() run recompresses into another tier.",
+        c"Each body is recompressed, verified by a round trip, and swapped in the job's \
+transaction; a smaller batch keeps the job short.",
+        &CONTENT_TIER_BATCH,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"floe.max_workers",
@@ -159,6 +183,16 @@ pub fn queue_metrics_retention_secs() -> i32 {
 /// `floe.matview_history_retention`, in seconds.
 pub fn matview_history_retention_secs() -> i32 {
     MATVIEW_HISTORY_RETENTION.get()
+}
+
+/// `floe.content_gc_grace`, in seconds.
+pub fn content_gc_grace_secs() -> i32 {
+    CONTENT_GC_GRACE.get()
+}
+
+/// `floe.content_tier_batch`.
+pub fn content_tier_batch() -> i32 {
+    CONTENT_TIER_BATCH.get()
 }
 
 /// Calls `f` with the name in `floe.tenant_setting`, without copying it.

@@ -116,6 +116,7 @@ fn gather() -> Result<Vec<Check>, FloeError> {
         core.extend(crate::partition::health_checks()?);
         core.extend(crate::queue::health_checks()?);
         core.extend(crate::matview::health_checks()?);
+        core.extend(crate::content::health_checks()?);
         Ok(core)
     })
 }

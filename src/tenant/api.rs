@@ -157,6 +157,39 @@ fn tenant_admin_active() -> bool {
     admin_active()
 }
 
+/// Checks that the caller may act for `tenant` (the current tenant, or any tenant in admin
+/// mode), as the guard trigger would for a row of that tenant; returns it. `None` (what
+/// `floe.current_tenant()` gives in admin mode without a tenant) is rejected: admin mode must
+/// name the tenant. Used by functions that take a `tenant` argument (the content store's).
+pub fn authorize(tenant: Option<pgrx::Uuid>, what: &str) -> Result<uuid::Uuid, FloeError> {
+    let context = read_context();
+    let admin = admin_active();
+    let Some(tenant) = tenant.map(to_uuid) else {
+        return Err(match context {
+            Err(e) if !admin => e.into(),
+            _ => FloeError::PermissionDenied {
+                message: format!("{what} needs a tenant"),
+                detail: None,
+                hint: "In admin mode there is no current tenant: pass tenant => '<uuid>'.".into(),
+            },
+        });
+    };
+    match guard::decide(Op::Insert, None, Some(tenant), &context, admin) {
+        Decision::Keep => Ok(tenant),
+        Decision::Reject(GuardError::ForeignRow { row, current }) => {
+            Err(FloeError::PermissionDenied {
+                message: format!("{what} for tenant {row} is not allowed in tenant {current}'s context"),
+                detail: None,
+                hint: "Switch to that tenant with floe.set_tenant() first, or leave tenant out to use the current one.".into(),
+            })
+        }
+        Decision::Reject(GuardError::NoContext(e)) => Err(e.into()),
+        other => Err(FloeError::Internal {
+            message: format!("unexpected tenant decision {other:?} for {what}"),
+        }),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The guard trigger
 // ---------------------------------------------------------------------------------------
