@@ -108,5 +108,8 @@ for old in $(ls /usr/share/postgresql/15/extension/ | sed -n 's/^floe--\([0-9.]*
     qd "$db" "INSERT INTO ev VALUES (now())" >/dev/null
     expect_eq "$(qd "$db" "SELECT count(*) FROM floe.refresh_due()")" 1 "refresh_due after update"
     expect_eq "$(qd "$db" "SELECT n FROM ev_count")" 1 "matview refreshed after update"
+    expect_eq "$(qd "$db" "BEGIN; SELECT floe.set_tenant('aaaaaaaa-0000-0000-0000-000000000001');
+        SELECT floe.content_get_text(floe.content_put(repeat('body ', 100))) = repeat('body ', 100); COMMIT" | tail -1)" t \
+        "content_put and content_get after update"
     expect_eq "$(qd "$db" "SELECT count(*) FROM floe.health() WHERE status = 'critical'")" 0 "health has no critical check"
 done

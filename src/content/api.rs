@@ -614,7 +614,9 @@ fn train(
             hint: "Train once the tenant has stored at least a few hundred bodies.".into(),
         });
     }
-    let bytes = codec::train(&samples, dict_size as usize).map_err(codec_error)?;
+    // zstd wants far more sample bytes than dictionary bytes: dict_size is a maximum.
+    let size = (dict_size as usize).min((total / 8).max(1024));
+    let bytes = codec::train(&samples, size).map_err(codec_error)?;
     // Checks that zstd can load what it made before anyone depends on it.
     Dictionary::new(1, bytes.clone()).map_err(codec_error)?;
     let id = s
@@ -1137,6 +1139,8 @@ fn manage_content(
     let qualified = format!("{}.{}", quote(&schema), quote(&table));
     // SAFETY: reads the relation's kind from the open relation.
     let kind = unsafe { (*tbl.rd_rel).relkind } as u8;
+    // Close it now: ALTER TABLE refuses a table this session holds open.
+    drop(tbl);
     if kind != b'r' && kind != b'p' {
         return Err(FloeError::WrongObjectType {
             message: format!("{qualified} is not a table"),
@@ -1232,9 +1236,8 @@ fn manage_content(
     let literal = |s: &str| pgrx::spi::quote_literal(s);
     let ddl = [
         format!("ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {} bytea", quote(&hash_column)),
-        format!("DROP TRIGGER IF EXISTS {} ON {qualified}", quote(&trigger)),
         format!(
-            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OR DELETE ON {qualified} FOR EACH ROW \
+            "CREATE OR REPLACE TRIGGER {} BEFORE INSERT OR UPDATE OR DELETE ON {qualified} FOR EACH ROW \
              EXECUTE FUNCTION floe.content_managed({}, {}, {}, {})",
             quote(&trigger),
             literal(&column),
