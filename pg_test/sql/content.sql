@@ -225,6 +225,10 @@ SELECT count(*) AS unchanged FROM floe.content_policies WHERE tenant IS NOT NULL
 SELECT error_of($$SELECT floe.set_content_policy('cccccccc-0000-0000-0000-000000000003', warm_after => '1 day')$$) AS other_tenant;
 COMMIT;
 RESET ROLE;
+-- The owner sets the global policy; what it leaves out stays.
+SELECT floe.set_content_policy(cold_after => '8 days');
+SELECT warm_after, cold_after, archive_after, archive_level FROM floe.content_policies WHERE tenant IS NULL;
+SELECT floe.set_content_policy(cold_after => '7 days');
 SET floe.tenant_admin = on;
 SELECT floe.reset_content_policy('cccccccc-0000-0000-0000-000000000003') AS reset;
 RESET floe.tenant_admin;

@@ -692,13 +692,16 @@ fn drop_dictionary(id: Option<i32>) -> Result<bool, ErrorReport> {
 const EXTENSION_OWNER_CHECK: &str = "
     SELECT pg_catalog.pg_has_role($1, e.extowner, 'USAGE')
       FROM pg_catalog.pg_extension e WHERE e.extname = 'floe'";
-const SET_POLICY: &str = "
-    INSERT INTO floe.content_policies AS p VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    ON CONFLICT (tenant) DO UPDATE SET
+const UPDATE_POLICY: &str = "
+    UPDATE floe.content_policies AS p SET
         warm_after = coalesce($2, p.warm_after), cold_after = coalesce($3, p.cold_after),
         archive_after = coalesce($4, p.archive_after), cold_level = coalesce($5, p.cold_level),
         archive_level = coalesce($6, p.archive_level), retrain_every = coalesce($7, p.retrain_every),
-        retrain_min_rows = coalesce($8, p.retrain_min_rows)";
+        retrain_min_rows = coalesce($8, p.retrain_min_rows)
+     WHERE p.tenant IS NOT DISTINCT FROM $1
+    RETURNING 1";
+/// A tenant's first policy row (the global one always exists: the install script makes it).
+const INSERT_POLICY: &str = "INSERT INTO floe.content_policies VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const RESET_POLICY: &str = "DELETE FROM floe.content_policies WHERE tenant = $1 RETURNING 1";
 
 #[allow(clippy::too_many_arguments)]
@@ -732,19 +735,19 @@ fn set_content_policy(
                 });
             }
         }
-        s.run(
-            SET_POLICY,
-            &[
-                tenant.into(),
-                warm_after.into(),
-                cold_after.into(),
-                archive_after.into(),
-                cold_level.into(),
-                archive_level.into(),
-                retrain_every.into(),
-                retrain_min_rows.into(),
-            ],
-        )?;
+        let args = [
+            tenant.into(),
+            warm_after.into(),
+            cold_after.into(),
+            archive_after.into(),
+            cold_level.into(),
+            archive_level.into(),
+            retrain_every.into(),
+            retrain_min_rows.into(),
+        ];
+        if s.run(UPDATE_POLICY, &args)?.is_empty() {
+            s.run(INSERT_POLICY, &args)?;
+        }
         // The result must be a valid policy for the tenant (or every tenant).
         let check: Vec<uuid::Uuid> = match tenant {
             Some(t) => vec![to_uuid(t)],
