@@ -96,11 +96,13 @@ fn to_uuid(id: Uuid) -> uuid::Uuid {
 const DICTIONARY: &str = "SELECT tenant, data FROM floe.content_dictionaries WHERE id = $1";
 const LATEST_DICTIONARY: &str = "SELECT max(id) FROM floe.content_dictionaries WHERE tenant = $1";
 
+/// A loaded dictionary and its tenant.
+type Cached = (uuid::Uuid, Rc<Dictionary>);
+
 thread_local! {
     /// Dictionaries by (oid of schema floe, id): ids are never reused within an installation,
     /// and a dictionary never changes.
-    static DICTIONARIES: RefCell<HashMap<(u32, i32), (uuid::Uuid, Rc<Dictionary>)>> =
-        RefCell::new(HashMap::new());
+    static DICTIONARIES: RefCell<HashMap<(u32, i32), Cached>> = RefCell::new(HashMap::new());
 }
 
 fn schema_oid() -> u32 {
@@ -309,6 +311,7 @@ fn decompress_text(frame: &[u8]) -> Result<String, ErrorReport> {
     Ok(utf8(decompress_bytes(frame)?)?)
 }
 
+#[allow(clippy::type_complexity)] // pgrx needs the row type spelled out
 #[pg_extern(immutable, strict, parallel_safe)]
 fn frame_info(
     frame: &[u8],
@@ -507,6 +510,7 @@ const SIMILAR: &str = "
      ORDER BY x.similarity DESC, c.hash
      LIMIT $5";
 
+#[allow(clippy::type_complexity)] // pgrx needs the row type spelled out
 #[pg_extern(volatile, parallel_unsafe, requires = [current_tenant])]
 fn similar_content(
     hash: Option<&[u8]>,
@@ -701,7 +705,8 @@ const UPDATE_POLICY: &str = "
      WHERE p.tenant IS NOT DISTINCT FROM $1
     RETURNING 1";
 /// A tenant's first policy row (the global one always exists: the install script makes it).
-const INSERT_POLICY: &str = "INSERT INTO floe.content_policies VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const INSERT_POLICY: &str =
+    "INSERT INTO floe.content_policies VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const RESET_POLICY: &str = "DELETE FROM floe.content_policies WHERE tenant = $1 RETURNING 1";
 
 #[allow(clippy::too_many_arguments)]
