@@ -203,3 +203,15 @@ pub fn micros_of(i: Option<Interval>) -> Option<Micros> {
 pub fn interval(us: Micros) -> Interval {
     Interval::from_micros(us)
 }
+
+// ---------------------------------------------------------------------------------------
+// uuids: pgrx's (SQL) and the uuid crate's (pure code)
+// ---------------------------------------------------------------------------------------
+
+pub fn to_uuid(id: pgrx::Uuid) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(*id.as_bytes())
+}
+
+pub fn to_pg_uuid(id: uuid::Uuid) -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*id.as_bytes())
+}

@@ -10,8 +10,9 @@ use super::tier::{Policy, Retrain, Tier};
 use crate::error::{invalid, required, ErrorReport, FloeError};
 use crate::gucs;
 use crate::health::checks::Check;
+use crate::partition::plan::child_name;
 use crate::privileged::{self, Session};
-use crate::sqltypes::{micros_of, Name, SECOND};
+use crate::sqltypes::{interval, micros_of, to_pg_uuid as to_pg, to_uuid, Name, SECOND};
 use crate::tenant::authorize;
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
@@ -79,14 +80,6 @@ fn no_body(tenant: uuid::Uuid, hash: &[u8]) -> FloeError {
         name: format!("\\x{} of tenant {tenant}", hex(hash)),
         hint: "Pass a hash floe.content_put() returned for this tenant; released bodies are removed after floe.content_gc_grace.".into(),
     }
-}
-
-fn to_pg(id: uuid::Uuid) -> Uuid {
-    Uuid::from_bytes(*id.as_bytes())
-}
-
-fn to_uuid(id: Uuid) -> uuid::Uuid {
-    uuid::Uuid::from_bytes(*id.as_bytes())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -580,6 +573,10 @@ const SAMPLES: &str = "
 const SAVE_DICTIONARY: &str = "
     INSERT INTO floe.content_dictionaries (tenant, samples, sample_bytes, size, data)
     VALUES ($1, $2, $3, $4, $5) RETURNING id";
+/// `floe.train_dictionary()`'s defaults (spelled out again in its `default!`s), which the
+/// retraining job uses too.
+const SAMPLE_ROWS: i32 = 1000;
+const DICT_SIZE: i32 = 112_640;
 /// Most bytes handed to the trainer (zstd suggests about 100 times the dictionary size).
 const MAX_SAMPLE_BYTES: usize = 256 << 20;
 
@@ -794,9 +791,13 @@ const GC_COLUMNS: &str = "
     DELETE FROM floe.content_columns m
      WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = m.relid::oid)";
 
+/// `floe.content_gc_grace` as an interval argument.
+fn gc_grace() -> pgrx::datum::Interval {
+    interval(i64::from(gucs::content_gc_grace_secs()) * SECOND)
+}
+
 fn gc(s: &mut Session<'_, '_>) -> Result<i64, FloeError> {
-    let grace = crate::sqltypes::interval(i64::from(gucs::content_gc_grace_secs()) * SECOND);
-    let removed = s.run(GC, &[grace.into()])?.len() as i64;
+    let removed = s.run(GC, &[gc_grace().into()])?.len() as i64;
     s.run(GC_DICTIONARIES, &[])?;
     s.run(GC_COLUMNS, &[])?;
     Ok(removed)
@@ -919,7 +920,7 @@ fn retrain(s: &mut Session<'_, '_>) -> Result<i64, FloeError> {
     for (tenant, count, since, age) in due {
         let (_, r) = policy(s, tenant)?;
         if r.due(count, since, age) {
-            match crate::subxact::try_run(|| train(s, tenant, 1000, 112_640)) {
+            match crate::subxact::try_run(|| train(s, tenant, SAMPLE_ROWS, DICT_SIZE)) {
                 Ok(Ok(_)) => trained += 1,
                 Ok(Err(e)) => {
                     pgrx::warning!("floe content: training a dictionary for tenant {tenant}: {e}")
@@ -1122,15 +1123,6 @@ fn quote(ident: &str) -> String {
     pgrx::spi::quote_identifier(ident)
 }
 
-/// The name `base` + `suffix`, cut to fit Postgres's 63 bytes.
-fn derived_name(base: &str, suffix: &str) -> String {
-    let mut cut = base.len().min(63usize.saturating_sub(suffix.len()));
-    while !base.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}{suffix}", &base[..cut])
-}
-
 #[pg_extern(volatile, parallel_unsafe)]
 fn manage_content(
     tbl: Option<PgRelation>,
@@ -1158,7 +1150,7 @@ fn manage_content(
         }
         .into());
     }
-    let hash_column = derived_name(&column, "_hash");
+    let hash_column = child_name(&column, "hash");
     let (kind, tenant_column, columns) = privileged::run(|s| {
         let kind = match column_type(s, rel, &column)?.as_deref() {
             None => {
@@ -1215,8 +1207,8 @@ fn manage_content(
     })?;
 
     // DDL as the caller: Postgres checks that the caller owns the table.
-    let trigger = derived_name(&format!("floe_content_{column}"), "");
-    let view = derived_name(&table, &format!("_with_{column}"));
+    let trigger = child_name("floe_content", &column);
+    let view = child_name(&table, &format!("with_{column}"));
     let getter = if kind == "text" {
         "content_get_text"
     } else {
@@ -1305,9 +1297,8 @@ const BACKLOG: &str = "
                    < pg_catalog.now() - interval '1 hour')";
 
 pub fn health_checks() -> Result<Vec<Check>, FloeError> {
-    let grace = crate::sqltypes::interval(i64::from(gucs::content_gc_grace_secs()) * SECOND);
     let (gc_late, tier_late) = privileged::run(|s| {
-        let row = s.run(BACKLOG, &[grace.into()])?;
+        let row = s.run(BACKLOG, &[gc_grace().into()])?;
         let row = row.first();
         Ok((
             row.get::<i64>(1)?.unwrap_or(0),

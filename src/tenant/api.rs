@@ -7,7 +7,7 @@ use super::plan::{self, Options, QualName, Registration, RelState, Step, Tenancy
 use crate::error::{required, ErrorReport, FloeError};
 use crate::gucs;
 use crate::health::checks::{Check, Status};
-use crate::sqltypes::Name;
+use crate::sqltypes::{to_pg_uuid as to_pg, to_uuid, Name};
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal, SpiClient};
 use pgrx::PgRelation;
@@ -71,14 +71,6 @@ pub fn as_floe_ddl<T>(f: impl FnOnce() -> T) -> T {
 /// Postgres's `quote_ident`, as a plain function of `&str`.
 fn qi(ident: &str) -> String {
     quote_identifier(ident)
-}
-
-fn to_uuid(id: pgrx::Uuid) -> uuid::Uuid {
-    uuid::Uuid::from_bytes(*id.as_bytes())
-}
-
-fn to_pg(id: uuid::Uuid) -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*id.as_bytes())
 }
 
 /// The tenant context of this transaction, parsed (and cached while it does not change).
