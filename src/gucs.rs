@@ -25,6 +25,7 @@ static QUEUE_METRICS_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 
 static MATVIEW_HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 static CONTENT_GC_GRACE: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
 static CONTENT_TIER_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Registers every floe setting. Called once from `_PG_init`.
 pub fn init() {
@@ -147,7 +148,24 @@ through, and retries (floe.partition_lock_retries); so no writer waits longer th
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"floe.actor",
+        c"Who the application acts for (a user id, an email): stamped on audit entries as app_actor.",
+        c"Set it per transaction (SET LOCAL floe.actor = '...') from a connection pool; the \
+audit log records it beside current_user.",
+        &ACTOR,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     reserve_prefix();
+}
+
+/// `floe.actor`, when set and not empty.
+pub fn actor() -> Option<String> {
+    ACTOR
+        .get()
+        .and_then(|s| s.into_string().ok())
+        .filter(|s| !s.is_empty())
 }
 
 /// `floe.partition_lock_timeout`, in milliseconds.

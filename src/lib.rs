@@ -5,6 +5,7 @@
 
 use pgrx::prelude::*;
 
+pub mod audit;
 pub mod content;
 pub mod error;
 pub mod gucs;

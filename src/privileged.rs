@@ -114,6 +114,23 @@ fn extension_owner() -> Result<pg_sys::Oid, FloeError> {
 pub fn run<T>(
     f: impl FnOnce(&mut Session<'_, '_>) -> Result<T, FloeError>,
 ) -> Result<T, FloeError> {
+    run_as_owner(true, f)
+}
+
+/// [`run`] without pinning `search_path` and `plan_cache_mode`: only for statements in which
+/// every name is schema-qualified and no operator appears (so no `search_path` can change
+/// what they mean, even when re-planned), on paths where the two settings' save and restore
+/// would be a large part of the cost (the audit trigger's writes).
+pub fn run_qualified<T>(
+    f: impl FnOnce(&mut Session<'_, '_>) -> Result<T, FloeError>,
+) -> Result<T, FloeError> {
+    run_as_owner(false, f)
+}
+
+fn run_as_owner<T>(
+    pin_settings: bool,
+    f: impl FnOnce(&mut Session<'_, '_>) -> Result<T, FloeError>,
+) -> Result<T, FloeError> {
     // SAFETY: reads the current role.
     let caller = unsafe { pg_sys::GetUserId() };
     let owner = extension_owner()?;
@@ -126,25 +143,29 @@ pub fn run<T>(
             owner,
             saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
         );
-        let level = pg_sys::NewGUCNestLevel();
-        for (name, value) in [
-            (c"search_path", c"pg_catalog, pg_temp"),
-            // floe's statements are written for their generic plans (checked with EXPLAIN);
-            // custom plans would be re-planned on every call.
-            (c"plan_cache_mode", c"force_generic_plan"),
-        ] {
-            pg_sys::set_config_option(
-                name.as_ptr(),
-                value.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                pgrx::PgLogLevel::ERROR as i32,
-                false,
-            );
+        if pin_settings {
+            let level = pg_sys::NewGUCNestLevel();
+            for (name, value) in [
+                (c"search_path", c"pg_catalog, pg_temp"),
+                // floe's statements are written for their generic plans (checked with
+                // EXPLAIN); custom plans would be re-planned on every call.
+                (c"plan_cache_mode", c"force_generic_plan"),
+            ] {
+                pg_sys::set_config_option(
+                    name.as_ptr(),
+                    value.as_ptr(),
+                    pg_sys::GucContext::PGC_USERSET,
+                    pg_sys::GucSource::PGC_S_SESSION,
+                    pg_sys::GucAction::GUC_ACTION_SAVE,
+                    true,
+                    pgrx::PgLogLevel::ERROR as i32,
+                    false,
+                );
+            }
+            Some(level)
+        } else {
+            None
         }
-        level
     };
     let out = Spi::connect_mut(|client| {
         let mut session = Session { client, caller };
@@ -152,7 +173,9 @@ pub fn run<T>(
     });
     // SAFETY: restores what was saved above.
     unsafe {
-        pg_sys::AtEOXact_GUC(true, level);
+        if let Some(level) = level {
+            pg_sys::AtEOXact_GUC(true, level);
+        }
         pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
     }
     out

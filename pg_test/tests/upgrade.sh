@@ -111,5 +111,9 @@ for old in $(ls /usr/share/postgresql/15/extension/ | sed -n 's/^floe--\([0-9.]*
     expect_eq "$(qd "$db" "BEGIN; SELECT floe.set_tenant('aaaaaaaa-0000-0000-0000-000000000001');
         SELECT floe.content_get_text(floe.content_put(repeat('body ', 100))) = repeat('body ', 100); COMMIT" | tail -1)" t \
         "content_put and content_get after update"
+    qd "$db" "CREATE TABLE au (id int PRIMARY KEY, v text); SELECT floe.enable_audit('au');
+        INSERT INTO au VALUES (1, 'a'); UPDATE au SET v = 'b'" >/dev/null
+    expect_eq "$(qd "$db" "SELECT floe.audit_seal()")" 2 "audit entries sealed after update"
+    expect_eq "$(qd "$db" "SELECT status FROM floe.verify_audit()")" ok "verify_audit after update"
     expect_eq "$(qd "$db" "SELECT count(*) FROM floe.health() WHERE status = 'critical'")" 0 "health has no critical check"
 done

@@ -117,6 +117,7 @@ fn gather() -> Result<Vec<Check>, FloeError> {
         core.extend(crate::queue::health_checks()?);
         core.extend(crate::matview::health_checks()?);
         core.extend(crate::content::health_checks()?);
+        core.extend(crate::audit::health_checks()?);
         Ok(core)
     })
 }

@@ -85,6 +85,11 @@ fn read_context() -> Result<uuid::Uuid, ContextError> {
     })
 }
 
+/// The tenant of the context, when one is set (and valid); for stamping, never for access.
+pub fn context_tenant() -> Option<uuid::Uuid> {
+    read_context().ok()
+}
+
 /// Cross-tenant admin mode: `floe.tenant_admin` is on and the current user has the privileges
 /// of role floe_tenant_admin. Never implied by superuser or BYPASSRLS alone.
 fn admin_active() -> bool {

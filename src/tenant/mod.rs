@@ -12,4 +12,4 @@ pub mod guard;
 pub mod plan;
 mod tests;
 
-pub use api::{apply_to_partitions, as_floe_ddl, authorize, health_checks};
+pub use api::{apply_to_partitions, as_floe_ddl, authorize, context_tenant, health_checks};

@@ -1,0 +1,187 @@
+-- Audit trail, by hand (no scheduler worker): enabling (and the errors that change nothing),
+-- what an entry records (changed columns only, primary key, tenant from the row or the
+-- context, actor and floe.actor, redaction as a keyed BLAKE3 hash, classification), entries
+-- of rolled-back work vanish with it, the log is append-only for its owner too, sealing and
+-- verification, and a tamper test: a superuser edits, deletes and forges entries behind
+-- floe's back (triggers disabled) and floe.verify_audit() names each one.
+CREATE ROLE au_app;
+CREATE ROLE au_other;
+CREATE OR REPLACE FUNCTION error_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE stmt;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+GRANT EXECUTE ON FUNCTION error_of(text) TO PUBLIC;
+-- Entries, numbered from this suite's first one (ids come from a sequence).
+CREATE VIEW entries AS
+SELECT id - (SELECT min(id) FROM floe.audit_log) + 1 AS n, table_name, op, tenant, actor, app_actor,
+       pk, old_values, new_values, redacted, classification
+  FROM floe.audit_log;
+
+CREATE TABLE leads (
+    id        bigint PRIMARY KEY,
+    tenant_id uuid NOT NULL,
+    email     text NOT NULL,
+    name      text,
+    score     int NOT NULL DEFAULT 0,
+    tags      text[],
+    meta      jsonb,
+    active    boolean DEFAULT true
+);
+ALTER TABLE leads OWNER TO au_app;
+CREATE VIEW leads_view AS SELECT * FROM leads;
+CREATE TABLE events (at timestamptz NOT NULL, id int, what text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE events_other PARTITION OF events DEFAULT;
+
+-- Bad input: a clear error, and nothing changes ----------------------------------------
+SELECT error_of($$SELECT floe.enable_audit('leads_view')$$) AS a_view;
+SELECT error_of($$SELECT floe.enable_audit('floe.jobs')$$) AS a_floe_table;
+SELECT error_of($$SELECT floe.enable_audit('events_2026')$$) AS a_partition;
+SELECT error_of($$SELECT floe.enable_audit('leads', redact => '{e_mail}')$$) AS unknown_column;
+SELECT error_of($$SELECT floe.enable_audit('leads', classification => '{"pci dss"}')$$) AS bad_flag;
+SET ROLE au_other;
+SELECT error_of($$SELECT floe.enable_audit('leads')$$) AS not_owner;
+RESET ROLE;
+SELECT error_of($$SELECT floe.disable_audit('leads')$$) AS not_audited;
+SELECT floe.disable_audit('leads', if_exists => true) AS removed;
+SELECT count(*) AS audited_tables FROM floe.audit_tables;
+SELECT count(*) AS audit_triggers FROM pg_trigger WHERE tgname LIKE 'floe_audit%';
+
+-- Enabling -------------------------------------------------------------------------------
+SET ROLE au_app;
+SELECT floe.enable_audit('leads', redact => '{email}', classification => '{GDPR, sox, gdpr}');
+RESET ROLE;
+SELECT relid, redact, classification, enabled_by FROM floe.audit_tables;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'leads'::regclass ORDER BY tgname;
+-- The log is a monthly partition set now, with a default partition.
+SELECT parent, control, part_interval, default_partition FROM floe.partition_sets WHERE parent = 'floe.audit_log';
+-- Calling it again changes the settings.
+SELECT floe.enable_audit('leads', redact => '{email}', classification => '{gdpr,sox}');
+SELECT floe.enable_audit('events');
+SELECT relid, redact, classification FROM floe.audit_tables ORDER BY relid::text;
+
+-- What an entry records ------------------------------------------------------------------
+SET floe.actor = 'alice@app.example';
+INSERT INTO leads (id, tenant_id, email, name, tags, meta)
+VALUES (1, 'aaaaaaaa-0000-0000-0000-000000000001', 'ann@example.com', 'Ann "A" O''Neil', '{x,y}', '{"src": "web", "n": 2}'),
+       (2, 'aaaaaaaa-0000-0000-0000-000000000002', 'bob@example.com', NULL, NULL, NULL);
+UPDATE leads SET score = 5, email = 'ann@example.org' WHERE id = 1;
+UPDATE leads SET name = name WHERE id = 1;          -- nothing changed: logged with no columns
+UPDATE leads SET name = 'Bob', active = false WHERE id = 2;
+DELETE FROM leads WHERE id = 2;
+RESET floe.actor;
+SELECT n, table_name, op, tenant, actor, app_actor, pk, old_values, new_values, redacted, classification
+  FROM entries ORDER BY n;
+-- Redaction: the address is nowhere in the log; equal values hash alike.
+SELECT count(*) AS plaintext_anywhere FROM floe.audit_log a WHERE a::text LIKE '%@example.%';
+SELECT (SELECT new_values->>'email' FROM entries WHERE n = 1) ~ '^blake3:[0-9a-f]{32}$' AS hashed,
+       (SELECT new_values->>'email' FROM entries WHERE n = 1) = (SELECT old_values->>'email' FROM entries WHERE n = 3) AS same_value_same_hash,
+       (SELECT old_values->>'email' FROM entries WHERE n = 3) <> (SELECT new_values->>'email' FROM entries WHERE n = 3) AS changed_value_other_hash;
+-- A table with no tenant column takes the context's tenant; a partitioned table logs under
+-- its own name, whichever partition the row is in.
+BEGIN;
+SELECT floe.set_tenant('aaaaaaaa-0000-0000-0000-000000000009');
+INSERT INTO events VALUES ('2026-05-01', 1, 'open'), ('2030-01-01', 2, 'click');
+COMMIT;
+SELECT n, table_name, op, tenant, pk FROM entries WHERE table_name = 'events' ORDER BY n;
+-- A tenant-isolated table: the tenant comes from the row.
+CREATE TABLE notes (id int PRIMARY KEY, tenant_id uuid NOT NULL, body text);
+SELECT floe.enable_tenant_isolation('notes');
+SELECT floe.enable_audit('notes');
+BEGIN;
+SELECT floe.set_tenant('aaaaaaaa-0000-0000-0000-000000000003');
+INSERT INTO notes (id, body) VALUES (1, 'hello');
+COMMIT;
+SELECT table_name, op, tenant, new_values FROM entries WHERE table_name = 'notes';
+-- TRUNCATE is one entry.
+CREATE TABLE scratch (id int PRIMARY KEY);
+SELECT floe.enable_audit('scratch');
+INSERT INTO scratch SELECT generate_series(1, 3);
+TRUNCATE scratch;
+SELECT op, count(*) FROM entries WHERE table_name = 'scratch' GROUP BY op ORDER BY op;
+
+-- Rolled-back work leaves no entry ---------------------------------------------------------
+BEGIN;
+INSERT INTO scratch VALUES (10);
+SAVEPOINT s;
+INSERT INTO scratch VALUES (11);
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO scratch VALUES (12);
+COMMIT;
+BEGIN;
+INSERT INTO scratch VALUES (20);
+ROLLBACK;
+SELECT error_of($$INSERT INTO scratch VALUES (30), (12)$$) AS duplicate_key;
+SELECT new_values FROM entries WHERE table_name = 'scratch' AND op = 'INSERT' AND n > 5 ORDER BY n;
+-- Many rows in one statement (flushed in batches of 1000).
+INSERT INTO scratch SELECT generate_series(100, 2599);
+SELECT count(*) AS bulk_entries FROM floe.audit_log WHERE table_name = 'scratch' AND (new_values->>'id')::int >= 100;
+
+-- Append-only, for the owner (a superuser) too ----------------------------------------------
+SELECT error_of($$UPDATE floe.audit_log SET actor = 'x'$$) AS update_log;
+SELECT error_of($$DELETE FROM floe.audit_log$$) AS delete_log;
+SELECT error_of($$TRUNCATE floe.audit_log$$) AS truncate_log;
+SELECT error_of(format('TRUNCATE %s', (SELECT c.oid::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                                         WHERE i.inhparent = 'floe.audit_log'::regclass ORDER BY c.relname LIMIT 1)))
+       AS truncate_a_partition;
+SELECT error_of($$UPDATE floe.audit_key SET key = key$$) AS change_key;
+SET session_replication_role = replica;
+SELECT error_of($$DELETE FROM floe.audit_log$$) AS delete_as_replica;
+RESET session_replication_role;
+SELECT count(*) > 0 AS entries_still_there FROM floe.audit_log;
+
+-- Sealing and verification -----------------------------------------------------------------
+SELECT floe.audit_seal() AS sealed;
+SELECT floe.audit_seal() AS nothing_new;
+SELECT error_of($$DELETE FROM floe.audit_seals$$) AS delete_seals;
+SELECT error_of($$UPDATE floe.audit_seal_runs SET entries = 0$$) AS change_runs;
+SELECT relid::regclass, run, array_length(entry_ids, 1) AS entries, length(digests) / 16 AS digests,
+       length(hash) AS hash_bytes, prev_hash = '\x0000000000000000000000000000000000000000000000000000000000000000' AS first
+  FROM floe.audit_seals ORDER BY relid::regclass::text, run;
+SELECT table_name, status, entry_id, detail FROM floe.verify_audit() ORDER BY table_name, status;
+UPDATE leads SET score = 6 WHERE id = 1;     -- not sealed yet
+SELECT table_name, status, detail FROM floe.verify_audit() WHERE table_name = 'public.leads';
+SELECT floe.audit_seal() AS sealed;
+SELECT relid::regclass, run, prev_hash = (SELECT hash FROM floe.audit_seals s2 WHERE s2.relid = s.relid AND s2.run = 1) AS chained
+  FROM floe.audit_seals s WHERE run = (SELECT max(run) FROM floe.audit_seal_runs);
+SELECT check_name, status FROM floe.health() WHERE check_name LIKE 'audit.%';
+
+-- Tampering behind floe's back ---------------------------------------------------------------
+ALTER TABLE floe.audit_log DISABLE TRIGGER floe_append_only;
+-- Edit: the UPDATE of entry 3 now claims another actor.
+UPDATE floe.audit_log SET actor = 'mallory' WHERE id = (SELECT min(id) + 2 FROM floe.audit_log);
+-- Delete: the DELETE of lead 2 (entry 6) disappears.
+DELETE FROM floe.audit_log WHERE id = (SELECT min(id) + 5 FROM floe.audit_log);
+-- Forge: an entry slipped into an already sealed range of transactions.
+INSERT INTO floe.audit_log (id, xid, relid, schema_name, table_name, op, actor, new_values)
+SELECT 900000, xid, relid, schema_name, table_name, 'INSERT', 'mallory', '{"id": 99}'
+  FROM floe.audit_log WHERE id = (SELECT min(id) FROM floe.audit_log);
+ALTER TABLE floe.audit_log ENABLE ALWAYS TRIGGER floe_append_only;
+SELECT table_name, status, entry_id - (SELECT min(id) FROM floe.audit_log) + 1 AS entry, detail ~ 'run \d' AS names_the_run
+  FROM floe.verify_audit() WHERE status <> 'ok' ORDER BY table_name, entry_id NULLS LAST;
+-- A changed seal breaks the chain.
+ALTER TABLE floe.audit_seals DISABLE TRIGGER floe_append_only;
+UPDATE floe.audit_seals SET digests = overlay(digests PLACING '\x00'::bytea FROM 1) WHERE relid = 'scratch'::regclass AND run = 1;
+ALTER TABLE floe.audit_seals ENABLE ALWAYS TRIGGER floe_append_only;
+SELECT table_name, status, detail ~ '^(entry \d+ differs from what run 1 sealed|the seal of run 1 |\d+ entries in 1 seals checked, 2 problems)' AS detail_as_expected
+  FROM floe.verify_audit()
+ WHERE table_name = 'public.scratch' AND status <> 'ok' ORDER BY status;
+SELECT check_name, status, detail LIKE '%leads%' AS names_leads FROM floe.health() WHERE check_name = 'audit.chain';
+-- verify_audit is for auditors.
+SET ROLE au_other;
+SELECT error_of($$SELECT * FROM floe.verify_audit()$$) AS not_an_auditor;
+SELECT error_of($$SELECT * FROM floe.audit_log$$) AS log_not_public;
+RESET ROLE;
+
+-- Disabling ----------------------------------------------------------------------------------
+SET ROLE au_app;
+SELECT floe.disable_audit('leads');
+RESET ROLE;
+INSERT INTO leads (id, tenant_id, email) VALUES (3, 'aaaaaaaa-0000-0000-0000-000000000001', 'c@example.com');
+SELECT count(*) AS entries_of_lead_3 FROM floe.audit_log WHERE table_name = 'leads' AND pk = '{"id": 3}';
+SELECT count(*) AS audit_triggers_left FROM pg_trigger WHERE tgrelid = 'leads'::regclass AND tgname LIKE 'floe_audit%';
+SELECT relid FROM floe.audit_tables ORDER BY relid::text;

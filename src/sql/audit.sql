@@ -1,0 +1,194 @@
+-- floe audit: the append-only log of row changes (floe.audit_log, partitioned by month with
+-- floe's partition manager from the first floe.enable_audit), its seals (the hash chain), the
+-- tables that are audited, and the sealing job.
+--
+-- Writers only append: the audit trigger inserts an entry as the extension's owner and reads
+-- nothing back. Every minute the job floe.audit_seal seals the entries of transactions that
+-- have ended (below the oldest running one), per table, each seal hashing the previous one.
+-- UPDATE, DELETE and TRUNCATE of the log and of the seals are refused by triggers that fire
+-- for every role, the owner and superusers included (ENABLE ALWAYS: also under
+-- session_replication_role = replica); only retention removes whole months.
+
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'floe_auditor') THEN
+        CREATE ROLE floe_auditor NOLOGIN;
+    END IF;
+END
+$do$;
+COMMENT ON ROLE floe_auditor IS
+  'floe: members may read floe.audit_log and its seals and run floe.verify_audit()';
+
+CREATE TABLE floe.audit_tables (
+    relid          regclass    PRIMARY KEY,
+    redact         text[]      NOT NULL DEFAULT '{}',
+    classification text[]      NOT NULL DEFAULT '{}',
+    enabled_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    enabled_by     name        NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE floe.audit_tables IS
+  'floe audit: the audited tables (floe.enable_audit), the columns logged only as a keyed BLAKE3 hash, and the classification stamped on their entries.';
+SELECT pg_catalog.pg_extension_config_dump('floe.audit_tables', '');
+GRANT SELECT ON floe.audit_tables TO PUBLIC;
+
+-- The database's key for redaction hashes (so a hash of a guessable value cannot be looked
+-- up with another key). 256 bits from pg_strong_random(), through gen_random_uuid().
+CREATE TABLE floe.audit_key (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    key      bytea   NOT NULL CHECK (pg_catalog.length(key) = 32)
+);
+INSERT INTO floe.audit_key (key)
+SELECT pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+                         || pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+                         || pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 1, 32);
+COMMENT ON TABLE floe.audit_key IS
+  'floe audit: the key of the redaction hashes (readable by the extension''s owner only; never changes).';
+SELECT pg_catalog.pg_extension_config_dump('floe.audit_key', '');
+
+CREATE SEQUENCE floe.audit_log_id_seq AS bigint;
+CREATE TABLE floe.audit_log (
+    id             bigint      NOT NULL DEFAULT pg_catalog.nextval('floe.audit_log_id_seq'),
+    logged_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    xid            xid8        NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    relid          oid         NOT NULL,
+    schema_name    name        NOT NULL,
+    table_name     name        NOT NULL,
+    op             text        NOT NULL,   -- INSERT | UPDATE | DELETE | TRUNCATE
+    tenant         uuid,
+    actor          name        NOT NULL,   -- current_user of the change
+    app_actor      text,                   -- floe.actor, set by the application
+    client_addr    inet,
+    pk             jsonb,                  -- the row's primary key (replica identity) columns
+    old_values     jsonb,                  -- UPDATE: the changed columns before; DELETE: the row
+    new_values     jsonb,                  -- UPDATE: the changed columns after; INSERT: the row
+    redacted       text[],                 -- columns whose values are hashes
+    classification text[]
+) PARTITION BY RANGE (logged_at);
+ALTER SEQUENCE floe.audit_log_id_seq OWNED BY floe.audit_log.id;
+CREATE INDEX audit_log_xid_idx ON floe.audit_log (xid);
+COMMENT ON TABLE floe.audit_log IS
+  'floe audit: one entry per audited row change (and TRUNCATE), append-only, partitioned by month; sealed into a hash chain per table by floe.audit_seal(); check with floe.verify_audit().';
+GRANT SELECT ON floe.audit_log TO floe_auditor;
+
+-- One row per sealing run: every entry of a transaction below `horizon` is sealed.
+CREATE TABLE floe.audit_seal_runs (
+    run        bigint      PRIMARY KEY,
+    horizon    xid8        NOT NULL,
+    sealed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    entries    bigint      NOT NULL
+);
+COMMENT ON TABLE floe.audit_seal_runs IS
+  'floe audit: the sealing runs; after run N every entry of a transaction below its horizon is sealed.';
+SELECT pg_catalog.pg_extension_config_dump('floe.audit_seal_runs', '');
+
+-- A seal: the entries of one table from transactions in [lo, hi), their ids and digests in
+-- order, and the chain hash over the table's previous seal.
+CREATE TABLE floe.audit_seals (
+    relid          oid         NOT NULL,
+    run            bigint      NOT NULL REFERENCES floe.audit_seal_runs (run),
+    lo             xid8        NOT NULL,
+    hi             xid8        NOT NULL,
+    entry_ids      bigint[]    NOT NULL,
+    digests        bytea       NOT NULL,   -- 16 bytes of BLAKE3 per entry, in entry_ids order
+    min_logged_at  timestamptz NOT NULL,
+    max_logged_at  timestamptz NOT NULL,
+    prev_hash      bytea       NOT NULL,
+    hash           bytea       NOT NULL,
+    PRIMARY KEY (relid, run)
+);
+ALTER TABLE floe.audit_seals ALTER COLUMN digests SET STORAGE EXTERNAL;
+COMMENT ON TABLE floe.audit_seals IS
+  'floe audit: the hash chain, one seal per table and sealing run; the hash covers the previous seal of the table and the ids and digests of the entries sealed.';
+SELECT pg_catalog.pg_extension_config_dump('floe.audit_seals', '');
+GRANT SELECT ON floe.audit_seal_runs, floe.audit_seals TO floe_auditor;
+
+-- Append-only, for everyone: row triggers (cloned to every partition) and TRUNCATE triggers
+-- (on every partition too: floe.audit_protect() adds them as partitions are attached).
+CREATE TRIGGER floe_append_only BEFORE UPDATE OR DELETE ON floe.audit_log
+    FOR EACH ROW EXECUTE FUNCTION floe.audit_append_only();
+CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON floe.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_append_only();
+ALTER TABLE floe.audit_log ENABLE ALWAYS TRIGGER floe_append_only;
+ALTER TABLE floe.audit_log ENABLE ALWAYS TRIGGER floe_append_only_truncate;
+CREATE TRIGGER floe_append_only BEFORE UPDATE OR DELETE ON floe.audit_seals
+    FOR EACH ROW EXECUTE FUNCTION floe.audit_append_only();
+CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON floe.audit_seals
+    FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_append_only();
+ALTER TABLE floe.audit_seals ENABLE ALWAYS TRIGGER floe_append_only;
+ALTER TABLE floe.audit_seals ENABLE ALWAYS TRIGGER floe_append_only_truncate;
+CREATE TRIGGER floe_append_only BEFORE UPDATE OR DELETE ON floe.audit_seal_runs
+    FOR EACH ROW EXECUTE FUNCTION floe.audit_append_only();
+CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON floe.audit_seal_runs
+    FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_append_only();
+ALTER TABLE floe.audit_seal_runs ENABLE ALWAYS TRIGGER floe_append_only;
+ALTER TABLE floe.audit_seal_runs ENABLE ALWAYS TRIGGER floe_append_only_truncate;
+CREATE TRIGGER floe_append_only BEFORE UPDATE OR DELETE ON floe.audit_key
+    FOR EACH ROW EXECUTE FUNCTION floe.audit_append_only();
+CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON floe.audit_key
+    FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_append_only();
+ALTER TABLE floe.audit_key ENABLE ALWAYS TRIGGER floe_append_only;
+ALTER TABLE floe.audit_key ENABLE ALWAYS TRIGGER floe_append_only_truncate;
+
+CREATE FUNCTION floe.audit_protect() RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $fn$
+DECLARE
+    part regclass;
+    n    integer := 0;
+BEGIN
+    FOR part IN
+        SELECT p.relid FROM pg_partition_tree('floe.audit_log'::regclass) p
+         WHERE p.isleaf
+           AND NOT EXISTS (SELECT 1 FROM pg_trigger t
+                            WHERE t.tgrelid = p.relid AND t.tgname = 'floe_append_only_truncate')
+    LOOP
+        EXECUTE format('CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON %s
+                        FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_append_only()', part);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER floe_append_only_truncate', part);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION floe.audit_protect() IS
+  'floe audit: adds the append-only TRUNCATE trigger to partitions of floe.audit_log that lack it (the event trigger floe_audit_on_ddl calls it); returns how many it protected.';
+REVOKE EXECUTE ON FUNCTION floe.audit_protect() FROM PUBLIC;
+
+CREATE FUNCTION floe.audit_on_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+                JOIN pg_inherits i ON i.inhrelid = c.objid OR i.inhparent = c.objid
+               WHERE c.classid = 'pg_class'::regclass
+                 AND i.inhparent = 'floe.audit_log'::regclass) THEN
+        PERFORM floe.audit_protect();
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION floe.audit_on_ddl() IS
+  'Event trigger: protects partitions created or attached under floe.audit_log (append-only TRUNCATE trigger).';
+CREATE EVENT TRIGGER floe_audit_on_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION floe.audit_on_ddl();
+
+-- The sealer: every minute, the entries of transactions that have ended.
+INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
+VALUES ('floe.audit_seal', '1 minute', 'SELECT floe.audit_seal()', true,
+        pg_catalog.now() + interval '1 minute');
+
+-- Who may run what: sealing is the job's (and the owner's); verification is for auditors.
+REVOKE EXECUTE ON FUNCTION floe.audit_seal() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION floe.verify_audit(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION floe.verify_audit(timestamptz) TO floe_auditor;
+
+COMMENT ON FUNCTION floe.enable_audit(regclass, text[], text[]) IS
+  'floe audit: logs every INSERT, UPDATE, DELETE (changed columns only) and TRUNCATE of tbl into floe.audit_log, the redact columns as a keyed BLAKE3 hash, stamped with classification; run by the table''s owner; again to change the settings.';
+COMMENT ON FUNCTION floe.disable_audit(regclass, boolean) IS
+  'floe audit: stops logging tbl (its entries stay); returns false when it was not audited and if_exists.';
+COMMENT ON FUNCTION floe.audit_seal() IS
+  'floe audit: seals the entries of every ended transaction, one chained seal per table (what the job floe.audit_seal runs every minute); returns the entries sealed.';
+COMMENT ON FUNCTION floe.verify_audit(timestamptz) IS
+  'floe audit: recomputes every entry digest and seal hash (of seals ending at or after since) and names each altered, inserted or removed entry and each changed seal; one summary row per table.';
+COMMENT ON FUNCTION floe.audit_trigger() IS
+  'floe audit: the trigger floe.enable_audit() puts on a table (row: the entry; statement: writes the statement''s entries).';
+COMMENT ON FUNCTION floe.audit_append_only() IS
+  'floe audit: refuses UPDATE, DELETE and TRUNCATE of the audit log, its seals and key, for every role.';
