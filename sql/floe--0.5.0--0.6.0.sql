@@ -2,7 +2,8 @@
 -- Assembled from the 0.6.0 install script: every object 0.6.0 adds (functions, the role
 -- floe_auditor, the tables floe.audit_tables, floe.audit_key, floe.audit_log,
 -- floe.audit_seal_runs, floe.audit_seals, their append-only triggers, the event trigger
--- floe_audit_on_ddl, the built-in job floe.audit_seal). Nothing of 0.5.0 changes.
+-- floe_audit_on_ddl, the built-in job floe.audit_seal) and floe.inventory(). Nothing of 0.5.0
+-- changes.
 -- pg_test/tests/upgrade.sh checks that an updated database has exactly the objects of a
 -- fresh 0.6.0 install.
 \echo Use "ALTER EXTENSION floe UPDATE TO '0.6.0'" to load this file. \quit
@@ -142,11 +143,14 @@ COMMENT ON TABLE floe.audit_seal_runs IS
   'floe audit: the sealing runs; after run N every entry of a transaction below its horizon is sealed.';
 SELECT pg_catalog.pg_extension_config_dump('floe.audit_seal_runs', '');
 
--- A seal: the entries of one table from transactions in [lo, hi), their ids and digests in
--- order, and the chain hash over the table's previous seal.
+-- A seal: the entries of one table and (UTC) month from transactions in [lo, hi), their ids
+-- and digests in order, and the chain hash over the table's previous seal. Retention drops
+-- whole months of the log; the seals of a dropped month stay (their chain still checks) and
+-- are no longer compared with entries.
 CREATE TABLE floe.audit_seals (
     relid          oid         NOT NULL,
     run            bigint      NOT NULL REFERENCES floe.audit_seal_runs (run),
+    month          date        NOT NULL,
     lo             xid8        NOT NULL,
     hi             xid8        NOT NULL,
     entry_ids      bigint[]    NOT NULL,
@@ -155,7 +159,7 @@ CREATE TABLE floe.audit_seals (
     max_logged_at  timestamptz NOT NULL,
     prev_hash      bytea       NOT NULL,
     hash           bytea       NOT NULL,
-    PRIMARY KEY (relid, run)
+    PRIMARY KEY (relid, run, month)
 );
 ALTER TABLE floe.audit_seals ALTER COLUMN digests SET STORAGE EXTERNAL;
 COMMENT ON TABLE floe.audit_seals IS
@@ -253,3 +257,68 @@ COMMENT ON FUNCTION floe.audit_trigger() IS
   'floe audit: the trigger floe.enable_audit() puts on a table (row: the entry; statement: writes the statement''s entries).';
 COMMENT ON FUNCTION floe.audit_append_only() IS
   'floe audit: refuses UPDATE, DELETE and TRUNCATE of the audit log, its seals and key, for every role.';
+
+
+-- floe health: floe.inventory(), one row per user table (and materialized view) with what
+-- every floe module does to it: the seeds' "entity -> store -> status" matrix, read from the
+-- catalogs and floe's registries each time, so it is always current.
+CREATE FUNCTION floe.inventory()
+RETURNS TABLE (database name, schema_name name, table_name name, relid regclass, kind text,
+               tenant_isolation text, partition_set boolean, partitions integer,
+               months_ahead integer, content_columns name[], audited boolean,
+               classification text[], matviews regclass[], matview_registered boolean,
+               row_estimate bigint, total_bytes bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $fn$
+WITH rels AS (
+    SELECT c.oid, n.nspname, c.relname, c.relkind
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'm')
+       AND NOT c.relispartition
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'floe', 'pg_toast')
+       AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
+), tree AS (
+    -- pg_partition_tree() lists nothing for a table that is not partitioned: itself then.
+    SELECT r.oid,
+           count(*) FILTER (WHERE t.isleaf AND t.level > 0) AS leaves,
+           sum(pg_total_relation_size(c.oid)) AS bytes,
+           sum(c.reltuples) FILTER (WHERE coalesce(t.isleaf, true) AND c.reltuples >= 0) AS tuples   -- NULL: never analyzed
+      FROM rels r
+      LEFT JOIN LATERAL pg_partition_tree(r.oid) t ON true
+      JOIN pg_class c ON c.oid = coalesce(t.relid, r.oid)
+     GROUP BY r.oid
+)
+SELECT current_database()::name, r.nspname, r.relname, r.oid::regclass,
+       CASE r.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' ELSE 'materialized view' END,
+       CASE
+           WHEN tt.relid IS NOT NULL AND tt.via_column IS NOT NULL
+               THEN 'isolated via ' || tt.via_column
+           WHEN tt.relid IS NOT NULL THEN 'isolated by ' || tt.tenant_column
+           WHEN EXISTS (SELECT 1 FROM pg_attribute a
+                         WHERE a.attrelid = r.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+               THEN 'not isolated'
+           ELSE 'no tenant column'
+       END,
+       ps.parent IS NOT NULL,
+       CASE WHEN r.relkind = 'p' THEN tree.leaves::integer END,
+       (SELECT (extract(year FROM u.ahead) * 12 + extract(month FROM u.ahead))::integer - 1
+          FROM (SELECT age(max(btrim(p.upper_bound, '''')::timestamptz) AT TIME ZONE 'UTC',
+                           date_trunc('month', now(), 'UTC') AT TIME ZONE 'UTC') AS ahead
+                  FROM floe.partitions(r.oid) p
+                 WHERE NOT p.is_default AND ps.parent IS NOT NULL) u
+         WHERE u.ahead IS NOT NULL),
+       (SELECT array_agg(cc.column_name ORDER BY cc.column_name) FROM floe.content_columns cc WHERE cc.relid = r.oid),
+       at.relid IS NOT NULL,
+       at.classification,
+       (SELECT array_agg(DISTINCT ms.view ORDER BY ms.view) FROM floe.matview_sources ms WHERE ms.source = r.oid),
+       CASE WHEN r.relkind = 'm' THEN EXISTS (SELECT 1 FROM floe.matviews m WHERE m.view = r.oid) END,
+       tree.tuples::bigint,
+       tree.bytes::bigint
+  FROM rels r
+  JOIN tree ON tree.oid = r.oid
+  LEFT JOIN floe.tenant_tables tt ON tt.relid = r.oid
+  LEFT JOIN floe.partition_sets ps ON ps.relid = r.oid
+  LEFT JOIN floe.audit_tables at ON at.relid = r.oid
+ ORDER BY r.nspname, r.relname
+$fn$;
+COMMENT ON FUNCTION floe.inventory() IS
+  'floe health: one row per user table and materialized view (partitions are counted under their parent): tenant isolation, partition set (partitions, whole months premade after the current one), content-managed columns, audit and classification, the registered matviews reading it (or, for a matview, whether it is registered), row estimate and total size.';

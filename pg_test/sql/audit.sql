@@ -74,7 +74,11 @@ UPDATE leads SET name = name WHERE id = 1;          -- nothing changed: logged w
 UPDATE leads SET name = 'Bob', active = false WHERE id = 2;
 DELETE FROM leads WHERE id = 2;
 RESET floe.actor;
-SELECT n, table_name, op, tenant, actor, app_actor, pk, old_values, new_values, redacted, classification
+-- (Redaction hashes are keyed by the database's own random key: shown as blake3:….)
+SELECT n, table_name, op, tenant, actor, app_actor, pk,
+       regexp_replace(old_values::text, 'blake3:[0-9a-f]{32}', 'blake3:…', 'g') AS old_values,
+       regexp_replace(new_values::text, 'blake3:[0-9a-f]{32}', 'blake3:…', 'g') AS new_values,
+       redacted, classification
   FROM entries ORDER BY n;
 -- Redaction: the address is nowhere in the log; equal values hash alike.
 SELECT count(*) AS plaintext_anywhere FROM floe.audit_log a WHERE a::text LIKE '%@example.%';
@@ -185,3 +189,11 @@ INSERT INTO leads (id, tenant_id, email) VALUES (3, 'aaaaaaaa-0000-0000-0000-000
 SELECT count(*) AS entries_of_lead_3 FROM floe.audit_log WHERE table_name = 'leads' AND pk = '{"id": 3}';
 SELECT count(*) AS audit_triggers_left FROM pg_trigger WHERE tgrelid = 'leads'::regclass AND tgname LIKE 'floe_audit%';
 SELECT relid FROM floe.audit_tables ORDER BY relid::text;
+
+-- Inventory: one row per user table, with what floe does to it ------------------------------
+ANALYZE scratch;
+SELECT table_name, kind, tenant_isolation, partition_set, partitions, audited, classification,
+       content_columns, matviews, row_estimate, total_bytes > 0 AS has_bytes
+  FROM floe.inventory()
+ WHERE relid IN ('leads'::regclass, 'events'::regclass, 'scratch'::regclass, 'notes'::regclass)
+ ORDER BY table_name;

@@ -935,7 +935,8 @@ macro_rules! entry_select {
             "SELECT a.id, a.logged_at, a.xid::text, a.relid, a.schema_name::text, a.table_name::text,
                     a.op, a.tenant::text, a.actor::text, a.app_actor, a.client_addr::text,
                     a.pk::text, a.old_values::text, a.new_values::text, a.redacted::text,
-                    a.classification::text
+                    a.classification::text,
+                    pg_catalog.to_char(a.logged_at AT TIME ZONE 'UTC', 'YYYY-MM-01')
                FROM floe.audit_log a ",
             $rest
         )
@@ -943,7 +944,7 @@ macro_rules! entry_select {
 }
 
 const ENTRIES_TO_SEAL: &str = entry_select!(
-    "WHERE a.xid >= $1::text::xid8 AND a.xid < $2::text::xid8 ORDER BY a.relid, a.xid, a.id"
+    "WHERE a.xid >= $1::text::xid8 AND a.xid < $2::text::xid8 ORDER BY a.relid, 17, a.xid, a.id"
 );
 
 const ENTRIES_OF_SEAL: &str = entry_select!(
@@ -951,15 +952,16 @@ const ENTRIES_OF_SEAL: &str = entry_select!(
 );
 
 const LAST_SEAL: &str = "
-SELECT s.hi::text, s.hash FROM floe.audit_seals s WHERE s.relid = $1 ORDER BY s.run DESC LIMIT 1";
+SELECT s.hi::text, s.hash FROM floe.audit_seals s WHERE s.relid = $1
+ ORDER BY s.run DESC, s.month DESC LIMIT 1";
 
 const INSERT_RUN: &str =
     "INSERT INTO floe.audit_seal_runs (run, horizon, entries) VALUES ($1, $2::text::xid8, $3)";
 
 const INSERT_SEAL: &str = "
-INSERT INTO floe.audit_seals (relid, run, lo, hi, entry_ids, digests, min_logged_at,
+INSERT INTO floe.audit_seals (relid, run, month, lo, hi, entry_ids, digests, min_logged_at,
                               max_logged_at, prev_hash, hash)
-VALUES ($1, $2, $3::text::xid8, $4::text::xid8, $5, $6, $7, $8, $9, $10)";
+VALUES ($1, $2, $11::date, $3::text::xid8, $4::text::xid8, $5, $6, $7, $8, $9, $10)";
 
 fn parse_xid(text: Option<String>) -> Result<u64, FloeError> {
     let text = text.unwrap_or_else(|| "0".into());
@@ -968,10 +970,12 @@ fn parse_xid(text: Option<String>) -> Result<u64, FloeError> {
     })
 }
 
-/// One entry read back, with its logged_at.
+/// One entry read back, with its logged_at and its month (UTC, as `YYYY-MM-01`: the log's
+/// partitions are UTC months).
 struct Read {
     entry: Entry,
     logged_at: TimestampWithTimeZone,
+    month: String,
 }
 
 fn entry_of(row: &pgrx::spi::SpiHeapTupleData<'_>) -> Result<Read, FloeError> {
@@ -991,6 +995,7 @@ fn entry_of(row: &pgrx::spi::SpiHeapTupleData<'_>) -> Result<Read, FloeError> {
             fields,
         },
         logged_at,
+        month: row.get::<String>(5 + ENTRY_FIELDS)?.unwrap_or_default(),
     })
 }
 
@@ -1014,7 +1019,9 @@ fn seal() -> Result<i64, FloeError> {
         if horizon <= prev_horizon {
             return Ok(0);
         }
-        let mut by_table: Vec<(u32, Vec<Read>)> = Vec::new();
+        // Entries by table and month, in (xid, id) order: a table's seals of one run are
+        // one per month, so retention, which drops whole months, drops whole seals.
+        let mut groups: Vec<(u32, String, Vec<Read>)> = Vec::new();
         {
             let rows = s.run(
                 ENTRIES_TO_SEAL,
@@ -1022,13 +1029,15 @@ fn seal() -> Result<i64, FloeError> {
             )?;
             for row in rows {
                 let r = entry_of(&row)?;
-                match by_table.last_mut() {
-                    Some((relid, v)) if *relid == r.entry.relid => v.push(r),
-                    _ => by_table.push((r.entry.relid, vec![r])),
+                match groups.last_mut() {
+                    Some((relid, month, v)) if *relid == r.entry.relid && *month == r.month => {
+                        v.push(r)
+                    }
+                    _ => groups.push((r.entry.relid, r.month.clone(), vec![r])),
                 }
             }
         }
-        let total: i64 = by_table.iter().map(|(_, v)| v.len() as i64).sum();
+        let total: i64 = groups.iter().map(|(_, _, v)| v.len() as i64).sum();
         if total == 0 {
             // Nothing new: no run (the next one starts from the same horizon).
             return Ok(0);
@@ -1037,21 +1046,29 @@ fn seal() -> Result<i64, FloeError> {
             INSERT_RUN,
             &[run.into(), horizon.to_string().into(), total.into()],
         )?;
-        for (relid, entries) in by_table {
+        // Per table: where this run's range starts and the hash to chain to.
+        let mut chain: HashMap<u32, (u64, SealHash)> = HashMap::new();
+        for (relid, month, entries) in groups {
             let oid = pg_sys::Oid::from(relid);
-            let last = s.run(LAST_SEAL, &[oid.into()])?;
-            let (lo, prev) = if last.is_empty() {
-                (0, [0u8; 32])
-            } else {
-                let l = last.first();
-                (
-                    parse_xid(l.get::<String>(1)?)?,
-                    hash_arr(l.get::<Vec<u8>>(2)?),
-                )
+            let (lo, prev) = match chain.get(&relid) {
+                Some(c) => *c,
+                None => {
+                    let last = s.run(LAST_SEAL, &[oid.into()])?;
+                    if last.is_empty() {
+                        (0, [0u8; 32])
+                    } else {
+                        let l = last.first();
+                        (
+                            parse_xid(l.get::<String>(1)?)?,
+                            hash_arr(l.get::<Vec<u8>>(2)?),
+                        )
+                    }
+                }
             };
             let seal = Seal {
                 relid,
                 run,
+                month: month.clone(),
                 lo,
                 hi: horizon,
                 entries: entries
@@ -1060,16 +1077,14 @@ fn seal() -> Result<i64, FloeError> {
                     .collect(),
             };
             let hash = record::seal_hash(&prev, &seal);
-            let min = entries
-                .iter()
-                .map(|r| r.entry.logged_at_us)
-                .min()
-                .unwrap_or(0);
-            let max = entries
-                .iter()
-                .map(|r| r.entry.logged_at_us)
-                .max()
-                .unwrap_or(0);
+            chain.insert(relid, (lo, hash));
+            let at = |f: fn(i64, i64) -> i64| {
+                entries
+                    .iter()
+                    .map(|r| r.entry.logged_at_us)
+                    .reduce(f)
+                    .unwrap_or(0)
+            };
             s.run(
                 INSERT_SEAL,
                 &[
@@ -1083,10 +1098,11 @@ fn seal() -> Result<i64, FloeError> {
                         .collect::<Vec<i64>>()
                         .into(),
                     record::pack(seal.entries.iter().map(|(_, d)| *d)).into(),
-                    ts(min).into(),
-                    ts(max).into(),
+                    ts(at(i64::min)).into(),
+                    ts(at(i64::max)).into(),
                     prev.to_vec().into(),
                     hash.to_vec().into(),
+                    month.into(),
                 ],
             )?;
         }
@@ -1113,10 +1129,16 @@ SELECT coalesce((SELECT c.oid::regclass::text FROM pg_catalog.pg_class c WHERE c
 
 const SEALS_OF: &str = "
 SELECT s.run, s.lo::text, s.hi::text, s.entry_ids, s.digests, s.prev_hash, s.hash,
-       s.max_logged_at
+       pg_catalog.to_char(s.month, 'YYYY-MM-DD')
   FROM floe.audit_seals s
  WHERE s.relid = $1 AND ($2::timestamptz IS NULL OR s.max_logged_at >= $2)
- ORDER BY s.run";
+ ORDER BY s.run, s.month";
+/// The first month the log still holds (earlier ones were retired by retention).
+const OLDEST_MONTH: &str = "
+SELECT pg_catalog.to_char(pg_catalog.min(pg_catalog.btrim(p.lower_bound, '''')::timestamptz)
+                          AT TIME ZONE 'UTC', 'YYYY-MM-01')
+  FROM floe.partitions('floe.audit_log') p
+ WHERE NOT p.is_default";
 
 const SEALED_HORIZON: &str = "
 SELECT (SELECT r.horizon::text FROM floe.audit_seal_runs r ORDER BY r.run DESC LIMIT 1)";
@@ -1141,6 +1163,28 @@ struct StoredSeal {
     intact_digests: bool,
 }
 
+fn stored_seal(
+    relid: pg_sys::Oid,
+    row: &pgrx::spi::SpiHeapTupleData<'_>,
+) -> Result<StoredSeal, FloeError> {
+    let ids: Vec<i64> = row.get::<Vec<i64>>(4)?.unwrap_or_default();
+    let digests = record::unpack(&row.get::<Vec<u8>>(5)?.unwrap_or_default());
+    let intact_digests = digests.as_ref().is_some_and(|d| d.len() == ids.len());
+    Ok(StoredSeal {
+        seal: Seal {
+            relid: relid.to_u32(),
+            run: row.get::<i64>(1)?.unwrap_or(0),
+            month: row.get::<String>(8)?.unwrap_or_default(),
+            lo: parse_xid(row.get::<String>(2)?)?,
+            hi: parse_xid(row.get::<String>(3)?)?,
+            entries: ids.into_iter().zip(digests.unwrap_or_default()).collect(),
+        },
+        prev: hash_arr(row.get::<Vec<u8>>(6)?),
+        hash: hash_arr(row.get::<Vec<u8>>(7)?),
+        intact_digests,
+    })
+}
+
 /// Verifies every audited table's seals (those ending at or after `since`) against the log.
 pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, FloeError> {
     privileged::run(|s| {
@@ -1149,6 +1193,8 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
             .as_deref()
             .map(|h| parse_xid(Some(h.to_string())))
             .transpose()?;
+        let oldest: Option<String> = s.run(OLDEST_MONTH, &[])?.first().get(1)?;
+        let retired = |month: &str| oldest.as_deref().is_some_and(|o| month < o);
         let tables: Vec<pg_sys::Oid> = s
             .run(SEALED_TABLES, &[])?
             .filter_map(|r| r.get::<pg_sys::Oid>(1).ok().flatten())
@@ -1162,25 +1208,9 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
                 .unwrap_or_default();
             let mut seals = Vec::new();
             for row in s.run(SEALS_OF, &[relid.into(), since.into()])? {
-                let ids: Vec<i64> = row.get::<Vec<i64>>(4)?.unwrap_or_default();
-                let digests = record::unpack(&row.get::<Vec<u8>>(5)?.unwrap_or_default());
-                let intact_digests = digests.as_ref().is_some_and(|d| d.len() == ids.len());
-                let digests = digests.unwrap_or_default();
-                seals.push(StoredSeal {
-                    seal: Seal {
-                        relid: relid.to_u32(),
-                        run: row.get::<i64>(1)?.unwrap_or(0),
-                        lo: parse_xid(row.get::<String>(2)?)?,
-                        hi: parse_xid(row.get::<String>(3)?)?,
-                        entries: ids.into_iter().zip(digests).collect(),
-                    },
-                    prev: hash_arr(row.get::<Vec<u8>>(6)?),
-                    hash: hash_arr(row.get::<Vec<u8>>(7)?),
-                    intact_digests,
-                });
+                seals.push(stored_seal(relid, &row)?);
             }
-            let mut problems = 0usize;
-            let mut checked = 0usize;
+            let (mut problems, mut checked, mut expired) = (0usize, 0usize, 0usize);
             let mut push = |status: &'static str, entry: Option<i64>, at, detail: String| {
                 out.push(Finding {
                     table: table.clone(),
@@ -1190,11 +1220,17 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
                     detail,
                 });
             };
-            let mut expected_prev: Option<SealHash> = None;
-            let mut next_lo: Option<u64> = None;
+            // The chain: each seal hashes the one before it (the first one read is the
+            // anchor); a run's range starts where the table's previous run ended.
+            let mut prev: Option<(i64, u64, u64, SealHash)> = None; // run, lo, hi, hash
             for st in &seals {
-                let link_ok = expected_prev.is_none_or(|p| p == st.prev)
-                    && next_lo.is_none_or(|lo| lo == st.seal.lo);
+                let link_ok = match prev {
+                    None => true,
+                    Some((run, lo, hi, hash)) => {
+                        let start = if run == st.seal.run { lo } else { hi };
+                        hash == st.prev && start == st.seal.lo
+                    }
+                };
                 if !st.intact_digests
                     || !link_ok
                     || !verify::seal_intact(&st.prev, &st.seal, &st.hash)
@@ -1205,41 +1241,63 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
                         None,
                         None,
                         format!(
-                            "the seal of run {} (transactions {}..{}) does not match its hash or the seal before it: the seals were changed",
-                            st.seal.run, st.seal.lo, st.seal.hi
+                            "the seal of run {} for {} (transactions {}..{}) does not match its hash or the seal before it: the seals were changed",
+                            st.seal.run, st.seal.month, st.seal.lo, st.seal.hi
                         ),
                     );
                 }
-                expected_prev = Some(st.hash);
-                next_lo = Some(st.seal.hi);
-                let mut found: Vec<(i64, Digest)> = Vec::new();
+                prev = Some((st.seal.run, st.seal.lo, st.seal.hi, st.hash));
+            }
+            // The entries, run by run: each month's seal against the entries of that month in
+            // the run's range; entries of a month no seal of the run covers were inserted.
+            for run in seals.chunk_by(|a, b| a.seal.run == b.seal.run) {
+                let (lo, hi, number) = (run[0].seal.lo, run[0].seal.hi, run[0].seal.run);
+                let mut by_month: HashMap<String, Vec<(i64, Digest)>> = HashMap::new();
                 let mut when: HashMap<i64, TimestampWithTimeZone> = HashMap::new();
                 for row in s.run(
                     ENTRIES_OF_SEAL,
-                    &[
-                        relid.into(),
-                        st.seal.lo.to_string().into(),
-                        st.seal.hi.to_string().into(),
-                    ],
+                    &[relid.into(), lo.to_string().into(), hi.to_string().into()],
                 )? {
                     let r = entry_of(&row)?;
                     when.insert(r.entry.id, r.logged_at);
-                    found.push((r.entry.id, record::digest(&r.entry)));
+                    by_month
+                        .entry(r.month)
+                        .or_default()
+                        .push((r.entry.id, record::digest(&r.entry)));
                 }
-                checked += st.seal.entries.len();
-                for (id, problem) in verify::compare(&st.seal.entries, &found) {
+                let mut findings = Vec::new();
+                for st in run {
+                    let found = by_month.remove(&st.seal.month).unwrap_or_default();
+                    if retired(&st.seal.month) && found.is_empty() {
+                        expired += st.seal.entries.len();
+                        continue;
+                    }
+                    checked += st.seal.entries.len();
+                    findings.extend(verify::compare(&st.seal.entries, &found));
+                }
+                for found in by_month.into_values() {
+                    findings.extend(verify::compare(&[], &found));
+                }
+                findings.sort();
+                for (id, problem) in findings {
                     problems += 1;
                     let detail = match problem {
-                        Problem::Altered => format!("entry {id} differs from what run {} sealed", st.seal.run),
-                        Problem::Removed => format!("entry {id}, sealed by run {}, is gone from the log", st.seal.run),
-                        Problem::Inserted => format!("entry {id} is in the transactions run {} sealed, but the seal does not list it", st.seal.run),
+                        Problem::Altered => {
+                            format!("entry {id} differs from what run {number} sealed")
+                        }
+                        Problem::Removed => {
+                            format!("entry {id}, sealed by run {number}, is gone from the log")
+                        }
+                        Problem::Inserted => format!(
+                            "entry {id} is in the transactions run {number} sealed, but no seal lists it"
+                        ),
                     };
                     push(problem.as_str(), Some(id), when.get(&id).copied(), detail);
                 }
             }
             // Entries below the sealed horizon after this table's last seal: nobody sealed
             // them, so they were written behind floe's back.
-            let tail_lo = next_lo.unwrap_or(0);
+            let tail_lo = prev.map(|(_, _, hi, _)| hi).unwrap_or(0);
             if let Some(h) = horizon_xid.filter(|h| *h > tail_lo) {
                 if since.is_none() || !seals.is_empty() {
                     for row in s.run(
@@ -1269,12 +1327,17 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
                 .first()
                 .get::<i64>(1)?
                 .unwrap_or(0);
+            let retired_note = if expired > 0 {
+                format!(" ({expired} more in months retired by retention)")
+            } else {
+                String::new()
+            };
             push(
                 if problems == 0 { "ok" } else { "tampered" },
                 None,
                 None,
                 format!(
-                    "{checked} entries in {} seals checked, {problems} problems; {unsealed} entries not sealed yet",
+                    "{checked} entries in {} seals checked{retired_note}, {problems} problems; {unsealed} entries not sealed yet",
                     seals.len()
                 ),
             );

@@ -188,12 +188,14 @@ pub fn digest(e: &Entry) -> Digest {
     out
 }
 
-/// What a seal commits to: the table, its run, the transaction range `[lo, hi)` it covers,
-/// and its entries' ids and digests in order.
+/// What a seal commits to: the table, its run, the month and the transaction range
+/// `[lo, hi)` it covers, and its entries' ids and digests in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seal {
     pub relid: u32,
     pub run: i64,
+    /// The (UTC) month of its entries, `YYYY-MM-01`.
+    pub month: String,
     pub lo: u64,
     pub hi: u64,
     pub entries: Vec<(i64, Digest)>,
@@ -205,6 +207,8 @@ pub fn seal_hash(prev: &SealHash, s: &Seal) -> SealHash {
     h.update(prev);
     h.update(&s.relid.to_le_bytes());
     h.update(&s.run.to_le_bytes());
+    h.update(&(s.month.len() as u64).to_le_bytes());
+    h.update(s.month.as_bytes());
     h.update(&s.lo.to_le_bytes());
     h.update(&s.hi.to_le_bytes());
     h.update(&(s.entries.len() as u64).to_le_bytes());
@@ -372,6 +376,7 @@ mod tests {
         let s = Seal {
             relid: 1,
             run: 1,
+            month: "2026-11-01".into(),
             lo: 0,
             hi: 10,
             entries: vec![(1, digest(&entry()))],
@@ -383,6 +388,9 @@ mod tests {
         assert_ne!(h1, seal_hash(&[0; 32], &t));
         let mut t = s.clone();
         t.entries.push((2, [0; DIGEST_LEN]));
+        assert_ne!(h1, seal_hash(&[0; 32], &t));
+        let mut t = s.clone();
+        t.month = "2026-12-01".into();
         assert_ne!(h1, seal_hash(&[0; 32], &t));
         let mut t = s.clone();
         t.hi = 11;

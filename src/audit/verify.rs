@@ -109,6 +109,7 @@ mod tests {
         let seal = Seal {
             relid: 5,
             run: 3,
+            month: "2026-11-01".into(),
             lo: 10,
             hi: 20,
             entries: vec![(1, d(1))],

@@ -140,3 +140,15 @@ COMMENT ON FUNCTION floe.health(text) IS
     name = "health_comments",
     requires = [version, health],
 );
+
+extension_sql_file!(
+    "../sql/inventory.sql",
+    name = "inventory_sql",
+    requires = [
+        "tenant_sql",
+        "partition_sql",
+        "content_sql",
+        "matview_sql",
+        "audit_sql"
+    ],
+);

@@ -81,11 +81,14 @@ COMMENT ON TABLE floe.audit_seal_runs IS
   'floe audit: the sealing runs; after run N every entry of a transaction below its horizon is sealed.';
 SELECT pg_catalog.pg_extension_config_dump('floe.audit_seal_runs', '');
 
--- A seal: the entries of one table from transactions in [lo, hi), their ids and digests in
--- order, and the chain hash over the table's previous seal.
+-- A seal: the entries of one table and (UTC) month from transactions in [lo, hi), their ids
+-- and digests in order, and the chain hash over the table's previous seal. Retention drops
+-- whole months of the log; the seals of a dropped month stay (their chain still checks) and
+-- are no longer compared with entries.
 CREATE TABLE floe.audit_seals (
     relid          oid         NOT NULL,
     run            bigint      NOT NULL REFERENCES floe.audit_seal_runs (run),
+    month          date        NOT NULL,
     lo             xid8        NOT NULL,
     hi             xid8        NOT NULL,
     entry_ids      bigint[]    NOT NULL,
@@ -94,7 +97,7 @@ CREATE TABLE floe.audit_seals (
     max_logged_at  timestamptz NOT NULL,
     prev_hash      bytea       NOT NULL,
     hash           bytea       NOT NULL,
-    PRIMARY KEY (relid, run)
+    PRIMARY KEY (relid, run, month)
 );
 ALTER TABLE floe.audit_seals ALTER COLUMN digests SET STORAGE EXTERNAL;
 COMMENT ON TABLE floe.audit_seals IS
