@@ -197,3 +197,11 @@ SELECT table_name, kind, tenant_isolation, partition_set, partitions, audited, c
   FROM floe.inventory()
  WHERE relid IN ('leads'::regclass, 'events'::regclass, 'scratch'::regclass, 'notes'::regclass)
  ORDER BY table_name;
+
+-- Retention takes whole months: a retired month's entries go with its partition, its seals
+-- stay (their chain is still checked) and are no longer compared with entries.
+SELECT floe.set_retention('floe.audit_log', '1 month', 'drop');
+CALL floe.run_maintenance('floe.audit_log', as_of => now() + interval '3 months');
+SELECT count(*) AS entries_left FROM floe.audit_log;
+SELECT table_name, status, regexp_replace(detail, '\d+', 'N', 'g') AS detail
+  FROM floe.verify_audit() ORDER BY table_name, status;
