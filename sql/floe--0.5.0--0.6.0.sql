@@ -2,8 +2,8 @@
 -- Assembled from the 0.6.0 install script: every object 0.6.0 adds (functions, the role
 -- floe_auditor, the tables floe.audit_tables, floe.audit_key, floe.audit_log,
 -- floe.audit_seal_runs, floe.audit_seals, their append-only triggers, the event trigger
--- floe_audit_on_ddl, the built-in job floe.audit_seal) and floe.inventory(). Nothing of 0.5.0
--- changes.
+-- floe_audit_on_ddl and floe_audit_on_drop, the built-in job floe.audit_seal) and
+-- floe.inventory(). Nothing of 0.5.0 changes.
 -- pg_test/tests/upgrade.sh checks that an updated database has exactly the objects of a
 -- fresh 0.6.0 install.
 \echo Use "ALTER EXTENSION floe UPDATE TO '0.6.0'" to load this file. \quit
@@ -234,6 +234,23 @@ COMMENT ON FUNCTION floe.audit_on_ddl() IS
 CREATE EVENT TRIGGER floe_audit_on_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
     EXECUTE FUNCTION floe.audit_on_ddl();
+
+-- A dropped table leaves the audit registry (its entries and seals stay: the log outlives it).
+CREATE FUNCTION floe.audit_on_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF EXISTS (SELECT 1 FROM floe.audit_tables) THEN
+        DELETE FROM floe.audit_tables a
+         USING pg_catalog.pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.objsubid = 0
+           AND a.relid::pg_catalog.oid = d.objid;
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION floe.audit_on_drop() IS
+  'Event trigger: removes dropped tables from floe.audit_tables (their audit entries stay).';
+CREATE EVENT TRIGGER floe_audit_on_drop ON sql_drop EXECUTE FUNCTION floe.audit_on_drop();
 
 -- The sealer: every minute, the entries of transactions that have ended.
 INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)

@@ -11,8 +11,8 @@
 #           off the write path; its cost is printed separately)
 # 1. Bulk: INSERT of ROWS rows, UPDATE of two columns of every row, DELETE of every row, each
 #    one statement; median of ROUNDS rounds (variants interleaved).
-# 2. OLTP: pgbench, 2 clients, SECS seconds per variant: each transaction inserts a row and
-#    updates another.
+# 2. OLTP: pgbench, 2 clients, SECS seconds per variant and round (median of ROUNDS,
+#    variants interleaved): each transaction inserts a row and updates another.
 # Cost = time with the trigger - time without; the target is floe's cost <= 1.3x plain's.
 # The cluster is disposable (fsync and synchronous_commit off).
 # Usage: pg_test/bench/audit.sh [rows, default 100000] [rounds, default 3] [seconds, default 15]
@@ -95,7 +95,7 @@ t0=$(now)
 "${PSQL[@]}" -c "SELECT count(*) FROM floe.verify_audit()" >/dev/null
 echo "  verifying them: $(echo "$(now) - $t0" | bc) s"
 
-echo "# OLTP: pgbench, 2 clients, ${SECS}s per variant"
+echo "# OLTP: pgbench, 2 clients, ${SECS}s per variant, $ROUNDS rounds"
 for v in none plain floe; do
     cat >"$WORK/$v.sql" <<EOF
 \set id random(1, 1000000000)
@@ -112,11 +112,14 @@ EOF
           FROM generate_series(1, 100000) g" >/dev/null
 done
 if floe_is_root; then chown -R "$FLOE_OS_USER" "$WORK"; fi
-for v in none plain floe; do
-    tps=$(as_cluster_user "$FLOE_PG_BIN/pgbench" -n -c 2 -j 2 -T "$SECS" -f "$WORK/$v.sql" \
-          -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" bench 2>/dev/null | awk '/^tps/ {print $3}')
-    "${PSQL[@]}" -c "INSERT INTO results VALUES ('$v', 'oltp', 1, $tps)"
-    echo "  $v: $tps tps"
+for r in $(seq 1 "$ROUNDS"); do
+    for v in none plain floe; do
+        "${PSQL[@]}" -c "CHECKPOINT" >/dev/null
+        tps=$(as_cluster_user "$FLOE_PG_BIN/pgbench" -n -c 2 -j 2 -T "$SECS" -f "$WORK/$v.sql" \
+              -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" bench 2>/dev/null | awk '/^tps/ {print $3}')
+        "${PSQL[@]}" -c "INSERT INTO results VALUES ('$v', 'oltp', $r, $tps)"
+        echo "  round $r $v: $tps tps"
+    done
 done
 
 echo
@@ -137,7 +140,8 @@ SELECT '| ' || phase || ' (s)', round(none::numeric, 2), round(plain::numeric, 2
        round((plain - none)::numeric, 2), round((floe - none)::numeric, 2),
        round(((floe - none) / nullif(plain - none, 0))::numeric, 2) || 'x |'
   FROM p ORDER BY array_position('{insert,update,delete}', phase);
-WITH o AS (SELECT variant, seconds AS tps FROM results WHERE phase = 'oltp')
+WITH o AS (SELECT variant, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS tps
+             FROM results WHERE phase = 'oltp' GROUP BY variant)
 SELECT '| oltp (tps; cost = ms per 1000 transactions)',
        round((SELECT tps FROM o WHERE variant = 'none')::numeric),
        round((SELECT tps FROM o WHERE variant = 'plain')::numeric),

@@ -91,6 +91,8 @@ BEGIN;
 SELECT floe.set_tenant('aaaaaaaa-0000-0000-0000-000000000009');
 INSERT INTO events VALUES ('2026-05-01', 1, 'open'), ('2030-01-01', 2, 'click');
 COMMIT;
+-- Straight into a partition (no statement trigger there): written at commit.
+INSERT INTO events_2026 VALUES ('2026-06-01', 3, 'direct');
 SELECT n, table_name, op, tenant, pk FROM entries WHERE table_name = 'events' ORDER BY n;
 -- A tenant-isolated table: the tenant comes from the row.
 CREATE TABLE notes (id int PRIMARY KEY, tenant_id uuid NOT NULL, body text);
@@ -189,6 +191,13 @@ INSERT INTO leads (id, tenant_id, email) VALUES (3, 'aaaaaaaa-0000-0000-0000-000
 SELECT count(*) AS entries_of_lead_3 FROM floe.audit_log WHERE table_name = 'leads' AND pk = '{"id": 3}';
 SELECT count(*) AS audit_triggers_left FROM pg_trigger WHERE tgrelid = 'leads'::regclass AND tgname LIKE 'floe_audit%';
 SELECT relid FROM floe.audit_tables ORDER BY relid::text;
+-- A dropped table leaves the registry; its entries stay.
+CREATE TABLE gone (id int PRIMARY KEY);
+SELECT floe.enable_audit('gone');
+INSERT INTO gone VALUES (1);
+DROP TABLE gone;
+SELECT count(*) AS registered, (SELECT count(*) FROM floe.audit_log WHERE table_name = 'gone') AS entries
+  FROM floe.audit_tables WHERE relid::text = 'gone';
 
 -- Inventory: one row per user table, with what floe does to it ------------------------------
 ANALYZE scratch;

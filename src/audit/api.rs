@@ -377,13 +377,23 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
         // partition of an audited table): written before the commit, or no commit.
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT
         | pg_sys::XactEvent::XACT_EVENT_PARALLEL_PRE_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE
             if PENDING.with_borrow(|p| !p.is_empty()) =>
         {
-            if let Err(e) = flush() {
+            // SAFETY: commit has released the statement's snapshot; SPI needs one. An ERROR
+            // aborts the transaction, which cleans the snapshot stack.
+            unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+            let flushed = flush();
+            unsafe { pg_sys::PopActiveSnapshot() };
+            if let Err(e) = flushed {
                 e.raise();
             }
         }
-        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+        pg_sys::XactEvent::XACT_EVENT_ABORT
+        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+        | pg_sys::XactEvent::XACT_EVENT_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
             PENDING.with_borrow_mut(Vec::clear);
         }
         _ => {}

@@ -1,0 +1,26 @@
+-- The reference platform, Content tier: messages (partitioned by month) and their bodies,
+-- which live compressed and deduplicated per tenant in floe's content store.
+CREATE SCHEMA app;
+
+CREATE TABLE app.email_messages (
+    id          bigint NOT NULL,
+    tenant_id   uuid NOT NULL,
+    campaign_id bigint,
+    template    int NOT NULL,
+    subject     text NOT NULL,
+    sent_at     timestamptz NOT NULL,
+    PRIMARY KEY (id, sent_at)
+) PARTITION BY RANGE (sent_at);
+SELECT floe.create_parent('app.email_messages', 'sent_at', start => date_trunc('month', now()) - interval '2 months');
+
+CREATE TABLE app.email_content (
+    message_id  bigint PRIMARY KEY,
+    tenant_id   uuid NOT NULL,
+    body        text
+);
+-- Bodies go to the store: the column keeps NULL, body_hash the key, and the view
+-- app.email_content_with_body reads them back.
+SELECT floe.manage_content('app.email_content', 'body', 'tenant_id');
+
+SELECT count(*) AS statements
+  FROM unnest('{app.email_messages,app.email_content}'::regclass[]) t, LATERAL floe.enable_tenant_isolation(t);

@@ -1,0 +1,68 @@
+-- The reference platform, OLTP tier: tenants and what they own. Every table with a tenant is
+-- isolated (RLS that fails closed, guard trigger, tenant index); the tables holding personal
+-- data are audited, their e-mail addresses logged only as a keyed hash.
+-- Run in a database with CREATE EXTENSION floe; creates schema app.
+CREATE SCHEMA app;
+
+CREATE TABLE app.tenants (
+    id         uuid PRIMARY KEY,
+    name       text NOT NULL,
+    plan       text NOT NULL CHECK (plan IN ('free', 'starter', 'growth', 'enterprise')),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE app.users (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id  uuid NOT NULL REFERENCES app.tenants,
+    email      text NOT NULL,
+    name       text NOT NULL,
+    role       text NOT NULL DEFAULT 'member',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, email)
+);
+CREATE TABLE app.companies (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id  uuid NOT NULL REFERENCES app.tenants,
+    name       text NOT NULL,
+    domain     text NOT NULL
+);
+CREATE TABLE app.campaigns (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id  uuid NOT NULL REFERENCES app.tenants,
+    name       text NOT NULL,
+    status     text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'running', 'paused', 'done')),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE app.leads (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id  uuid NOT NULL REFERENCES app.tenants,
+    company_id bigint REFERENCES app.companies,
+    campaign_id bigint REFERENCES app.campaigns,
+    email      text NOT NULL,
+    name       text NOT NULL,
+    status     text NOT NULL DEFAULT 'new',
+    score      int NOT NULL DEFAULT 0
+);
+CREATE TABLE app.email_accounts (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id   uuid NOT NULL REFERENCES app.tenants,
+    address     text NOT NULL,
+    provider    text NOT NULL,
+    daily_limit int NOT NULL DEFAULT 500
+);
+
+-- Tenant isolation: the tenants table is keyed by the tenant itself.
+SELECT count(*) AS statements FROM floe.enable_tenant_isolation('app.tenants', tenant_column => 'id');
+SELECT count(*) AS statements
+  FROM unnest('{app.users,app.companies,app.campaigns,app.leads,app.email_accounts}'::regclass[]) t, LATERAL floe.enable_tenant_isolation(t);
+
+-- Audit: personal data (GDPR), addresses as keyed hashes.
+SELECT floe.enable_audit('app.users', redact => '{email}', classification => '{gdpr}');
+SELECT floe.enable_audit('app.leads', redact => '{email}', classification => '{gdpr}');
+SELECT floe.enable_audit('app.email_accounts', redact => '{address}', classification => '{gdpr}');
+
+-- The application's role: it sees a tenant's rows once it says which tenant it serves.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'platform_app') THEN CREATE ROLE platform_app; END IF;
+END $$;
+GRANT USAGE ON SCHEMA app TO platform_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO platform_app;
