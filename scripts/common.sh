@@ -29,7 +29,7 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'insta
 
 ensure_packages() {
     local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR clang libclang-dev
-        build-essential pkg-config libssl-dev sudo "$@")
+        build-essential pkg-config libssl-dev sudo python3 "$@")
     local missing=() p
     for p in "${wanted[@]}"; do pkg_installed "$p" || missing+=("$p"); done
     [ ${#missing[@]} -eq 0 ] && return 0

@@ -12,7 +12,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TENANTS=${1:-6}
 EMAILS=${2:-3000}
 TIERS=(oltp content queue olap)
+FLOE_PG_BIN=${FLOE_PG_BIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 PSQL=("$FLOE_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1)
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 WORK=$(mktemp -d /tmp/floe-platform.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -77,13 +79,15 @@ INSERT INTO app.email_content (message_id, tenant_id, body) SELECT id, tenant, b
 COMMIT;
 SQL
 
-"${PSQL[@]}" -d queue <<SQL
+"${PSQL[@]}" -d queue -o /dev/null <<SQL
 $STAGE
--- A backlog as the platform has it at a busy moment: sends of every priority, the older the
--- longer they have waited (over the last 40 minutes).
+-- A backlog as the platform has it at a busy moment: sends of every priority, the lower the
+-- priority the longer they have waited (critical: up to 4 minutes ... background: 32 to 36;
+-- the queue guarantees 40 minutes, 4 aging steps).
 SELECT count(floe.enqueue('email_send', jsonb_build_object('message', id, 'template', template),
-                          priority => (ARRAY['critical', 'high', 'normal', 'low', 'background'])[1 + id % 5],
-                          run_at => now() - (id % 40) * interval '1 minute', tenant => tenant))
+                          priority => (ARRAY['critical', 'high', 'normal', 'low', 'background'])[1 + (id / 10) % 5],
+                          run_at => now() - (((id / 10) % 5) * 8 + (id / 50) % 5) * interval '1 minute',
+                          tenant => tenant))
   FROM corpus WHERE id % 10 = 0;
 SELECT count(floe.enqueue('email_process', jsonb_build_object('message', id, 'step', 'classify'),
                           priority => 'normal', tenant => tenant))
@@ -95,9 +99,9 @@ $STAGE
 BEGIN;
 SET LOCAL floe.tenant_admin = on;
 INSERT INTO app.campaign_analytics (tenant_id, campaign_id, day, sent, opened, clicked)
-SELECT t.tenant, c, d::date, 200 + (c * 37 + extract(doy FROM d)::int) % 300,
-       60 + (c * 13 + extract(doy FROM d)::int) % 90, 5 + (c * 7 + extract(doy FROM d)::int) % 20
-  FROM (SELECT DISTINCT tenant FROM corpus) t, generate_series(1, 4) c,
+SELECT t.tenant, c, d::date, 200 + (c * 37 + extract(doy FROM d)::int + t.k) % 300,
+       60 + (c * 13 + extract(doy FROM d)::int + t.k) % 90, 5 + (c * 7 + extract(doy FROM d)::int + t.k) % 20
+  FROM (SELECT DISTINCT tenant, abs(hashtext(tenant::text)) % 97 AS k FROM corpus) t, generate_series(1, 4) c,
        generate_series(date_trunc('month', now()) - interval '2 months', now(), interval '1 day') d;
 INSERT INTO app.billing_analytics (tenant_id, at, event, amount)
 SELECT t.tenant, d, (ARRAY['send', 'seat', 'overage'])[1 + extract(day FROM d)::int % 3],
@@ -114,7 +118,7 @@ SQL
 # What the scheduler would do within a minute or two, done now so the tour shows a settled
 # platform: refresh the dashboards, seal the audit entries, run the maintenance jobs.
 for db in "${TIERS[@]}"; do
-    "${PSQL[@]}" -d "$db" -At -c "SET client_min_messages = warning" \
+    "${PSQL[@]}" -d "$db" -At -c "ANALYZE" \
         -c "SELECT floe.run_job(name) FROM floe.jobs WHERE builtin ORDER BY name" >/dev/null
 done
 

@@ -12,7 +12,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 FLOE_PORT=${FLOE_PORT:-5488}
 DEMO_DIR=$FLOE_OS_HOME/demo
-TIERS=(oltp content queue olap)
 
 floe_is_root || die "run this as root: it installs packages and the extension"
 ensure_toolchain
@@ -25,18 +24,9 @@ fi
 step "starting the cluster (restarted if running, so it loads the new library)"
 cluster_restart "$DEMO_DIR"
 
-step "tier databases: ${TIERS[*]}"
-for db in "${TIERS[@]}"; do
-    exists=$(cluster_psql "$DEMO_DIR" postgres -At -c "SELECT 1 FROM pg_database WHERE datname = '$db'")
-    [ "$exists" = 1 ] || cluster_psql "$DEMO_DIR" postgres -c "CREATE DATABASE $db"
-    # Create on first run; on a re-run after an upgrade, move the SQL objects to the new version.
-    cluster_psql "$DEMO_DIR" "$db" -c "SET client_min_messages = warning" \
-        -c "CREATE EXTENSION IF NOT EXISTS floe" -c "ALTER EXTENSION floe UPDATE"
-    printf '  %-8s floe %s\n' "$db" "$(cluster_psql "$DEMO_DIR" "$db" -At -c 'SELECT floe.version()')"
-done
-
-step "demo (scripts/demo.sql)"
-cluster_psql "$DEMO_DIR" oltp -f "$FLOE_ROOT/scripts/demo.sql"
+step "the four-tier reference platform (scripts/platform.sh: sql/examples/, ${FLOE_TENANTS:-6} tenants, ${FLOE_EMAILS:-3000} emails)"
+PGHOST=$DEMO_DIR PGPORT=$(cluster_port "$DEMO_DIR") PGUSER=$FLOE_DB_SUPERUSER FLOE_PG_BIN=$FLOE_PG_BIN \
+    bash "$FLOE_ROOT/scripts/platform.sh" "${FLOE_TENANTS:-6}" "${FLOE_EMAILS:-3000}"
 
 port=$(cluster_port "$DEMO_DIR")
 cat <<MSG

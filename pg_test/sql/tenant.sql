@@ -266,6 +266,11 @@ CREATE VIEW app.h_jobs_invoker WITH (security_invoker = true) AS SELECT id, payl
 GRANT TRUNCATE ON app.h_not_forced TO regress_app;
 CREATE MATERIALIZED VIEW app.h_jobs_mv AS SELECT tenant_id, count(*) FROM app.jobs GROUP BY 1
     WITH NO DATA;
+GRANT SELECT ON app.h_jobs_mv TO regress_app;
+-- an operators' dashboard: every tenant's rows, but no role besides its owner may read it
+CREATE MATERIALIZED VIEW app.h_jobs_dashboard AS SELECT tenant_id, count(*) FROM app.jobs GROUP BY 1
+    WITH NO DATA;
+REVOKE ALL ON app.h_jobs_dashboard FROM PUBLIC, regress_app, regress_ops;
 RESET ROLE;
 -- a view owned by a superuser reads around the policy (h_jobs_view, owned by the table's
 -- owner under FORCE ROW LEVEL SECURITY, does not)
@@ -289,7 +294,7 @@ ALTER ROLE regress_login RESET app.current_tenant_id;
 -- disable undoes exactly what enable did: no floe policy, trigger or index is left on jobs.
 SET ROLE regress_owner;
 DROP VIEW app.h_jobs_view, app.h_jobs_invoker, app.h_jobs_su_view;
-DROP MATERIALIZED VIEW app.h_jobs_mv;
+DROP MATERIALIZED VIEW app.h_jobs_mv, app.h_jobs_dashboard;
 DROP TABLE app.h_order_items;
 DROP POLICY legacy_read ON app.companies;
 SELECT * FROM floe.disable_tenant_isolation('app.jobs');

@@ -1,12 +1,18 @@
 -- Tour of the OLTP tier (scripts/platform.sh prints it). Plain SQL from any client.
 \pset footer off
+-- (The tour runs as an operator; it picks a tenant in admin mode, as an operator must.)
+BEGIN;
+SET LOCAL floe.tenant_admin = on;
+SELECT id AS tenant, name AS tenant_name FROM app.tenants ORDER BY name LIMIT 1 \gset
+COMMIT;
 \echo '-- tenant isolation: the application role sees nothing until it names its tenant (fails closed, 42501)'
 SET ROLE platform_app;
 \set ON_ERROR_STOP 0
 SELECT count(*) FROM app.leads;
 \set ON_ERROR_STOP 1
 BEGIN;
-SELECT floe.set_tenant((SELECT id FROM app.tenants ORDER BY name LIMIT 1)) \g /dev/null
+SELECT floe.set_tenant(:'tenant') \g /dev/null
+\echo '-- as' :tenant_name
 SELECT (SELECT count(*) FROM app.tenants) AS tenants_visible, (SELECT count(*) FROM app.leads) AS leads_visible,
        (SELECT count(DISTINCT tenant_id) FROM app.leads) AS tenants_among_them;
 \echo '-- writing a row of another tenant is refused (42501)'

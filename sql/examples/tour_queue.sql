@@ -4,7 +4,10 @@
 SELECT queue, priority, count(*) AS jobs, max(now() - run_at)::interval(0) AS oldest_wait
   FROM floe.queued_jobs GROUP BY queue, priority
  ORDER BY queue, array_position('{critical,high,normal,low,background}', priority);
-\echo '-- aging: a dequeue serves by urgency = tier + time waited (one tier per 10 minutes), so a'
-\echo '-- background job that waited 39 minutes goes before a fresh critical one'
-SELECT priority, (now() - run_at)::interval(0) AS waited FROM floe.dequeue('email_send', batch => 8);
+\echo '-- aging: a dequeue serves by urgency = tier + time waited (one tier per aging_step, 10 minutes'
+\echo '-- here), so jobs that waited long in low tiers come out among the fresh critical ones'
+SELECT priority, (now() - run_at)::interval(0) AS waited,
+       round(5 - array_position('{critical,high,normal,low,background}', priority)
+             + extract(epoch FROM now() - run_at)::numeric / 600, 2) AS urgency
+  FROM floe.dequeue('email_send', batch => 8);
 SELECT queue, state, count(*) AS jobs FROM floe.queued_jobs GROUP BY queue, state ORDER BY queue, state;

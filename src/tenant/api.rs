@@ -883,9 +883,16 @@ SELECT n.nspname::text, v.relname::text, v.relkind::text,
                JOIN pg_catalog.pg_namespace bn ON bn.oid = b.relnamespace
               WHERE rw.ev_class = v.oid AND b.oid <> v.oid AND b.oid = ANY ($1)
                 -- a view reads with its owner's rights: that only leaks when the owner
-                -- bypasses the table's policy (a materialized view stores every row anyway)
-                AND (v.relkind = 'm' OR o.rolsuper OR o.rolbypassrls OR NOT b.relrowsecurity
-                     OR (b.relowner = v.relowner AND NOT b.relforcerowsecurity))
+                -- bypasses the table's policy. A materialized view stores every tenant's
+                -- rows: that leaks when a role other than its owner may read it (an
+                -- operators' dashboard nobody else is granted is fine).
+                AND (CASE WHEN v.relkind = 'm'
+                          THEN EXISTS (SELECT 1 FROM pg_catalog.aclexplode(
+                                           COALESCE(v.relacl, pg_catalog.acldefault('r', v.relowner))) a
+                                        WHERE a.privilege_type = 'SELECT' AND a.grantee <> v.relowner)
+                          ELSE o.rolsuper OR o.rolbypassrls OR NOT b.relrowsecurity
+                               OR (b.relowner = v.relowner AND NOT b.relforcerowsecurity)
+                     END)
               ORDER BY 1) AS leaking_reads,
        EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite rw
                  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass

@@ -117,7 +117,7 @@ pub fn judge(f: &Facts) -> Verdict {
             "role with BYPASSRLS that can log in or be reached with SET ROLE: it sees and changes every tenant's rows".to_string(),
         ),
         Kind::MaterializedView if !f.reads.is_empty() => problems.push(format!(
-            "materialized view stores rows of tenant table(s) {} for every tenant (materialized views cannot have row level security)",
+            "materialized view stores rows of tenant table(s) {} for every tenant and roles other than its owner may read it (materialized views cannot have row level security)",
             f.reads.join(", ")
         )),
         Kind::MaterializedView => {}

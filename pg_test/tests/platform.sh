@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# End to end: the four-tier reference platform (scripts/platform.sh, what the README's first
+# command runs) on a throwaway preloaded cluster with its scheduler workers: the schemas of
+# sql/examples/, the generated tenants and emails, the tour, and floe.health() all ok in all
+# four databases. Then a few facts of the tour, checked.
+source "$(dirname "$0")/../lib/testlib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+
+cluster_throwaway yes
+out=$(bash "$ROOT/scripts/platform.sh" 4 800 2>&1) || { echo "$out" | tail -40; fail "platform.sh failed"; }
+expect_match "$out" "oltp +all [0-9]+ checks ok" "oltp: floe.health() all ok"
+expect_match "$out" "content +all [0-9]+ checks ok" "content: floe.health() all ok"
+expect_match "$out" "queue +all [0-9]+ checks ok" "queue: floe.health() all ok"
+expect_match "$out" "olap +all [0-9]+ checks ok" "olap: floe.health() all ok"
+
+expect_match "$(qd oltp "SET ROLE platform_app; SELECT count(*) FROM app.leads" 2>&1 || true)" "no tenant is set" \
+    "oltp: no tenant, no rows (fails closed)"
+tenant=$(qd oltp "BEGIN; SET LOCAL floe.tenant_admin = on; SELECT id FROM app.tenants ORDER BY id LIMIT 1; COMMIT")
+expect_eq "$(qd oltp "SET ROLE platform_app; BEGIN; SELECT floe.set_tenant('$tenant');
+    SELECT count(DISTINCT tenant_id) || ' ' || min(tenant_id::text) FROM app.leads; COMMIT" | tail -1)" "1 $tenant" \
+    "oltp: a tenant sees only its own leads"
+expect_eq "$(qd oltp "SELECT count(*) FROM floe.verify_audit() WHERE status <> 'ok'")" 0 "oltp: audit verified"
+expect_eq "$(qd content "SELECT count(*) FROM app.email_content WHERE body IS NOT NULL")" 0 \
+    "content: bodies are in the store, not the table"
+expect_eq "$(qd content "BEGIN; SET LOCAL floe.tenant_admin = on;
+    SELECT count(*) = 800 FROM app.email_content_with_body WHERE body IS NOT NULL; COMMIT")" t \
+    "content: every body reads back"
+expect_match "$(qd content "SELECT ratio_with_dedup FROM floe.content_stats WHERE tenant IS NULL AND tier IS NULL")" \
+    "^[0-9]+\.[0-9]+$" "content: compression ratio reported"
+expect_eq "$(qd olap "SELECT count(*) FROM floe.matview_status WHERE last_result = 'succeeded'")" 2 \
+    "olap: both dashboards refreshed"
+expect_eq "$(qd olap "SELECT count(*) > 0 FROM app.tenant_dashboard")" t "olap: dashboard has rows"
+expect_eq "$(qd queue "SELECT count(*) > 0 FROM floe.queued_jobs")" t "queue: backlog left after the tour's dequeue"
