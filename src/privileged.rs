@@ -72,6 +72,27 @@ impl<'conn> Session<'_, 'conn> {
         };
         Ok(self.client.update(&*stmt, None, args)?)
     }
+
+    /// Prepares a statement floe assembles at run time (around an identifier it quoted
+    /// itself), kept for the life of the backend; the caller caches it (and runs it with
+    /// [`Session::run_kept`]).
+    pub fn prepare_kept(
+        &mut self,
+        sql: &str,
+        types: &[pg_sys::Oid],
+    ) -> Result<OwnedPreparedStatement, FloeError> {
+        let pg_types: Vec<PgOid> = types.iter().map(|&t| PgOid::from(t)).collect();
+        Ok(self.client.prepare_mut(sql, &pg_types)?.keep())
+    }
+
+    /// Runs a statement from [`Session::prepare_kept`].
+    pub fn run_kept(
+        &mut self,
+        stmt: &OwnedPreparedStatement,
+        args: &[DatumWithOid<'_>],
+    ) -> Result<SpiTupleTable<'conn>, FloeError> {
+        Ok(self.client.update(stmt, None, args)?)
+    }
 }
 
 /// The owner of the installed extension, from the cache or the catalog (dropping saved plans

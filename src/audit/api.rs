@@ -17,6 +17,7 @@ use crate::health::checks::Check;
 use crate::privileged::{self, Session};
 use crate::sqltypes::{ts, us_of};
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
 use pgrx::PgRelation;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -348,6 +349,145 @@ INSERT INTO floe.audit_log (relid, schema_name, table_name, op, tenant, actor, a
 VALUES ($1, $2, $3, $6, $7, pg_catalog.pg_get_userbyid($8), $9, pg_catalog.inet_client_addr(),
         $10::pg_catalog.jsonb, $11::pg_catalog.jsonb, $12::pg_catalog.jsonb, $4, $5)";
 
+/// Entries go straight into the partition of the current month (not through the parent,
+/// which sets up partition routing for every statement: most of a single-row statement's
+/// extra cost). The partition, its bounds, and its two statements, kept per backend.
+struct LogPartition {
+    schema: pg_sys::Oid,
+    partition: pg_sys::Oid,
+    lo: i64,
+    hi: i64,
+    one: Option<Rc<OwnedPreparedStatement>>,
+    many: Option<Rc<OwnedPreparedStatement>>,
+    sql_one: String,
+    sql_many: String,
+}
+
+thread_local! {
+    static TARGET: RefCell<Option<LogPartition>> = const { RefCell::new(None) };
+}
+
+/// The leaf partition of the log for now() (not the default one), with its bounds.
+const PARTITION_NOW: &str = "
+SELECT p.partition::oid, p.partition::text,
+       pg_catalog.btrim(p.lower_bound, '''')::timestamptz, pg_catalog.btrim(p.upper_bound, '''')::timestamptz
+  FROM floe.partitions('floe.audit_log') p
+ WHERE NOT p.is_default
+   AND pg_catalog.btrim(p.lower_bound, '''')::timestamptz <= pg_catalog.now()
+   AND pg_catalog.now() < pg_catalog.btrim(p.upper_bound, '''')::timestamptz";
+
+/// The statements for one partition: the parent's, aimed at the partition, with the defaults
+/// spelled out (a partition attached by hand may not have them).
+fn partition_sql(template: &str, partition: &str) -> String {
+    template
+        .replacen(
+            "INSERT INTO floe.audit_log (relid,",
+            &format!("INSERT INTO {partition} (id, logged_at, xid, relid,"),
+            1,
+        )
+        .replacen(
+            "VALUES ($1,",
+            "VALUES (pg_catalog.nextval('floe.audit_log_id_seq'::pg_catalog.regclass), pg_catalog.now(), pg_catalog.pg_current_xact_id(), $1,",
+            1,
+        )
+        .replacen(
+            "SELECT $1,",
+            "SELECT pg_catalog.nextval('floe.audit_log_id_seq'::pg_catalog.regclass), pg_catalog.now(), pg_catalog.pg_current_xact_id(), $1,",
+            1,
+        )
+}
+
+/// Whether the cached partition still takes this transaction's entries (same installation,
+/// now() within its bounds, still a partition); else looks it up again. `false`: no
+/// partition for now() (the parent and its default partition take the entries).
+fn ensure_target() -> Result<bool, FloeError> {
+    let schema = floe_schema();
+    // SAFETY: reads the transaction's start time (what now() returns).
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let valid = TARGET.with_borrow(|t| {
+        t.as_ref().is_some_and(|t| {
+            t.schema == schema
+                && t.lo <= now
+                && now < t.hi
+                // SAFETY: a syscache lookup.
+                && unsafe { pg_sys::get_rel_relispartition(t.partition) }
+        })
+    });
+    if valid {
+        return Ok(true);
+    }
+    let found = privileged::run(|s| {
+        let rows = s.run(PARTITION_NOW, &[])?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let row = rows.first();
+        let (Some(oid), Some(name), Some(lo), Some(hi)) = (
+            row.get::<pg_sys::Oid>(1)?,
+            row.get::<String>(2)?,
+            row.get::<TimestampWithTimeZone>(3)?,
+            row.get::<TimestampWithTimeZone>(4)?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some((oid, name, us_of(lo), us_of(hi))))
+    })?;
+    let Some((partition, name, lo, hi)) = found else {
+        TARGET.set(None);
+        return Ok(false);
+    };
+    TARGET.set(Some(LogPartition {
+        schema,
+        partition,
+        lo,
+        hi,
+        one: None,
+        many: None,
+        sql_one: partition_sql(INSERT_ENTRY, &name),
+        sql_many: partition_sql(INSERT_ENTRIES, &name),
+    }));
+    Ok(true)
+}
+
+/// Runs the single-entry or batch statement on the current partition (prepared on first use).
+fn run_on_target(
+    s: &mut Session<'_, '_>,
+    many: bool,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+) -> Result<(), FloeError> {
+    let cached = TARGET.with_borrow(|t| {
+        t.as_ref().map(|t| {
+            let stmt = if many { &t.many } else { &t.one };
+            let sql = if many { &t.sql_many } else { &t.sql_one };
+            (stmt.clone(), sql.clone())
+        })
+    });
+    let Some((stmt, sql)) = cached else {
+        return Err(FloeError::Internal {
+            message: "audit: no target partition".into(),
+        });
+    };
+    let stmt = match stmt {
+        Some(stmt) => stmt,
+        None => {
+            let types: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
+            let stmt = Rc::new(s.prepare_kept(&sql, &types)?);
+            TARGET.with_borrow_mut(|t| {
+                if let Some(t) = t.as_mut() {
+                    if many {
+                        t.many = Some(stmt.clone());
+                    } else {
+                        t.one = Some(stmt.clone());
+                    }
+                }
+            });
+            stmt
+        }
+    };
+    s.run_kept(&stmt, args)?;
+    Ok(())
+}
+
 /// Row entries wait here until their statement ends (the statement-level trigger
 /// `floe_audit_flush`), FLUSH_AT of them pile up, or the transaction commits; a
 /// (sub)transaction abort drops the ones it made.
@@ -429,33 +569,30 @@ fn flush() -> Result<(), FloeError> {
     if pending.is_empty() {
         return Ok(());
     }
+    let direct = ensure_target()?;
     privileged::run_qualified(|s| {
         for group in pending.chunk_by(|a, b| a.cfg.root == b.cfg.root) {
             let cfg = &group[0].cfg;
-            if let [e] = group {
-                s.run(
-                    INSERT_ENTRY,
-                    &[
-                        cfg.root.into(),
-                        cfg.schema.as_str().into(),
-                        cfg.table.as_str().into(),
-                        cfg.redact.clone().into(),
-                        cfg.classification.clone().into(),
-                        e.op.into(),
-                        e.tenant.into(),
-                        e.caller.into(),
-                        e.actor.clone().into(),
-                        e.pk.clone().into(),
-                        e.old.clone().into(),
-                        e.new.clone().into(),
-                    ],
-                )?;
-                continue;
-            }
-            let col = |f: fn(&Pending) -> Option<String>| group.iter().map(f).collect::<Vec<_>>();
-            s.run(
-                INSERT_ENTRIES,
-                &[
+            let many = group.len() > 1;
+            let args: Vec<pgrx::datum::DatumWithOid<'_>> = if let [e] = group {
+                vec![
+                    cfg.root.into(),
+                    cfg.schema.as_str().into(),
+                    cfg.table.as_str().into(),
+                    cfg.redact.clone().into(),
+                    cfg.classification.clone().into(),
+                    e.op.into(),
+                    e.tenant.into(),
+                    e.caller.into(),
+                    e.actor.clone().into(),
+                    e.pk.clone().into(),
+                    e.old.clone().into(),
+                    e.new.clone().into(),
+                ]
+            } else {
+                let col =
+                    |f: fn(&Pending) -> Option<String>| group.iter().map(f).collect::<Vec<_>>();
+                vec![
                     cfg.root.into(),
                     cfg.schema.as_str().into(),
                     cfg.table.as_str().into(),
@@ -468,8 +605,13 @@ fn flush() -> Result<(), FloeError> {
                     col(|e| e.pk.clone()).into(),
                     col(|e| e.old.clone()).into(),
                     col(|e| e.new.clone()).into(),
-                ],
-            )?;
+                ]
+            };
+            if direct {
+                run_on_target(s, many, &args)?;
+            } else {
+                s.run(if many { INSERT_ENTRIES } else { INSERT_ENTRY }, &args)?;
+            }
         }
         Ok(())
     })
