@@ -73,6 +73,29 @@ impl<'conn> Session<'_, 'conn> {
         Ok(self.client.update(&*stmt, None, args)?)
     }
 
+    /// Creates something once per database: when `exists` (a statement returning one
+    /// boolean) says it is missing, takes `lock` (an advisory transaction lock) and, if it is
+    /// still missing, runs `create`. Concurrent first callers wait for each other instead of
+    /// both creating it.
+    pub fn create_once(
+        &mut self,
+        exists: &'static str,
+        lock: &'static str,
+        create: &'static str,
+    ) -> Result<(), FloeError> {
+        let present = |s: &mut Self| -> Result<bool, FloeError> {
+            Ok(s.run(exists, &[])?.first().get::<bool>(1)?.unwrap_or(false))
+        };
+        if present(self)? {
+            return Ok(());
+        }
+        self.run(lock, &[])?;
+        if !present(self)? {
+            self.run(create, &[])?;
+        }
+        Ok(())
+    }
+
     /// Prepares a statement floe assembles at run time (around an identifier it quoted
     /// itself), kept for the life of the backend; the caller caches it (and runs it with
     /// [`Session::run_kept`]).

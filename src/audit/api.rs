@@ -326,45 +326,59 @@ fn audit_tables_oid() -> Option<pg_sys::Oid> {
 // The audit trigger
 // ---------------------------------------------------------------------------------------
 
-/// A batch of one table's entries (one executor start per batch, not per row). Every name
-/// is schema-qualified and there is no operator: written through `privileged::run_qualified`.
-const INSERT_ENTRIES: &str = "
-INSERT INTO floe.audit_log (relid, schema_name, table_name, op, tenant, actor, app_actor,
-                            client_addr, pk, old_values, new_values, redacted, classification)
-SELECT $1, $2, $3, u.op, u.tenant, pg_catalog.pg_get_userbyid(u.actor), u.app_actor,
-       pg_catalog.inet_client_addr(), u.pk::pg_catalog.jsonb, u.old::pg_catalog.jsonb,
-       u.new::pg_catalog.jsonb, $4, $5
-  FROM ROWS FROM (pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.uuid[]),
-                  pg_catalog.unnest($8::pg_catalog.oid[]), pg_catalog.unnest($9::pg_catalog.text[]),
-                  pg_catalog.unnest($10::pg_catalog.text[]), pg_catalog.unnest($11::pg_catalog.text[]),
-                  pg_catalog.unnest($12::pg_catalog.text[]))
-       WITH ORDINALITY AS u(op, tenant, actor, app_actor, pk, old, new, ord)
- ORDER BY u.ord";
+/// Where entries are written: straight into the partition of the current month (through the
+/// parent, partition routing is set up for every statement: most of a single-row
+/// statement's extra cost), or the parent while no partition covers now() (its default
+/// partition takes them). Every column is spelled out, the defaults too (a partition attached
+/// by hand may lack them); every name is schema-qualified and there is no operator: run
+/// through `privileged::run_qualified`.
+fn insert_one_sql(table: &str) -> String {
+    // One entry (a statement that changed one row): a plain VALUES, which runs from a
+    // generic plan; the batch's unnest would be planned again for every single-row array.
+    format!(
+        "INSERT INTO {table} ({ENTRY_COLUMNS})
+         VALUES ({ENTRY_DEFAULTS}, $1, $2, $3, $6, $7, pg_catalog.pg_get_userbyid($8), $9,
+                 pg_catalog.inet_client_addr(), $10::pg_catalog.jsonb, $11::pg_catalog.jsonb,
+                 $12::pg_catalog.jsonb, $4, $5)"
+    )
+}
 
-/// One entry (a statement that changed one row): a plain VALUES, which runs from a generic
-/// plan; the batch's unnest would be planned again for every single-row array.
-const INSERT_ENTRY: &str = "
-INSERT INTO floe.audit_log (relid, schema_name, table_name, op, tenant, actor, app_actor,
-                            client_addr, pk, old_values, new_values, redacted, classification)
-VALUES ($1, $2, $3, $6, $7, pg_catalog.pg_get_userbyid($8), $9, pg_catalog.inet_client_addr(),
-        $10::pg_catalog.jsonb, $11::pg_catalog.jsonb, $12::pg_catalog.jsonb, $4, $5)";
+/// A batch of one table's entries (one executor start per batch, not per row).
+fn insert_many_sql(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} ({ENTRY_COLUMNS})
+         SELECT {ENTRY_DEFAULTS}, $1, $2, $3, u.op, u.tenant, pg_catalog.pg_get_userbyid(u.actor),
+                u.app_actor, pg_catalog.inet_client_addr(), u.pk::pg_catalog.jsonb,
+                u.old::pg_catalog.jsonb, u.new::pg_catalog.jsonb, $4, $5
+           FROM ROWS FROM (pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.uuid[]),
+                           pg_catalog.unnest($8::pg_catalog.oid[]), pg_catalog.unnest($9::pg_catalog.text[]),
+                           pg_catalog.unnest($10::pg_catalog.text[]), pg_catalog.unnest($11::pg_catalog.text[]),
+                           pg_catalog.unnest($12::pg_catalog.text[]))
+                WITH ORDINALITY AS u(op, tenant, actor, app_actor, pk, old, new, ord)
+          ORDER BY u.ord"
+    )
+}
 
-/// Entries go straight into the partition of the current month (not through the parent,
-/// which sets up partition routing for every statement: most of a single-row statement's
-/// extra cost). The partition, its bounds, and its two statements, kept per backend.
-struct LogPartition {
+const ENTRY_COLUMNS: &str = "id, logged_at, xid, relid, schema_name, table_name, op, tenant, \
+    actor, app_actor, client_addr, pk, old_values, new_values, redacted, classification";
+const ENTRY_DEFAULTS: &str = "pg_catalog.nextval('floe.audit_log_id_seq'::pg_catalog.regclass), \
+    pg_catalog.now(), pg_catalog.pg_current_xact_id()";
+
+/// The table entries go to, its bounds, and its two statements (prepared on first use),
+/// kept per backend.
+struct LogTarget {
     schema: pg_sys::Oid,
-    partition: pg_sys::Oid,
+    /// The month partition; `None`: the parent.
+    partition: Option<pg_sys::Oid>,
     lo: i64,
     hi: i64,
+    table: String,
     one: Option<Rc<OwnedPreparedStatement>>,
     many: Option<Rc<OwnedPreparedStatement>>,
-    sql_one: String,
-    sql_many: String,
 }
 
 thread_local! {
-    static TARGET: RefCell<Option<LogPartition>> = const { RefCell::new(None) };
+    static TARGET: RefCell<Option<LogTarget>> = const { RefCell::new(None) };
 }
 
 /// The leaf partition of the log for now() (not the default one), with its bounds.
@@ -376,31 +390,10 @@ SELECT p.partition::oid, p.partition::text,
    AND pg_catalog.btrim(p.lower_bound, '''')::timestamptz <= pg_catalog.now()
    AND pg_catalog.now() < pg_catalog.btrim(p.upper_bound, '''')::timestamptz";
 
-/// The statements for one partition: the parent's, aimed at the partition, with the defaults
-/// spelled out (a partition attached by hand may not have them).
-fn partition_sql(template: &str, partition: &str) -> String {
-    template
-        .replacen(
-            "INSERT INTO floe.audit_log (relid,",
-            &format!("INSERT INTO {partition} (id, logged_at, xid, relid,"),
-            1,
-        )
-        .replacen(
-            "VALUES ($1,",
-            "VALUES (pg_catalog.nextval('floe.audit_log_id_seq'::pg_catalog.regclass), pg_catalog.now(), pg_catalog.pg_current_xact_id(), $1,",
-            1,
-        )
-        .replacen(
-            "SELECT $1,",
-            "SELECT pg_catalog.nextval('floe.audit_log_id_seq'::pg_catalog.regclass), pg_catalog.now(), pg_catalog.pg_current_xact_id(), $1,",
-            1,
-        )
-}
-
-/// Whether the cached partition still takes this transaction's entries (same installation,
-/// now() within its bounds, still a partition); else looks it up again. `false`: no
-/// partition for now() (the parent and its default partition take the entries).
-fn ensure_target() -> Result<bool, FloeError> {
+/// Keeps the cached target while it still takes this transaction's entries (same
+/// installation, a partition whose bounds hold now(), still a partition); else looks it up
+/// again (while the parent is the target, at every flush: a partition may have been made).
+fn ensure_target() -> Result<(), FloeError> {
     let schema = floe_schema();
     // SAFETY: reads the transaction's start time (what now() returns).
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
@@ -410,11 +403,11 @@ fn ensure_target() -> Result<bool, FloeError> {
                 && t.lo <= now
                 && now < t.hi
                 // SAFETY: a syscache lookup.
-                && unsafe { pg_sys::get_rel_relispartition(t.partition) }
+                && t.partition.is_some_and(|p| unsafe { pg_sys::get_rel_relispartition(p) })
         })
     });
     if valid {
-        return Ok(true);
+        return Ok(());
     }
     let found = privileged::run(|s| {
         let rows = s.run(PARTITION_NOW, &[])?;
@@ -432,53 +425,58 @@ fn ensure_target() -> Result<bool, FloeError> {
         };
         Ok(Some((oid, name, us_of(lo), us_of(hi))))
     })?;
-    let Some((partition, name, lo, hi)) = found else {
-        TARGET.set(None);
-        return Ok(false);
+    let (partition, table, lo, hi) = match found {
+        Some((oid, name, lo, hi)) => (Some(oid), name, lo, hi),
+        None => (None, "floe.audit_log".to_string(), 0, 0),
     };
-    TARGET.set(Some(LogPartition {
-        schema,
-        partition,
-        lo,
-        hi,
-        one: None,
-        many: None,
-        sql_one: partition_sql(INSERT_ENTRY, &name),
-        sql_many: partition_sql(INSERT_ENTRIES, &name),
-    }));
-    Ok(true)
+    TARGET.with_borrow_mut(|t| match t.as_mut() {
+        // The same table (the parent again): keep its prepared statements.
+        Some(t) if t.schema == schema && t.table == table => {
+            (t.partition, t.lo, t.hi) = (partition, lo, hi);
+        }
+        _ => {
+            *t = Some(LogTarget {
+                schema,
+                partition,
+                lo,
+                hi,
+                table,
+                one: None,
+                many: None,
+            })
+        }
+    });
+    Ok(())
 }
 
-/// Runs the single-entry or batch statement on the current partition (prepared on first use).
+/// Runs the single-entry or batch statement on the current target.
 fn run_on_target(
     s: &mut Session<'_, '_>,
     many: bool,
     args: &[pgrx::datum::DatumWithOid<'_>],
 ) -> Result<(), FloeError> {
     let cached = TARGET.with_borrow(|t| {
-        t.as_ref().map(|t| {
-            let stmt = if many { &t.many } else { &t.one };
-            let sql = if many { &t.sql_many } else { &t.sql_one };
-            (stmt.clone(), sql.clone())
-        })
+        t.as_ref()
+            .map(|t| (if many { &t.many } else { &t.one }.clone(), t.table.clone()))
     });
-    let Some((stmt, sql)) = cached else {
+    let Some((stmt, table)) = cached else {
         return Err(FloeError::Internal {
-            message: "audit: no target partition".into(),
+            message: "audit: no target table".into(),
         });
     };
     let stmt = match stmt {
         Some(stmt) => stmt,
         None => {
+            let sql = if many {
+                insert_many_sql(&table)
+            } else {
+                insert_one_sql(&table)
+            };
             let types: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
             let stmt = Rc::new(s.prepare_kept(&sql, &types)?);
             TARGET.with_borrow_mut(|t| {
                 if let Some(t) = t.as_mut() {
-                    if many {
-                        t.many = Some(stmt.clone());
-                    } else {
-                        t.one = Some(stmt.clone());
-                    }
+                    *(if many { &mut t.many } else { &mut t.one }) = Some(stmt.clone());
                 }
             });
             stmt
@@ -569,18 +567,19 @@ fn flush() -> Result<(), FloeError> {
     if pending.is_empty() {
         return Ok(());
     }
-    let direct = ensure_target()?;
+    ensure_target()?;
     privileged::run_qualified(|s| {
         for group in pending.chunk_by(|a, b| a.cfg.root == b.cfg.root) {
             let cfg = &group[0].cfg;
-            let many = group.len() > 1;
-            let args: Vec<pgrx::datum::DatumWithOid<'_>> = if let [e] = group {
-                vec![
-                    cfg.root.into(),
-                    cfg.schema.as_str().into(),
-                    cfg.table.as_str().into(),
-                    cfg.redact.clone().into(),
-                    cfg.classification.clone().into(),
+            let mut args: Vec<pgrx::datum::DatumWithOid<'_>> = vec![
+                cfg.root.into(),
+                cfg.schema.as_str().into(),
+                cfg.table.as_str().into(),
+                cfg.redact.clone().into(),
+                cfg.classification.clone().into(),
+            ];
+            if let [e] = group {
+                args.extend([
                     e.op.into(),
                     e.tenant.into(),
                     e.caller.into(),
@@ -588,16 +587,11 @@ fn flush() -> Result<(), FloeError> {
                     e.pk.clone().into(),
                     e.old.clone().into(),
                     e.new.clone().into(),
-                ]
+                ]);
             } else {
                 let col =
                     |f: fn(&Pending) -> Option<String>| group.iter().map(f).collect::<Vec<_>>();
-                vec![
-                    cfg.root.into(),
-                    cfg.schema.as_str().into(),
-                    cfg.table.as_str().into(),
-                    cfg.redact.clone().into(),
-                    cfg.classification.clone().into(),
+                args.extend([
                     col(|e| Some(e.op.to_string())).into(),
                     group.iter().map(|e| e.tenant).collect::<Vec<_>>().into(),
                     group.iter().map(|e| e.caller).collect::<Vec<_>>().into(),
@@ -605,13 +599,9 @@ fn flush() -> Result<(), FloeError> {
                     col(|e| e.pk.clone()).into(),
                     col(|e| e.old.clone()).into(),
                     col(|e| e.new.clone()).into(),
-                ]
-            };
-            if direct {
-                run_on_target(s, many, &args)?;
-            } else {
-                s.run(if many { INSERT_ENTRIES } else { INSERT_ENTRY }, &args)?;
+                ]);
             }
+            run_on_target(s, group.len() > 1, &args)?;
         }
         Ok(())
     })
@@ -722,26 +712,43 @@ fn add(obj: &mut Object, att: &Att, text: Option<&str>, key: &[u8; 32]) {
     }
 }
 
-fn whole_row(cfg: &TableConfig, row: &Row, key: &[u8; 32]) -> String {
+/// The text of each column in `columns` (NULL, or not asked for: `None`), by attribute index.
+fn texts(cfg: &TableConfig, row: &Row, columns: &[usize]) -> Vec<Option<String>> {
+    let mut out = vec![None; cfg.atts.len()];
+    for &i in columns {
+        if !row.nulls[i] {
+            out[i] = Some(output(&cfg.atts[i], row.values[i]));
+        }
+    }
+    out
+}
+
+fn object(
+    cfg: &TableConfig,
+    columns: &[usize],
+    texts: &[Option<String>],
+    key: &[u8; 32],
+) -> String {
     let mut obj = Object::new();
-    for (i, att) in cfg.atts.iter().enumerate().filter(|(_, a)| !a.dropped) {
-        let text = (!row.nulls[i]).then(|| output(att, row.values[i]));
-        add(&mut obj, att, text.as_deref(), key);
+    for &i in columns {
+        add(&mut obj, &cfg.atts[i], texts[i].as_deref(), key);
     }
     obj.finish()
 }
 
+/// An INSERTed or DELETEd row: the whole row and its key, each column's text made once.
+fn whole_row(cfg: &TableConfig, row: &Row, key: &[u8; 32]) -> (String, Option<String>) {
+    let live: Vec<usize> = (0..cfg.atts.len())
+        .filter(|&i| !cfg.atts[i].dropped)
+        .collect();
+    let texts = texts(cfg, row, &live);
+    let pk = (!cfg.pk.is_empty()).then(|| object(cfg, &cfg.pk, &texts, key));
+    (object(cfg, &live, &texts, key), pk)
+}
+
+/// The key of an UPDATEd row (its changed columns come from `changes`).
 fn key_of(cfg: &TableConfig, row: &Row, key: &[u8; 32]) -> Option<String> {
-    if cfg.pk.is_empty() {
-        return None;
-    }
-    let mut obj = Object::new();
-    for &i in &cfg.pk {
-        let att = &cfg.atts[i];
-        let text = (!row.nulls[i]).then(|| output(att, row.values[i]));
-        add(&mut obj, att, text.as_deref(), key);
-    }
-    Some(obj.finish())
+    (!cfg.pk.is_empty()).then(|| object(cfg, &cfg.pk, &texts(cfg, row, &cfg.pk), key))
 }
 
 /// The changed columns of an UPDATE: (old values, new values).
@@ -797,25 +804,13 @@ fn log_change(trigger: &PgTrigger<'_>) -> Result<(), FloeError> {
     let (op, tenant, pk, old, new) = match op {
         PgTriggerOperation::Insert => {
             let new = deform(td.tg_trigtuple, desc, natts);
-            let tenant = row_tenant(&cfg, &new);
-            (
-                "INSERT",
-                tenant,
-                key_of(&cfg, &new, &key),
-                None,
-                Some(whole_row(&cfg, &new, &key)),
-            )
+            let (row, pk) = whole_row(&cfg, &new, &key);
+            ("INSERT", row_tenant(&cfg, &new), pk, None, Some(row))
         }
         PgTriggerOperation::Delete => {
             let old = deform(td.tg_trigtuple, desc, natts);
-            let tenant = row_tenant(&cfg, &old);
-            (
-                "DELETE",
-                tenant,
-                key_of(&cfg, &old, &key),
-                Some(whole_row(&cfg, &old, &key)),
-                None,
-            )
+            let (row, pk) = whole_row(&cfg, &old, &key);
+            ("DELETE", row_tenant(&cfg, &old), pk, Some(row), None)
         }
         PgTriggerOperation::Update => {
             let old = deform(td.tg_trigtuple, desc, natts);
@@ -871,20 +866,7 @@ SELECT pg_catalog.set_config('default_tablespace', '', true),
 /// The log becomes a monthly partition set with the first audited table (partitions made by
 /// the install script would be extension members, which retention cannot drop).
 fn ensure_log_set(s: &mut Session<'_, '_>) -> Result<(), FloeError> {
-    let exists = |s: &mut Session<'_, '_>| -> Result<bool, FloeError> {
-        Ok(s.run(LOG_SET_EXISTS, &[])?
-            .first()
-            .get::<bool>(1)?
-            .unwrap_or(false))
-    };
-    if exists(s)? {
-        return Ok(());
-    }
-    s.run(LOCK_LOG_SETUP, &[])?;
-    if !exists(s)? {
-        s.run(CREATE_LOG_SET, &[])?;
-    }
-    Ok(())
+    s.create_once(LOG_SET_EXISTS, LOCK_LOG_SETUP, CREATE_LOG_SET)
 }
 
 const TABLE_INFO: &str = "
@@ -906,11 +888,8 @@ ON CONFLICT (relid) DO UPDATE SET redact = EXCLUDED.redact, classification = EXC
 
 const DELETE_TABLE: &str = "DELETE FROM floe.audit_tables WHERE relid = $1 RETURNING 1";
 
-struct Target {
-    qualified: String,
-}
-
-fn target(s: &mut Session<'_, '_>, oid: pg_sys::Oid, what: &str) -> Result<Target, FloeError> {
+/// The audited table's qualified name, after checking it can be audited by the caller.
+fn target(s: &mut Session<'_, '_>, oid: pg_sys::Oid, what: &str) -> Result<String, FloeError> {
     let rows = s.run(TABLE_INFO, &[oid.into(), s.caller.into()])?;
     if rows.is_empty() {
         return Err(FloeError::NotFound {
@@ -950,7 +929,7 @@ fn target(s: &mut Session<'_, '_>, oid: pg_sys::Oid, what: &str) -> Result<Targe
             hint: "Run it as the table's owner (or a member of the owning role).".into(),
         });
     }
-    Ok(Target { qualified })
+    Ok(qualified)
 }
 
 fn classification_arg(values: Vec<Option<String>>) -> Result<Vec<String>, FloeError> {
@@ -999,7 +978,7 @@ fn enable_audit(
             .collect();
         if let Some(missing) = redact.iter().find(|c| !columns.contains(c)) {
             return Err(FloeError::UndefinedColumn {
-                table: t.qualified.clone(),
+                table: t.clone(),
                 column: missing.clone(),
                 hint: "redact names columns of the table, as they are spelled (case matters)."
                     .into(),
@@ -1015,7 +994,7 @@ fn enable_audit(
                 s.caller.into(),
             ],
         )?;
-        Ok(t.qualified)
+        Ok(t)
     })?;
     // The triggers, with the caller's rights (the caller owns the table).
     for sql in [
@@ -1043,7 +1022,7 @@ fn disable_audit(
     let (qualified, removed) = privileged::run(|s| {
         let t = target(s, oid, "stop auditing")?;
         let removed = !s.run(DELETE_TABLE, &[oid.into()])?.is_empty();
-        Ok((t.qualified, removed))
+        Ok((t, removed))
     })?;
     if !removed && !if_exists.unwrap_or(false) {
         return Err(FloeError::NotFound {
@@ -1271,13 +1250,14 @@ fn audit_seal() -> Result<i64, ErrorReport> {
 // Verification
 // ---------------------------------------------------------------------------------------
 
+/// Every table with seals or auditing, and its name now (or that it was dropped).
 const SEALED_TABLES: &str = "
-SELECT DISTINCT s.relid FROM floe.audit_seals s
-UNION SELECT a.relid::oid FROM floe.audit_tables a ORDER BY 1";
-
-const TABLE_NAME: &str = "
-SELECT coalesce((SELECT c.oid::regclass::text FROM pg_catalog.pg_class c WHERE c.oid = $1),
-                'dropped table (oid ' || $1::text || ')')";
+SELECT t.relid,
+       coalesce((SELECT c.oid::regclass::text FROM pg_catalog.pg_class c WHERE c.oid = t.relid),
+                'dropped table (oid ' || t.relid::text || ')')
+  FROM (SELECT DISTINCT s.relid FROM floe.audit_seals s
+        UNION SELECT a.relid::oid FROM floe.audit_tables a) t
+ ORDER BY 1";
 
 const SEALS_OF: &str = "
 SELECT s.run, s.lo::text, s.hi::text, s.entry_ids, s.digests, s.prev_hash, s.hash,
@@ -1347,17 +1327,14 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
             .transpose()?;
         let oldest: Option<String> = s.run(OLDEST_MONTH, &[])?.first().get(1)?;
         let retired = |month: &str| oldest.as_deref().is_some_and(|o| month < o);
-        let tables: Vec<pg_sys::Oid> = s
-            .run(SEALED_TABLES, &[])?
-            .filter_map(|r| r.get::<pg_sys::Oid>(1).ok().flatten())
-            .collect();
+        let mut tables = Vec::new();
+        for row in s.run(SEALED_TABLES, &[])? {
+            if let (Some(relid), Some(name)) = (row.get::<pg_sys::Oid>(1)?, row.get::<String>(2)?) {
+                tables.push((relid, name));
+            }
+        }
         let mut out = Vec::new();
-        for relid in tables {
-            let table: String = s
-                .run(TABLE_NAME, &[relid.into()])?
-                .first()
-                .get::<String>(1)?
-                .unwrap_or_default();
+        for (relid, table) in tables {
             let mut seals = Vec::new();
             for row in s.run(SEALS_OF, &[relid.into(), since.into()])? {
                 seals.push(stored_seal(relid, &row)?);

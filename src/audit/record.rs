@@ -120,10 +120,6 @@ impl Object {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
     /// The object's text (`{}` when no field was added).
     pub fn finish(mut self) -> String {
         if self.buf.is_empty() {

@@ -188,20 +188,7 @@ SELECT pg_catalog.set_config('default_tablespace', '', true),
 /// script: partitions made there would be extension members, which retention cannot drop and
 /// pg_dump would not dump).
 fn ensure_archive(s: &mut Session) -> Result<(), FloeError> {
-    let exists = |s: &mut Session| -> Result<bool, FloeError> {
-        Ok(s.run(ARCHIVE_SET_EXISTS, &[])?
-            .first()
-            .get::<bool>(1)?
-            .unwrap_or(false))
-    };
-    if exists(s)? {
-        return Ok(());
-    }
-    s.run(LOCK_ARCHIVE_SETUP, &[])?;
-    if !exists(s)? {
-        s.run(CREATE_ARCHIVE_SET, &[])?;
-    }
-    Ok(())
+    s.create_once(ARCHIVE_SET_EXISTS, LOCK_ARCHIVE_SETUP, CREATE_ARCHIVE_SET)
 }
 
 #[allow(clippy::too_many_arguments)]
