@@ -98,6 +98,9 @@ thread_local! {
     static DICTIONARIES: RefCell<HashMap<(u32, i32), Cached>> = RefCell::new(HashMap::new());
 }
 
+/// Most memory the dictionary cache of a backend holds before it starts over.
+const CACHE_BYTES: usize = 64 << 20;
+
 fn schema_oid() -> u32 {
     // SAFETY: a syscache lookup by name; missing_ok.
     unsafe { pg_sys::get_namespace_oid(c"floe".as_ptr(), true) }.to_u32()
@@ -129,7 +132,9 @@ fn dictionary(s: &mut Session<'_, '_>, id: i32) -> Result<(uuid::Uuid, Rc<Dictio
         })?,
     );
     DICTIONARIES.with_borrow_mut(|d| {
-        if d.len() >= 64 {
+        // Bounded by count and by memory (encoders are prepared lazily, so this is measured
+        // when a dictionary is added, before its own encoders exist).
+        if d.len() >= 64 || d.values().map(|(_, c)| c.memory()).sum::<usize>() >= CACHE_BYTES {
             d.clear();
         }
         d.insert(key, (tenant, dict.clone()));
@@ -575,8 +580,11 @@ const SAVE_DICTIONARY: &str = "
     VALUES ($1, $2, $3, $4, $5) RETURNING id";
 /// `floe.train_dictionary()`'s defaults (spelled out again in its `default!`s), which the
 /// retraining job uses too.
-const SAMPLE_ROWS: i32 = 1000;
-const DICT_SIZE: i32 = 112_640;
+/// Measured on the bench corpus: 512 KiB over 4000 bodies stores archive frames 4-11 % smaller
+/// than 112 640 bytes (zstd's CLI default) over 1000, and trains in about 2.5 s per tenant;
+/// 1 MiB gains under 1 % more.
+const SAMPLE_ROWS: i32 = 4000;
+const DICT_SIZE: i32 = 524_288;
 /// Most bytes handed to the trainer (zstd suggests about 100 times the dictionary size).
 const MAX_SAMPLE_BYTES: usize = 256 << 20;
 
@@ -641,8 +649,8 @@ fn train(
 #[pg_extern(volatile, parallel_unsafe, requires = [current_tenant])]
 fn train_dictionary(
     tenant: default!(Option<Uuid>, "floe.current_tenant()"),
-    sample_rows: default!(Option<i32>, 1000),
-    dict_size: default!(Option<i32>, 112640),
+    sample_rows: default!(Option<i32>, 4000),
+    dict_size: default!(Option<i32>, 524288),
 ) -> Result<i32, ErrorReport> {
     let sample_rows = required(sample_rows, "sample_rows")?;
     if !(8..=1_000_000).contains(&sample_rows) {
