@@ -166,6 +166,35 @@ SELECT error_of(format('SELECT floe.compress(%L::text, %L, 3, %s)', 'x', 'zstd',
        AS other_tenants_dictionary;
 COMMIT;
 RESET ROLE;
+-- Retraining (due: the dictionary is 8 days old and more than retrain_min_rows bodies came
+-- since) keeps the current dictionary unless the candidate stores the held-out bodies at
+-- least 5 % smaller: trained on the same 40 bodies, it is not, and the current one is
+-- marked checked.
+SET floe.tenant_admin = on;
+UPDATE floe.content_dictionaries SET trained_at = now() - interval '8 days';
+SELECT removed, trained FROM floe.content_maintenance();
+SELECT count(*) AS dictionaries, bool_and(checked_at IS NOT NULL) AS checked FROM floe.content_dictionaries;
+-- A dictionary trained by hand is kept as it is. The tiering then moves the archive onto the
+-- newest dictionary (the hot body stays hot), and the old dictionary, unused, goes with GC.
+SELECT floe.train_dictionary('cccccccc-0000-0000-0000-000000000003', sample_rows => 40) > :dict AS newer;
+SELECT floe.content_tier() AS recompressed;
+SELECT floe.content_tier() AS nothing_left;
+SELECT count(*) FILTER (WHERE dictionary > :dict) AS on_the_new_dictionary
+  FROM floe.content WHERE tier = 'archive';
+SELECT * FROM read_back();
+SELECT floe.content_gc() AS removed;
+SELECT count(*) AS dictionaries, min(id) > :dict AS only_the_new_one FROM floe.content_dictionaries;
+-- A body no codec shrinks is stored as it is in the archive too, and only once: it is not a
+-- candidate again because the tenant has a dictionary.
+SELECT floe.content_put(decode(string_agg(md5(i::text || random()::text), ''), 'hex'),
+                        'cccccccc-0000-0000-0000-000000000003') IS NOT NULL AS put
+  FROM generate_series(1, 256) i;
+UPDATE floe.content SET last_read = now() - interval '3 days'
+ WHERE tenant = 'cccccccc-0000-0000-0000-000000000003' AND raw_size = 4096;
+SELECT floe.content_tier() AS archived;
+SELECT tier, codec, dictionary IS NULL AS no_dictionary FROM floe.content WHERE raw_size = 4096;
+SELECT floe.content_tier() AS not_again;
+RESET floe.tenant_admin;
 
 -- Near-duplicates ------------------------------------------------------------------------
 SET floe.tenant_admin = on;

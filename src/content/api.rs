@@ -6,7 +6,7 @@
 
 use super::codec::{self, Codec, CodecError, Dictionary, Spec};
 use super::simhash;
-use super::tier::{Policy, Retrain, Tier};
+use super::tier::{self, Policy, Retrain, Tier};
 use crate::error::{invalid, required, ErrorReport, FloeError};
 use crate::gucs;
 use crate::health::checks::Check;
@@ -92,14 +92,51 @@ const LATEST_DICTIONARY: &str = "SELECT max(id) FROM floe.content_dictionaries W
 /// A loaded dictionary and its tenant.
 type Cached = (uuid::Uuid, Rc<Dictionary>);
 
-thread_local! {
-    /// Dictionaries by (oid of schema floe, id): ids are never reused within an installation,
-    /// and a dictionary never changes.
-    static DICTIONARIES: RefCell<HashMap<(u32, i32), Cached>> = RefCell::new(HashMap::new());
+/// The backend's prepared dictionaries, least recently used first out.
+#[derive(Default)]
+struct DictionaryCache {
+    /// By (oid of schema floe, id): ids are never reused within an installation, and a
+    /// dictionary never changes. The `u64` is the use stamp.
+    entries: HashMap<(u32, i32), (Cached, u64)>,
+    clock: u64,
 }
 
-/// Most memory the dictionary cache of a backend holds before it starts over.
-const CACHE_BYTES: usize = 64 << 20;
+impl DictionaryCache {
+    fn get(&mut self, key: (u32, i32)) -> Option<Cached> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(&key).map(|(c, used)| {
+            *used = clock;
+            c.clone()
+        })
+    }
+
+    /// Adds a dictionary, first evicting the least recently used ones while the cache holds
+    /// 64 of them or [`CACHE_BYTES`] (encoders are prepared lazily, so their memory is
+    /// counted from the next insertion on).
+    fn insert(&mut self, key: (u32, i32), value: Cached) {
+        let mut bytes: usize = self.entries.values().map(|((_, d), _)| d.memory()).sum();
+        while !self.entries.is_empty() && (self.entries.len() >= 64 || bytes >= CACHE_BYTES) {
+            let Some((&oldest, _)) = self.entries.iter().min_by_key(|(_, (_, used))| *used) else {
+                break;
+            };
+            if let Some(((_, d), _)) = self.entries.remove(&oldest) {
+                bytes = bytes.saturating_sub(d.memory());
+            }
+        }
+        self.clock += 1;
+        self.entries.insert(key, (value, self.clock));
+    }
+}
+
+thread_local! {
+    static DICTIONARIES: RefCell<DictionaryCache> = RefCell::new(DictionaryCache::default());
+}
+
+/// Memory of prepared dictionaries a backend keeps. A level-19 encoder of a 512 KiB
+/// dictionary is about 10 MiB (preparing it, tens of ms): the tiering, which works tenant by tenant,
+/// keeps a dozen tenants' encoders from batch to batch.
+const CACHE_BYTES: usize = 128 << 20;
 
 fn schema_oid() -> u32 {
     // SAFETY: a syscache lookup by name; missing_ok.
@@ -109,7 +146,7 @@ fn schema_oid() -> u32 {
 /// Dictionary `id` and its tenant (not checked against the caller: see the callers).
 fn dictionary(s: &mut Session<'_, '_>, id: i32) -> Result<(uuid::Uuid, Rc<Dictionary>), FloeError> {
     let key = (schema_oid(), id);
-    if let Some(hit) = DICTIONARIES.with_borrow(|d| d.get(&key).cloned()) {
+    if let Some(hit) = DICTIONARIES.with_borrow_mut(|d| d.get(key)) {
         return Ok(hit);
     }
     let rows = s.run(DICTIONARY, &[id.into()])?;
@@ -131,14 +168,7 @@ fn dictionary(s: &mut Session<'_, '_>, id: i32) -> Result<(uuid::Uuid, Rc<Dictio
             hint: "Restore floe.content_dictionaries from a backup.".into(),
         })?,
     );
-    DICTIONARIES.with_borrow_mut(|d| {
-        // Bounded by count and by memory (encoders are prepared lazily, so this is measured
-        // when a dictionary is added, before its own encoders exist).
-        if d.len() >= 64 || d.values().map(|(_, c)| c.memory()).sum::<usize>() >= CACHE_BYTES {
-            d.clear();
-        }
-        d.insert(key, (tenant, dict.clone()));
-    });
+    DICTIONARIES.with_borrow_mut(|d| d.insert(key, (tenant, dict.clone())));
     Ok((tenant, dict))
 }
 
@@ -588,12 +618,21 @@ const DICT_SIZE: i32 = 524_288;
 /// Most bytes handed to the trainer (zstd suggests about 100 times the dictionary size).
 const MAX_SAMPLE_BYTES: usize = 256 << 20;
 
+const MARK_CHECKED: &str =
+    "UPDATE floe.content_dictionaries SET checked_at = pg_catalog.now() WHERE id = $1";
+
+/// Trains a dictionary over the tenant's newest `sample_rows` bodies and saves it, returning
+/// its id. With `gate` (the tenant's archive level; the retraining job), a tenant that has a
+/// dictionary gets the new one only if it stores the held-out bodies (every tenth sample,
+/// trained without them) at least [`tier::MIN_GAIN_PERCENT`] smaller than the current one
+/// at that level; otherwise the current one is marked checked and `None` returned.
 fn train(
     s: &mut Session<'_, '_>,
     tenant: uuid::Uuid,
     sample_rows: i32,
     dict_size: i32,
-) -> Result<i32, FloeError> {
+    gate: Option<i32>,
+) -> Result<Option<i32>, FloeError> {
     let pg_tenant = to_pg(tenant);
     let rows = s.run(SAMPLES, &[pg_tenant.into(), sample_rows.into()])?;
     let mut stored = Vec::new();
@@ -604,10 +643,22 @@ fn train(
             row.get::<i32>(3)?,
         ));
     }
+    let current = match gate {
+        Some(_) => s
+            .run(LATEST_DICTIONARY, &[pg_tenant.into()])?
+            .first()
+            .get::<i32>(1)?,
+        None => None,
+    };
     let mut samples = Vec::with_capacity(stored.len());
+    let mut held = Vec::new();
     let mut total = 0usize;
-    for (hash, frame, dict) in stored {
+    for (i, (hash, frame, dict)) in stored.into_iter().enumerate() {
         let raw = decode_stored(s, &frame, dict, &hash)?;
+        if current.is_some() && tier::held_out(i) {
+            held.push(raw);
+            continue;
+        }
         total += raw.len();
         samples.push(raw);
         if total >= MAX_SAMPLE_BYTES {
@@ -627,7 +678,24 @@ fn train(
     let size = (dict_size as usize).min((total / 8).max(1024));
     let bytes = codec::train(&samples, size).map_err(codec_error)?;
     // Checks that zstd can load what it made before anyone depends on it.
-    Dictionary::new(1, bytes.clone()).map_err(codec_error)?;
+    let candidate = Dictionary::new(1, bytes.clone()).map_err(codec_error)?;
+    if let (Some(level), Some(current)) = (gate, current) {
+        let old = dictionary(s, current)?.1;
+        let spec = Spec::new(Codec::Zstd, level).map_err(codec_error)?;
+        let (mut new_bytes, mut old_bytes) = (0u64, 0u64);
+        for raw in &held {
+            new_bytes += codec::encode(raw, spec, Some(&candidate))
+                .map_err(codec_error)?
+                .len() as u64;
+            old_bytes += codec::encode(raw, spec, Some(&old))
+                .map_err(codec_error)?
+                .len() as u64;
+        }
+        if !tier::worth_replacing(new_bytes, old_bytes) {
+            s.run(MARK_CHECKED, &[current.into()])?;
+            return Ok(None);
+        }
+    }
     let id = s
         .run(
             SAVE_DICTIONARY,
@@ -641,7 +709,7 @@ fn train(
         )?
         .first()
         .get::<i32>(1)?;
-    id.ok_or_else(|| FloeError::Internal {
+    id.map(Some).ok_or_else(|| FloeError::Internal {
         message: "saving the dictionary returned no id".into(),
     })
 }
@@ -662,7 +730,9 @@ fn train_dictionary(
     }
     let tenant = authorize(tenant, "train_dictionary")?;
     Ok(privileged::run(|s| {
-        train(s, tenant, sample_rows, dict_size)
+        train(s, tenant, sample_rows, dict_size, None)?.ok_or_else(|| FloeError::Internal {
+            message: "training without a gate kept no dictionary".into(),
+        })
     })?)
 }
 
@@ -811,14 +881,19 @@ fn gc(s: &mut Session<'_, '_>) -> Result<i64, FloeError> {
     Ok(removed)
 }
 
+/// Bodies whose last read calls for another tier first, then archived zstd bodies not on
+/// their tenant's newest dictionary (so that a replaced dictionary falls out of use and
+/// `content_gc` can drop it). A body stored as it is (incompressible) stays as it is.
 const TIER_CANDIDATES: &str = "
-    WITH x AS (SELECT * FROM floe.content_tier_targets)
+    WITH x AS (SELECT * FROM floe.content_tier_targets),
+         n AS (SELECT tenant, max(id) AS id FROM floe.content_dictionaries GROUP BY tenant)
     SELECT c.tenant, c.hash, x.target
       FROM x JOIN floe.content c ON c.tenant = x.tenant AND c.hash = x.hash
+      LEFT JOIN n ON n.tenant = x.tenant
      WHERE x.target <> x.tier
-        OR (x.target = 'archive' AND x.dictionary IS NULL
-            AND EXISTS (SELECT FROM floe.content_dictionaries d WHERE d.tenant = x.tenant))
-     ORDER BY x.last_read
+        OR (x.target = 'archive' AND c.codec = 'zstd' AND n.id IS NOT NULL
+            AND c.dictionary IS DISTINCT FROM n.id)
+     ORDER BY x.target = x.tier, x.last_read
      LIMIT $1
        FOR UPDATE OF c SKIP LOCKED";
 const TIER_ROW: &str = "
@@ -842,6 +917,8 @@ fn tier_batch(s: &mut Session<'_, '_>, batch: i32) -> Result<i64, FloeError> {
             todo.push((t, h, target));
         }
     }
+    // Tenant by tenant: each tenant's dictionary is prepared once per batch at most.
+    todo.sort_by_key(|(t, _, _)| *t);
     let mut policies: HashMap<uuid::Uuid, Policy> = HashMap::new();
     let mut moved = 0;
     for (tenant, hash, target) in todo {
@@ -902,7 +979,8 @@ fn tier_batch(s: &mut Session<'_, '_>, batch: i32) -> Result<i64, FloeError> {
 }
 
 const RETRAIN_FACTS: &str = "
-    WITH d AS (SELECT DISTINCT ON (tenant) tenant, id, trained_at
+    WITH d AS (SELECT DISTINCT ON (tenant) tenant, id,
+                      greatest(trained_at, checked_at) AS trained_at
                  FROM floe.content_dictionaries ORDER BY tenant, id DESC)
     SELECT c.tenant, count(*), max(d.id),
            count(*) FILTER (WHERE c.created_at > d.trained_at),
@@ -926,10 +1004,12 @@ fn retrain(s: &mut Session<'_, '_>) -> Result<i64, FloeError> {
     }
     let mut trained = 0;
     for (tenant, count, since, age) in due {
-        let (_, r) = policy(s, tenant)?;
+        let (p, r) = policy(s, tenant)?;
         if r.due(count, since, age) {
-            match crate::subxact::try_run(|| train(s, tenant, SAMPLE_ROWS, DICT_SIZE)) {
-                Ok(Ok(_)) => trained += 1,
+            let gate = Some(p.archive_level);
+            match crate::subxact::try_run(|| train(s, tenant, SAMPLE_ROWS, DICT_SIZE, gate)) {
+                Ok(Ok(Some(_))) => trained += 1,
+                Ok(Ok(None)) => {}
                 Ok(Err(e)) => {
                     pgrx::warning!("floe content: training a dictionary for tenant {tenant}: {e}")
                 }

@@ -192,7 +192,7 @@ impl Dictionary {
     }
 
     /// Memory held by the prepared dictionaries (a level-19 encoder of a 512 KiB dictionary
-    /// is about 8 MiB): callers that cache dictionaries bound the cache by this.
+    /// is about 10 MiB): callers that cache dictionaries bound the cache by this.
     pub fn memory(&self) -> usize {
         let encoders = self.encoders.lock().unwrap_or_else(|e| e.into_inner());
         self.bytes.len()

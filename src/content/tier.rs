@@ -192,10 +192,50 @@ impl Retrain {
     }
 }
 
+/// A retraining replaces the tenant's dictionary only when the candidate stores the held-out
+/// bodies at least this much smaller: every replacement makes the tiering recompress the
+/// tenant's whole archive (so that the old dictionary can go), which only a clear gain pays.
+pub const MIN_GAIN_PERCENT: u64 = 5;
+
+/// Whether a candidate dictionary that stores the held-out bodies in `candidate` bytes
+/// replaces the current one that needs `current` bytes for them.
+pub fn worth_replacing(candidate: u64, current: u64) -> bool {
+    candidate.saturating_mul(100) <= current.saturating_mul(100 - MIN_GAIN_PERCENT)
+}
+
+/// Most bodies held out of a retraining to judge the candidate against the current dictionary.
+pub const HELD_OUT_MAX: usize = 200;
+
+/// Whether the `i`-th sample (newest first) is held out of training to judge the candidate:
+/// every tenth, at most [`HELD_OUT_MAX`].
+pub fn held_out(i: usize) -> bool {
+    i.is_multiple_of(10) && i / 10 < HELD_OUT_MAX
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_candidate_must_be_clearly_better() {
+        assert!(worth_replacing(95, 100));
+        assert!(!worth_replacing(96, 100));
+        assert!(!worth_replacing(100, 100));
+        assert!(
+            worth_replacing(0, 0),
+            "nothing to compare: no reason to refuse"
+        );
+        assert!(!worth_replacing(u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn every_tenth_sample_is_held_out_up_to_a_limit() {
+        let held: Vec<usize> = (0..5000).filter(|&i| held_out(i)).collect();
+        assert_eq!(held.len(), HELD_OUT_MAX);
+        assert_eq!(&held[..3], &[0, 10, 20]);
+        assert_eq!((0..40).filter(|&i| held_out(i)).count(), 4);
+    }
 
     #[test]
     fn default_policy_walks_the_tiers() {

@@ -16,14 +16,15 @@ CREATE TABLE floe.content_dictionaries (
     samples      integer     NOT NULL,   -- bodies the trainer saw
     sample_bytes bigint      NOT NULL,
     size         integer     NOT NULL,   -- bytes of the dictionary
-    data         bytea       NOT NULL
+    data         bytea       NOT NULL,
+    checked_at   timestamptz             -- the last retraining that kept this one (no better candidate)
 );
 ALTER SEQUENCE floe.content_dictionary_id_seq OWNED BY floe.content_dictionaries.id;
 -- Dictionaries are already dense: no second compression by TOAST.
 ALTER TABLE floe.content_dictionaries ALTER COLUMN data SET STORAGE EXTERNAL;
 CREATE INDEX content_dictionaries_tenant_idx ON floe.content_dictionaries (tenant, id);
 COMMENT ON TABLE floe.content_dictionaries IS
-  'floe content: zstd dictionaries trained per tenant (floe.train_dictionary), versioned by id; a dictionary is never deleted while a body uses it.';
+  'floe content: zstd dictionaries trained per tenant (floe.train_dictionary), versioned by id; the archive tier moves to the newest, and a dictionary is never deleted while a body uses it. checked_at: the last retraining that found no candidate at least 5 % better and kept this one.';
 SELECT pg_catalog.pg_extension_config_dump('floe.content_dictionaries', '');
 
 CREATE TABLE floe.content (
