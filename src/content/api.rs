@@ -4,6 +4,7 @@
 //! the tenant check of `crate::tenant::authorize`: a caller acts for the tenant of its
 //! context, or for any tenant in admin mode.
 
+use super::cache;
 use super::codec::{self, Codec, CodecError, Dictionary, Spec};
 use super::simhash;
 use super::tier::{self, Policy, Retrain, Tier};
@@ -92,45 +93,17 @@ const LATEST_DICTIONARY: &str = "SELECT max(id) FROM floe.content_dictionaries W
 /// A loaded dictionary and its tenant.
 type Cached = (uuid::Uuid, Rc<Dictionary>);
 
-/// The backend's prepared dictionaries, least recently used first out.
-#[derive(Default)]
-struct DictionaryCache {
-    /// By (oid of schema floe, id): ids are never reused within an installation, and a
-    /// dictionary never changes. The `u64` is the use stamp.
-    entries: HashMap<(u32, i32), (Cached, u64)>,
-    clock: u64,
-}
-
-impl DictionaryCache {
-    fn get(&mut self, key: (u32, i32)) -> Option<Cached> {
-        self.clock += 1;
-        let clock = self.clock;
-        self.entries.get_mut(&key).map(|(c, used)| {
-            *used = clock;
-            c.clone()
-        })
-    }
-
-    /// Adds a dictionary, first evicting the least recently used ones while the cache holds
-    /// 64 of them or [`CACHE_BYTES`] (encoders are prepared lazily, so their memory is
-    /// counted from the next insertion on).
-    fn insert(&mut self, key: (u32, i32), value: Cached) {
-        let mut bytes: usize = self.entries.values().map(|((_, d), _)| d.memory()).sum();
-        while !self.entries.is_empty() && (self.entries.len() >= 64 || bytes >= CACHE_BYTES) {
-            let Some((&oldest, _)) = self.entries.iter().min_by_key(|(_, (_, used))| *used) else {
-                break;
-            };
-            if let Some(((_, d), _)) = self.entries.remove(&oldest) {
-                bytes = bytes.saturating_sub(d.memory());
-            }
-        }
-        self.clock += 1;
-        self.entries.insert(key, (value, self.clock));
+impl cache::Weigh for Cached {
+    fn weight(&self) -> usize {
+        self.1.memory()
     }
 }
 
 thread_local! {
-    static DICTIONARIES: RefCell<DictionaryCache> = RefCell::new(DictionaryCache::default());
+    /// The backend's prepared dictionaries by (oid of schema floe, id): ids are never reused
+    /// within an installation, and a dictionary never changes.
+    static DICTIONARIES: RefCell<cache::Lru<(u32, i32), Cached>> =
+        RefCell::new(cache::Lru::new(64, CACHE_BYTES));
 }
 
 /// Memory of prepared dictionaries a backend keeps. A level-19 encoder of a 512 KiB
@@ -146,7 +119,7 @@ fn schema_oid() -> u32 {
 /// Dictionary `id` and its tenant (not checked against the caller: see the callers).
 fn dictionary(s: &mut Session<'_, '_>, id: i32) -> Result<(uuid::Uuid, Rc<Dictionary>), FloeError> {
     let key = (schema_oid(), id);
-    if let Some(hit) = DICTIONARIES.with_borrow_mut(|d| d.get(key)) {
+    if let Some(hit) = DICTIONARIES.with_borrow_mut(|d| d.get(&key)) {
         return Ok(hit);
     }
     let rows = s.run(DICTIONARY, &[id.into()])?;
