@@ -184,6 +184,20 @@ SELECT count(*) FILTER (WHERE dictionary > :dict) AS on_the_new_dictionary
 SELECT * FROM read_back();
 SELECT floe.content_gc() AS removed;
 SELECT count(*) AS dictionaries, min(id) > :dict AS only_the_new_one FROM floe.content_dictionaries;
+-- Then mail of another kind comes (40 invoices). The next retraining's candidate, trained
+-- on both kinds, stores the held-out bodies (some invoices among them) clearly smaller than
+-- the current dictionary, so it replaces it; the same maintenance moves the archive onto it,
+-- and GC drops the old dictionary.
+SELECT id AS dict2 FROM floe.content_dictionaries \gset
+SELECT count(floe.content_put(format(E'INVOICE %s\naccount %s\n%s', n, md5(n::text),
+           repeat(E'Consulting hours | rate EUR 120.00 | amount due net 30 days\n', 20 + n % 9)),
+       'cccccccc-0000-0000-0000-000000000003')) AS invoices
+  FROM generate_series(1, 40) n;
+UPDATE floe.content_dictionaries SET trained_at = now() - interval '8 days', checked_at = NULL;
+SELECT removed, moved, trained FROM floe.content_maintenance();
+SELECT floe.content_gc() AS removed;
+SELECT count(*) AS dictionaries, min(id) > :dict2 AS replaced FROM floe.content_dictionaries;
+SELECT * FROM read_back();
 -- A body no codec shrinks is stored as it is in the archive too, and only once: it is not a
 -- candidate again because the tenant has a dictionary.
 SELECT floe.content_put(decode(string_agg(md5(i::text || random()::text), ''), 'hex'),
