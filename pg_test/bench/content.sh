@@ -15,9 +15,11 @@
 #   store_archive the same store after floe.content_tier() moved every body to the archive
 #                tier (zstd 19 + the tenant's dictionary); "ingest" is the tiering rate
 # Stored bytes = table + TOAST + indexes (for the store: the user table, floe.content and
-# the dictionaries). content_get latency: 2000 reads of random bodies of 18-22 KB, timed
-# inside the server (clock_timestamp around each call in PL/pgSQL; no network), against the
-# same read from the TOAST lz4 table (index lookup + detoast).
+# the dictionaries); payload bytes = the bodies' own bytes as stored (compressed values,
+# frames, dictionaries) without the rows, pages and indexes around them. content_get
+# latency: 2000 reads of random bodies of 18-22 KB, timed inside the server (clock_timestamp
+# around each call in PL/pgSQL; no network), against the same read from the TOAST lz4 table
+# (index lookup + detoast).
 # Usage: pg_test/bench/content.sh [rows, default 100000]
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,11 +43,20 @@ CREATE TABLE staging (id int PRIMARY KEY, tenant uuid NOT NULL, template int NOT
 ALTER TABLE staging ALTER COLUMN body SET STORAGE EXTERNAL;
 COPY staging FROM '$WORK/corpus.tsv';
 VACUUM ANALYZE staging;
-CREATE TABLE results (variant text PRIMARY KEY, seconds float8, bytes bigint, rows bigint);
+CREATE TABLE results (variant text PRIMARY KEY, seconds float8, bytes bigint, rows bigint, payload bigint);
 SQL
 echo "# staging: $("${PSQL[@]}" -c "SELECT count(*) || ' rows, ' || pg_size_pretty(sum(octet_length(body))) || ' raw' FROM staging")"
 
 now() { date +%s.%N; }
+# The bodies' own bytes, as stored (compressed values, frames and dictionaries), without
+# the rows, pages and indexes around them.
+payload_of() {
+    case $1 in
+        store*) echo "(SELECT sum(pg_column_size(data)) FROM floe.content)
+                      + (SELECT coalesce(sum(size), 0) FROM floe.content_dictionaries)" ;;
+        *) echo "(SELECT sum(pg_column_size(body)) FROM $1)" ;;
+    esac
+}
 # run VARIANT RELATIONS SQL: times SQL, then records the size of the relations.
 run() {
     local variant=$1 rels=$2 sql=$3 t0 t1
@@ -54,7 +65,8 @@ run() {
     "${PSQL[@]}" -c "$sql" >/dev/null
     t1=$(now)
     "${PSQL[@]}" -c "INSERT INTO results SELECT '$variant', $t1 - $t0,
-        (SELECT sum(pg_total_relation_size(r)) FROM unnest('$rels'::regclass[]) r), $ROWS"
+        (SELECT sum(pg_total_relation_size(r)) FROM unnest('$rels'::regclass[]) r), $ROWS,
+        $(payload_of "$variant")"
     echo "  $variant: $(echo "$t1 - $t0" | bc) s"
 }
 
@@ -118,17 +130,31 @@ SELECT time_reads('toast_lz4'), time_reads('store_archive');
 SQL
 
 echo
-echo "| variant | stored bytes | vs TOAST lz4 | ingest rows/s | get p50 µs | get p99 µs |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+echo "| variant | stored bytes | vs TOAST lz4 | payload bytes | payload vs TOAST lz4 | ingest rows/s | get p50 µs | get p99 µs |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 "${PSQL[@]}" -F ' | ' <<'SQL'
 SELECT '| ' || r.variant, pg_size_pretty(r.bytes),
        round((SELECT bytes FROM results WHERE variant = 'toast_lz4')::numeric / r.bytes, 2) || 'x smaller',
+       pg_size_pretty(r.payload),
+       round((SELECT payload FROM results WHERE variant = 'toast_lz4')::numeric / r.payload, 2) || 'x smaller',
        round(r.rows / r.seconds),
        coalesce(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l.us)::numeric)::text, ''),
        coalesce(round(percentile_cont(0.99) WITHIN GROUP (ORDER BY l.us)::numeric)::text, '') || ' |'
   FROM results r LEFT JOIN lat l ON l.variant = r.variant
- GROUP BY r.variant, r.bytes, r.rows, r.seconds
+ GROUP BY r.variant, r.bytes, r.rows, r.seconds, r.payload
  ORDER BY r.bytes DESC;
+SQL
+echo
+echo "# where the archive's bytes are"
+"${PSQL[@]}" -F ' ' <<'SQL'
+SELECT what, pg_size_pretty(bytes) FROM (VALUES
+    ('frames (payload of floe.content)', (SELECT sum(pg_column_size(data)) FROM floe.content)),
+    ('dictionaries', (SELECT pg_total_relation_size('floe.content_dictionaries'))),
+    ('user table (id, tenant, hash) + key', (SELECT pg_total_relation_size('store'))),
+    ('floe.content heap + TOAST', (SELECT pg_table_size('floe.content'))),
+    ('  of which rows without the frame (tuple headers, key, tier, sizes, counts, SimHash, times)',
+       (SELECT sum(pg_column_size(c.*) - pg_column_size(c.data) + 4) FROM floe.content c)),
+    ('floe.content indexes', (SELECT pg_indexes_size('floe.content')))) v(what, bytes);
 SQL
 echo
 "${PSQL[@]}" -F ' ' -c "SELECT 'raw bytes:', pg_size_pretty(sum(octet_length(body))), 'distinct bodies:', count(DISTINCT (tenant, md5(body))) FROM staging"
