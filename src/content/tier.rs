@@ -200,7 +200,7 @@ pub const MIN_GAIN_PERCENT: u64 = 5;
 /// Whether a candidate dictionary that stores the held-out bodies in `candidate` bytes
 /// replaces the current one that needs `current` bytes for them.
 pub fn worth_replacing(candidate: u64, current: u64) -> bool {
-    candidate.saturating_mul(100) <= current.saturating_mul(100 - MIN_GAIN_PERCENT)
+    u128::from(candidate) * 100 <= u128::from(current) * u128::from(100 - MIN_GAIN_PERCENT)
 }
 
 /// Most bodies held out of a retraining to judge the candidate against the current dictionary.
