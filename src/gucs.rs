@@ -90,7 +90,7 @@ have had no reference for this long; a put within the grace period revives the b
     );
     GucRegistry::define_int_guc(
         c"floe.content_tier_batch",
-        c"Most content bodies one floe.content_maintenance() run recompresses into another tier.",
+        c"Most content bodies one floe.content_maintenance() run recompresses (into another tier, or onto a newer dictionary).",
         c"Each body is recompressed, verified by a round trip, and swapped in the job's \
 transaction; a smaller batch keeps the job short.",
         &CONTENT_TIER_BATCH,
