@@ -623,20 +623,35 @@ fn train(
             .get::<i32>(1)?,
         None => None,
     };
-    let mut samples = Vec::with_capacity(stored.len());
+    // Decoded up to MAX_SAMPLE_BYTES (sample_rows may be large), then text only if text
+    // is the bulk of it (attachments would dilute a dictionary meant for the mail).
+    let mut bodies = Vec::with_capacity(stored.len());
+    let mut decoded = 0usize;
+    for (hash, frame, dict) in stored {
+        let raw = decode_stored(s, &frame, dict, &hash)?;
+        decoded += raw.len();
+        bodies.push(raw);
+        if decoded >= MAX_SAMPLE_BYTES {
+            break;
+        }
+    }
+    let text = bodies
+        .iter()
+        .filter(|b| std::str::from_utf8(b).is_ok())
+        .count();
+    if tier::train_on_text_only(text, bodies.len()) {
+        bodies.retain(|b| std::str::from_utf8(b).is_ok());
+    }
+    let mut samples = Vec::with_capacity(bodies.len());
     let mut held = Vec::new();
     let mut total = 0usize;
-    for (i, (hash, frame, dict)) in stored.into_iter().enumerate() {
-        let raw = decode_stored(s, &frame, dict, &hash)?;
+    for (i, raw) in bodies.into_iter().enumerate() {
         if current.is_some() && tier::held_out(i) {
             held.push(raw);
             continue;
         }
         total += raw.len();
         samples.push(raw);
-        if total >= MAX_SAMPLE_BYTES {
-            break;
-        }
     }
     if samples.len() < 8 || total < 4 * 1024 {
         return Err(FloeError::WrongState {

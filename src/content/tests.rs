@@ -13,6 +13,49 @@ mod tests {
         Spi::get_one::<T>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    fn samples_of(dictionary: Option<i32>) -> Option<i32> {
+        let id = dictionary.expect("train_dictionary returns an id");
+        one::<i32>(&format!(
+            "SELECT samples FROM floe.content_dictionaries WHERE id = {id}"
+        ))
+    }
+
+    /// A dictionary is trained on the tenant's text bodies when they are the bulk of the
+    /// sample: 40 mails and 20 random binaries (attachments) give a dictionary of 40 samples;
+    /// a tenant with mostly binaries trains on everything.
+    #[pg_test]
+    fn dictionaries_are_trained_on_text_bodies() {
+        Spi::run(&format!(
+            "SET floe.tenant_admin = on;
+             SELECT count(floe.content_put(format('<p>Dear customer %s,</p>%s', n,
+                        repeat('<tr><td>Our spring collection ships free.</td></tr>', 20 + n)), '{TENANT}'))
+               FROM generate_series(1, 40) n;
+             SELECT count(floe.content_put(b, '{TENANT}')) FROM (
+                 SELECT decode(string_agg(md5(n::text || '-' || i), ''), 'hex') || '\\xff'::bytea AS b
+                   FROM generate_series(1, 20) n, generate_series(1, 64) i GROUP BY n) x;"
+        ))
+        .unwrap();
+        assert_eq!(
+            samples_of(one::<i32>(&format!(
+                "SELECT floe.train_dictionary('{TENANT}', sample_rows => 100)"
+            ))),
+            Some(40)
+        );
+        Spi::run(&format!(
+            "SELECT count(floe.content_put(b, '{TENANT}')) FROM (
+                 SELECT decode(string_agg(md5(n::text || '+' || i), ''), 'hex') || '\\xff'::bytea AS b
+                   FROM generate_series(1, 60) n, generate_series(1, 64) i GROUP BY n) x;"
+        ))
+        .unwrap();
+        assert_eq!(
+            samples_of(one::<i32>(&format!(
+                "SELECT floe.train_dictionary('{TENANT}', sample_rows => 200)"
+            ))),
+            Some(120),
+            "mostly binary: every body is a sample"
+        );
+    }
+
     /// The managed-column trigger inside one transaction: a written body moves to the store
     /// (the column keeps NULL, the hash column the key), the same body twice is one stored
     /// row with two references, an UPDATE releases the old body, a DELETE the last one, and the

@@ -212,6 +212,14 @@ pub fn held_out(i: usize) -> bool {
     i.is_multiple_of(10) && i / 10 < HELD_OUT_MAX
 }
 
+/// Whether a dictionary is trained on the text samples only: when at least half of the
+/// sampled bodies are text (valid UTF-8), the rest (attachments: PDFs, images, archives)
+/// would only dilute a dictionary meant for the mail; a tenant that stores mostly binary
+/// content trains on all of it.
+pub fn train_on_text_only(text: usize, total: usize) -> bool {
+    text > 0 && text * 2 >= total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +235,15 @@ mod tests {
             "nothing to compare: no reason to refuse"
         );
         assert!(!worth_replacing(u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn text_bodies_are_the_samples_when_they_are_the_bulk() {
+        assert!(train_on_text_only(30, 60));
+        assert!(train_on_text_only(1, 1));
+        assert!(!train_on_text_only(29, 60));
+        assert!(!train_on_text_only(0, 0));
+        assert!(!train_on_text_only(0, 10));
     }
 
     #[test]
