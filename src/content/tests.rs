@@ -20,6 +20,16 @@ mod tests {
         ))
     }
 
+    /// Puts `count` random 2 KB binaries (not UTF-8), different for each `salt`.
+    fn put_binaries(count: i32, salt: &str) {
+        Spi::run(&format!(
+            "SELECT count(floe.content_put(b, '{TENANT}')) FROM (
+                 SELECT decode(string_agg(md5(n::text || '{salt}' || i), ''), 'hex') || '\\xff'::bytea AS b
+                   FROM generate_series(1, {count}) n, generate_series(1, 64) i GROUP BY n) x"
+        ))
+        .unwrap();
+    }
+
     /// A dictionary is trained on the tenant's text bodies when they are the bulk of the
     /// sample: 40 mails and 20 random binaries (attachments) give a dictionary of 40 samples;
     /// a tenant with mostly binaries trains on everything.
@@ -29,24 +39,17 @@ mod tests {
             "SET floe.tenant_admin = on;
              SELECT count(floe.content_put(format('<p>Dear customer %s,</p>%s', n,
                         repeat('<tr><td>Our spring collection ships free.</td></tr>', 20 + n)), '{TENANT}'))
-               FROM generate_series(1, 40) n;
-             SELECT count(floe.content_put(b, '{TENANT}')) FROM (
-                 SELECT decode(string_agg(md5(n::text || '-' || i), ''), 'hex') || '\\xff'::bytea AS b
-                   FROM generate_series(1, 20) n, generate_series(1, 64) i GROUP BY n) x;"
+               FROM generate_series(1, 40) n"
         ))
         .unwrap();
+        put_binaries(20, "-");
         assert_eq!(
             samples_of(one::<i32>(&format!(
                 "SELECT floe.train_dictionary('{TENANT}', sample_rows => 100)"
             ))),
             Some(40)
         );
-        Spi::run(&format!(
-            "SELECT count(floe.content_put(b, '{TENANT}')) FROM (
-                 SELECT decode(string_agg(md5(n::text || '+' || i), ''), 'hex') || '\\xff'::bytea AS b
-                   FROM generate_series(1, 60) n, generate_series(1, 64) i GROUP BY n) x;"
-        ))
-        .unwrap();
+        put_binaries(60, "+");
         assert_eq!(
             samples_of(one::<i32>(&format!(
                 "SELECT floe.train_dictionary('{TENANT}', sample_rows => 200)"
