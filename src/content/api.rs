@@ -171,6 +171,16 @@ fn policy(s: &mut Session<'_, '_>, tenant: uuid::Uuid) -> Result<(Policy, Retrai
     Ok((p, r))
 }
 
+/// The id of the tenant's newest dictionary, if it has one.
+fn latest_dictionary(
+    s: &mut Session<'_, '_>,
+    tenant: uuid::Uuid,
+) -> Result<Option<i32>, FloeError> {
+    Ok(s.run(LATEST_DICTIONARY, &[to_pg(tenant).into()])?
+        .first()
+        .get::<i32>(1)?)
+}
+
 /// Encodes a body for `tier`: archive uses the tenant's newest dictionary when it has one.
 fn encode_for(
     s: &mut Session<'_, '_>,
@@ -181,11 +191,7 @@ fn encode_for(
     hash: &blake3::Hash,
 ) -> Result<(Vec<u8>, Option<i32>), FloeError> {
     let dict = if tier == Tier::Archive {
-        match s
-            .run(LATEST_DICTIONARY, &[to_pg(tenant).into()])?
-            .first()
-            .get::<i32>(1)?
-        {
+        match latest_dictionary(s, tenant)? {
             Some(id) => Some(dictionary(s, id)?.1),
             None => None,
         }
@@ -594,20 +600,27 @@ const MAX_SAMPLE_BYTES: usize = 256 << 20;
 const MARK_CHECKED: &str =
     "UPDATE floe.content_dictionaries SET checked_at = pg_catalog.now() WHERE id = $1";
 
-/// Trains a dictionary over the tenant's newest `sample_rows` bodies and saves it, returning
-/// its id. With `gate` (the tenant's archive level; the retraining job), a tenant that has a
-/// dictionary gets the new one only if it stores the held-out bodies (every tenth sample,
-/// trained without them) at least [`tier::MIN_GAIN_PERCENT`] smaller than the current one
-/// at that level; otherwise the current one is marked checked and `None` returned.
-fn train(
+/// A trained dictionary not saved yet, and the bodies held out of its training.
+struct Candidate {
+    /// Loaded once: zstd can use what it made before anyone depends on it.
+    dict: Dictionary,
+    samples: i32,
+    sample_bytes: i64,
+    held: Vec<Vec<u8>>,
+}
+
+/// Trains a dictionary over the tenant's newest `sample_rows` bodies (decoded up to
+/// MAX_SAMPLE_BYTES; only the text ones when text is the bulk of them, as attachments would
+/// dilute a dictionary meant for the mail). With `hold_out`, every tenth body is kept out of
+/// the training to judge the result by.
+fn candidate(
     s: &mut Session<'_, '_>,
     tenant: uuid::Uuid,
     sample_rows: i32,
     dict_size: i32,
-    gate: Option<i32>,
-) -> Result<Option<i32>, FloeError> {
-    let pg_tenant = to_pg(tenant);
-    let rows = s.run(SAMPLES, &[pg_tenant.into(), sample_rows.into()])?;
+    hold_out: bool,
+) -> Result<Candidate, FloeError> {
+    let rows = s.run(SAMPLES, &[to_pg(tenant).into(), sample_rows.into()])?;
     let mut stored = Vec::new();
     for row in rows {
         stored.push((
@@ -616,15 +629,6 @@ fn train(
             row.get::<i32>(3)?,
         ));
     }
-    let current = match gate {
-        Some(_) => s
-            .run(LATEST_DICTIONARY, &[pg_tenant.into()])?
-            .first()
-            .get::<i32>(1)?,
-        None => None,
-    };
-    // Decoded up to MAX_SAMPLE_BYTES (sample_rows may be large), then text only if text
-    // is the bulk of it (attachments would dilute a dictionary meant for the mail).
     let mut bodies = Vec::with_capacity(stored.len());
     let mut decoded = 0usize;
     for (hash, frame, dict) in stored {
@@ -635,18 +639,20 @@ fn train(
             break;
         }
     }
-    let text = bodies
+    let text: Vec<bool> = bodies
         .iter()
-        .filter(|b| std::str::from_utf8(b).is_ok())
-        .count();
-    if tier::train_on_text_only(text, bodies.len()) {
-        bodies.retain(|b| std::str::from_utf8(b).is_ok());
+        .map(|b| std::str::from_utf8(b).is_ok())
+        .collect();
+    if tier::train_on_text_only(text.iter().filter(|t| **t).count(), bodies.len()) {
+        // retain visits the bodies once each, in order.
+        let mut keep = text.into_iter();
+        bodies.retain(|_| keep.next().unwrap_or(false));
     }
     let mut samples = Vec::with_capacity(bodies.len());
     let mut held = Vec::new();
     let mut total = 0usize;
     for (i, raw) in bodies.into_iter().enumerate() {
-        if current.is_some() && tier::held_out(i) {
+        if hold_out && tier::held_out(i) {
             held.push(raw);
             continue;
         }
@@ -665,41 +671,74 @@ fn train(
     // zstd wants far more sample bytes than dictionary bytes: dict_size is a maximum.
     let size = (dict_size as usize).min((total / 8).max(1024));
     let bytes = codec::train(&samples, size).map_err(codec_error)?;
-    // Checks that zstd can load what it made before anyone depends on it.
-    let candidate = Dictionary::new(1, bytes.clone()).map_err(codec_error)?;
-    if let (Some(level), Some(current)) = (gate, current) {
-        let old = dictionary(s, current)?.1;
-        let spec = Spec::new(Codec::Zstd, level).map_err(codec_error)?;
-        let (mut new_bytes, mut old_bytes) = (0u64, 0u64);
-        for raw in &held {
-            new_bytes += codec::encode(raw, spec, Some(&candidate))
-                .map_err(codec_error)?
-                .len() as u64;
-            old_bytes += codec::encode(raw, spec, Some(&old))
-                .map_err(codec_error)?
-                .len() as u64;
-        }
-        if !tier::worth_replacing(new_bytes, old_bytes) {
-            s.run(MARK_CHECKED, &[current.into()])?;
-            return Ok(None);
-        }
-    }
+    Ok(Candidate {
+        dict: Dictionary::new(1, bytes).map_err(codec_error)?,
+        samples: samples.len() as i32,
+        sample_bytes: total as i64,
+        held,
+    })
+}
+
+/// Saves a candidate as the tenant's newest dictionary; returns its id.
+fn save(s: &mut Session<'_, '_>, tenant: uuid::Uuid, c: &Candidate) -> Result<i32, FloeError> {
     let id = s
         .run(
             SAVE_DICTIONARY,
             &[
-                pg_tenant.into(),
-                (samples.len() as i32).into(),
-                (total as i64).into(),
-                (bytes.len() as i32).into(),
-                bytes.as_slice().into(),
+                to_pg(tenant).into(),
+                c.samples.into(),
+                c.sample_bytes.into(),
+                (c.dict.bytes.len() as i32).into(),
+                c.dict.bytes.as_slice().into(),
             ],
         )?
         .first()
         .get::<i32>(1)?;
-    id.map(Some).ok_or_else(|| FloeError::Internal {
+    id.ok_or_else(|| FloeError::Internal {
         message: "saving the dictionary returned no id".into(),
     })
+}
+
+/// Whether a candidate stores its held-out bodies at least [`tier::MIN_GAIN_PERCENT`]
+/// smaller than dictionary `current` at zstd `level`.
+fn beats(
+    s: &mut Session<'_, '_>,
+    c: &Candidate,
+    current: i32,
+    level: i32,
+) -> Result<bool, FloeError> {
+    let old = dictionary(s, current)?.1;
+    let spec = Spec::new(Codec::Zstd, level).map_err(codec_error)?;
+    let (mut new_bytes, mut old_bytes) = (0u64, 0u64);
+    for raw in &c.held {
+        new_bytes += codec::encode(raw, spec, Some(&c.dict))
+            .map_err(codec_error)?
+            .len() as u64;
+        old_bytes += codec::encode(raw, spec, Some(&old))
+            .map_err(codec_error)?
+            .len() as u64;
+    }
+    Ok(tier::worth_replacing(new_bytes, old_bytes))
+}
+
+/// The retraining of one tenant: a tenant without a dictionary gets one; a tenant with one
+/// gets the new one only if it [`beats`] the current one at the archive level, else the
+/// current one is marked checked. Whether a dictionary was saved.
+fn retrain_tenant(
+    s: &mut Session<'_, '_>,
+    tenant: uuid::Uuid,
+    archive_level: i32,
+) -> Result<bool, FloeError> {
+    let current = latest_dictionary(s, tenant)?;
+    let c = candidate(s, tenant, SAMPLE_ROWS, DICT_SIZE, current.is_some())?;
+    if let Some(current) = current {
+        if !beats(s, &c, current, archive_level)? {
+            s.run(MARK_CHECKED, &[current.into()])?;
+            return Ok(false);
+        }
+    }
+    save(s, tenant, &c)?;
+    Ok(true)
 }
 
 #[pg_extern(volatile, parallel_unsafe, requires = [current_tenant])]
@@ -718,9 +757,8 @@ fn train_dictionary(
     }
     let tenant = authorize(tenant, "train_dictionary")?;
     Ok(privileged::run(|s| {
-        train(s, tenant, sample_rows, dict_size, None)?.ok_or_else(|| FloeError::Internal {
-            message: "training without a gate kept no dictionary".into(),
-        })
+        let c = candidate(s, tenant, sample_rows, dict_size, false)?;
+        save(s, tenant, &c)
     })?)
 }
 
@@ -994,10 +1032,9 @@ fn retrain(s: &mut Session<'_, '_>) -> Result<i64, FloeError> {
     for (tenant, count, since, age) in due {
         let (p, r) = policy(s, tenant)?;
         if r.due(count, since, age) {
-            let gate = Some(p.archive_level);
-            match crate::subxact::try_run(|| train(s, tenant, SAMPLE_ROWS, DICT_SIZE, gate)) {
-                Ok(Ok(Some(_))) => trained += 1,
-                Ok(Ok(None)) => {}
+            match crate::subxact::try_run(|| retrain_tenant(s, tenant, p.archive_level)) {
+                Ok(Ok(true)) => trained += 1,
+                Ok(Ok(false)) => {}
                 Ok(Err(e)) => {
                     pgrx::warning!("floe content: training a dictionary for tenant {tenant}: {e}")
                 }

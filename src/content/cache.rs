@@ -61,16 +61,15 @@ impl<K: Hash + Eq + Copy, V: Clone + Weigh> Lru<K, V> {
         self.clock += 1;
         self.entries.insert(key, (value, self.clock));
     }
+}
 
-    pub fn len(&self) -> usize {
+#[cfg(test)]
+impl<K: Hash + Eq, V> Lru<K, V> {
+    fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    pub fn contains(&self, key: &K) -> bool {
+    fn contains(&self, key: &K) -> bool {
         self.entries.contains_key(key)
     }
 }
