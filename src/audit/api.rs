@@ -322,6 +322,15 @@ fn audit_tables_oid() -> Option<pg_sys::Oid> {
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
+/// Makes every backend reload its cached audit configurations at commit (a relcache
+/// invalidation of floe.audit_tables).
+fn invalidate_configs() {
+    if let Some(t) = audit_tables_oid() {
+        // SAFETY: queues a relcache invalidation, sent at commit.
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(t) };
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The audit trigger
 // ---------------------------------------------------------------------------------------
@@ -1004,10 +1013,7 @@ fn enable_audit(
     ] {
         Spi::run(&sql).map_err(FloeError::from)?;
     }
-    if let Some(t) = audit_tables_oid() {
-        // SAFETY: queues a relcache invalidation (sent at commit): cached configurations reload.
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(t) };
-    }
+    invalidate_configs();
     Ok(())
 }
 
@@ -1040,10 +1046,7 @@ fn disable_audit(
     ] {
         Spi::run(&sql).map_err(FloeError::from)?;
     }
-    if let Some(t) = audit_tables_oid() {
-        // SAFETY: as in enable_audit.
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(t) };
-    }
+    invalidate_configs();
     Ok(removed)
 }
 
