@@ -3,6 +3,10 @@
 -- mode, what carries over to new children, and bad input that must change nothing.
 -- Output is relative to now() (in UTC) so the suite passes on any date; names are checked
 -- against the period they cover.
+-- The session computes in UTC, as floe's partition grid does: in pg_regress's PST8PDT,
+-- now() + interval '6 months' lands in the UTC month after the expected one during the last
+-- hours of a month (the calendar layer found it on 2027-10-31 00:59 UTC).
+SET TimeZone = 'UTC';
 CREATE ROLE part_owner;
 CREATE ROLE part_reader;
 CREATE ROLE part_stranger;
@@ -292,9 +296,12 @@ DROP TABLE part.quarterly;
 UPDATE floe.partition_sets SET parent = 'part.quarterly_renamed' WHERE parent = 'part.quarterly';
 CALL floe.run_maintenance('part.quarterly_renamed');
 SELECT parent, last_error FROM floe.partition_sets WHERE parent LIKE 'part.quarterly%';
+-- Every child stays (3, or 4 when a new year began during the suite and maintenance premade
+-- one more).
+SELECT count(*) AS yearly_children FROM floe.partitions('part.yearly') \gset
 SELECT floe.remove_parent('part.yearly');
 SELECT count(*) AS yearly_sets FROM floe.partition_sets WHERE parent = 'part.yearly';
-SELECT count(*) AS yearly_children_kept FROM floe.partitions('part.yearly');
+SELECT count(*) = :yearly_children AND count(*) >= 3 AS yearly_children_kept FROM floe.partitions('part.yearly');
 
 -- Converting an existing table: no row moves in the conversion itself; the table becomes
 -- the set's default partition, and maintenance moves its rows month by month, in batches.

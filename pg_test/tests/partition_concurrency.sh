@@ -108,7 +108,7 @@ expect_eq "$(q "SELECT coalesce(last_error, 'none') FROM floe.partition_sets WHE
     none "worker recorded success"
 
 echo "# fault: a concurrent detach interrupted (a reader outlives lock_timeout in its wait) is finished next run"
-q "CREATE TABLE metrics_y2000 PARTITION OF metrics FOR VALUES FROM ('2000-01-01') TO ('2000-02-01')"
+q "CREATE TABLE metrics_y2000 PARTITION OF metrics FOR VALUES FROM ('2000-01-01 00:00+00') TO ('2000-02-01 00:00+00')"
 "$FLOE_PG_BIN/psql" -X -q -d "$FLOE_TEST_DB" -c "BEGIN" -c "SELECT count(*) FROM metrics" \
     -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null &
 rpid=$!
