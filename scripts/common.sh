@@ -8,11 +8,14 @@ FLOE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=15
 PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
 PGRX_VERSION=0.18.1
-export FLOE_PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+SYSTEM_PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+export FLOE_PG_BIN=$SYSTEM_PG_BIN
 export DEBIAN_FRONTEND=noninteractive
 
 # shellcheck source=../pg_test/lib/cluster.sh
 source "$FLOE_ROOT/pg_test/lib/cluster.sh"
+# shellcheck source=install.sh
+source "$FLOE_ROOT/scripts/install.sh"
 
 step() { printf '\n==> %s\n' "$*"; }
 die() {
@@ -65,13 +68,16 @@ ensure_cargo_pgrx() {
     cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked --quiet
 }
 
+# ensure_pgrx_init [PG_CONFIG]: pgrx's config (in $PGRX_HOME, default ~/.pgrx) names the
+# PostgreSQL to build against.
 ensure_pgrx_init() {
+    local pg_config=${1:-$PG_CONFIG}
     local cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-    if grep -qF "pg$PG_MAJOR = \"$PG_CONFIG\"" "$cfg" 2>/dev/null; then
+    if grep -qF "pg$PG_MAJOR = \"$pg_config\"" "$cfg" 2>/dev/null; then
         return 0
     fi
-    step "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
-    cargo pgrx init "--pg$PG_MAJOR" "$PG_CONFIG" >/dev/null
+    step "cargo pgrx init --pg$PG_MAJOR $pg_config"
+    cargo pgrx init "--pg$PG_MAJOR" "$pg_config" >/dev/null
 }
 
 ensure_toolchain() {
@@ -81,15 +87,79 @@ ensure_toolchain() {
     ensure_os_user
 }
 
-# Builds floe with the release profile and installs it into the system PostgreSQL.
-install_release() {
-    step "building and installing floe (release)"
+# Installs never write floe.so in place (see scripts/install.sh): the build goes into a
+# package directory first, install_tree copies it over.
+
+FLOE_PACKAGE_DIR=$FLOE_ROOT/target/floe-package/pg$PG_MAJOR
+
+# Builds the release package (floe.so, control file, SQL scripts) into $FLOE_PACKAGE_DIR,
+# laid out as the paths of the system PostgreSQL ($PG_CONFIG).
+package_release() {
+    step "building floe (release package)"
     local log
     log=$(mktemp /tmp/floe-build.XXXXXX)
-    if ! (cd "$FLOE_ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG") >"$log" 2>&1; then
+    rm -rf "$FLOE_PACKAGE_DIR"
+    if ! (cd "$FLOE_ROOT" && cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$FLOE_PACKAGE_DIR") >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         die "building floe failed (full log: $log)"
     fi
     grep -E 'Finished' "$log" || true
     rm -f "$log"
+    # pgrx packages the generated install script and the upgrade scripts (floe--A--B.sql);
+    # the install scripts of earlier releases kept in sql/ go beside them, so that those
+    # versions can be installed and updated (the upgrade test does).
+    local ext=$FLOE_PACKAGE_DIR/usr/share/postgresql/$PG_MAJOR/extension f
+    for f in "$FLOE_ROOT"/sql/floe--[0-9]*.sql; do
+        case $f in *--*--*) continue ;; esac
+        [ -e "$ext/$(basename "$f")" ] || cp "$f" "$ext/"
+    done
+}
+
+# install_release [ROOT]: builds the package and installs it under ROOT (default /, the
+# system PostgreSQL; the tests pass their private copy), safely under running servers.
+install_release() {
+    local root=${1:-/}
+    package_release
+    step "installing floe into ${root%/}/ (atomic replace; running servers load it at their next restart)"
+    install_tree "$FLOE_PACKAGE_DIR" "$root"
+}
+
+# The PostgreSQL that the tests run: a private copy of the system one under
+# $FLOE_TEST_PREFIX (same layout below it). PostgreSQL's binaries find their share and lib
+# directories relative to themselves, so the copy is complete on its own, and the tests'
+# installs of floe (cargo pgrx test's debug build, the release build the server-side layers
+# test, the builds the install test swaps) never touch the files a server started from the
+# system directories (the demo of scripts/setup.sh, a user's own) has mapped.
+FLOE_TEST_PREFIX=${FLOE_TEST_PREFIX:-$FLOE_OS_HOME/pg$PG_MAJOR-test}
+FLOE_TEST_PG_CONFIG=$FLOE_TEST_PREFIX/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+
+ensure_test_prefix() {
+    local stamp want
+    want="$("$SYSTEM_PG_BIN/postgres" --version) $(stat -c %Y "$SYSTEM_PG_BIN/postgres")"
+    stamp=$FLOE_TEST_PREFIX/.floe-copy-of
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    step "copying PostgreSQL $PG_MAJOR to $FLOE_TEST_PREFIX (the tests' private install)"
+    rm -rf "$FLOE_TEST_PREFIX"
+    mkdir -p "$FLOE_TEST_PREFIX/usr/lib/postgresql" "$FLOE_TEST_PREFIX/usr/share/postgresql" \
+        "$FLOE_TEST_PREFIX/usr/include"
+    cp -a "/usr/lib/postgresql/$PG_MAJOR" "$FLOE_TEST_PREFIX/usr/lib/postgresql/"
+    cp -a "/usr/share/postgresql/$PG_MAJOR" "$FLOE_TEST_PREFIX/usr/share/postgresql/"
+    cp -a /usr/include/postgresql "$FLOE_TEST_PREFIX/usr/include/"
+    # floe as the system had it is not the build under test.
+    rm -f "$FLOE_TEST_PREFIX/usr/lib/postgresql/$PG_MAJOR/lib/floe.so" \
+        "$FLOE_TEST_PREFIX/usr/share/postgresql/$PG_MAJOR/extension/floe"*
+    [ "$("$FLOE_TEST_PG_CONFIG" --sharedir)" = "$FLOE_TEST_PREFIX/usr/share/postgresql/$PG_MAJOR" ] ||
+        die "the copy of PostgreSQL in $FLOE_TEST_PREFIX does not find its own files (not relocatable?)"
+    echo "$want" >"$stamp"
+}
+
+# Points this shell (cargo pgrx, the test layers) at the private copy.
+use_test_prefix() {
+    ensure_test_prefix
+    export PGRX_HOME=$FLOE_TEST_PREFIX/pgrx
+    export FLOE_PG_BIN=$FLOE_TEST_PREFIX/usr/lib/postgresql/$PG_MAJOR/bin
+    mkdir -p "$PGRX_HOME"
+    ensure_pgrx_init "$FLOE_TEST_PG_CONFIG"
 }

@@ -4,14 +4,31 @@
 #   1. pure unit tests (#[test] + proptest) and #[pg_test]s: cargo pgrx test, in a preloaded
 #      throwaway cluster run by $FLOE_OS_USER
 #   2. floe installed (release build), then pg_test/run.sh: pg_regress suites, isolation
-#      specs and scenario tests (multi-session, fault, preload), each on a throwaway cluster
+#      specs, scenario tests (multi-session, fault, preload, installing under load) and the
+#      calendar layer (suites and scenarios with the servers' clock moved to year end, leap
+#      day and DST switches), each on a throwaway cluster
+# Every layer runs against a private copy of PostgreSQL ($FLOE_TEST_PREFIX, see common.sh):
+# nothing here writes into the system PostgreSQL, so servers running from it (the demo that
+# scripts/setup.sh leaves running) are not touched.
 # Re-runs skip whatever is installed already. Ends with "summary: N passed, M failed".
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 floe_is_root || die "run this as root: it installs packages and the extension (the servers it starts run as $FLOE_OS_USER)"
 ensure_toolchain
+use_test_prefix
 cd "$FLOE_ROOT"
+
+# The tests install into a private copy of PostgreSQL only. What the system PostgreSQL has
+# of floe (files, and the demo server of scripts/setup.sh if it runs) is compared at the end.
+system_floe_state() {
+    local f pidfile=$FLOE_OS_HOME/demo/data/postmaster.pid
+    for f in "$SYSTEM_PG_BIN/../lib/floe.so" "/usr/share/postgresql/$PG_MAJOR/extension/"floe*; do
+        if [ -e "$f" ]; then stat -c '%n inode %i mtime %Y size %s' "$f"; fi
+    done
+    if [ -f "$pidfile" ]; then echo "demo postmaster $(head -n 1 "$pidfile")"; fi
+}
+SYSTEM_BEFORE=$(system_floe_state)
 
 COUNTS=$(mktemp /tmp/floe-counts.XXXXXX)
 export FLOE_COUNTS=$COUNTS
@@ -45,12 +62,25 @@ fi
 echo "cargo $cargo_passed $cargo_failed" >>"$COUNTS"
 rm -f "$LOG"
 
-# cargo pgrx test leaves its debug build (with the pg_test feature) installed; the server-side
-# layers test the release build that users run.
-install_release
+# cargo pgrx test leaves its debug build (with the pg_test feature) installed in the private
+# copy; the server-side layers test the release build that users run.
+install_release "$FLOE_TEST_PREFIX"
 
 step "pg_regress, isolation and scenario tests (pg_test/run.sh)"
 bash "$FLOE_ROOT/pg_test/run.sh" || true
+
+step "the system PostgreSQL and the demo server are as they were"
+system_failed=0
+if [ "$(system_floe_state)" != "$SYSTEM_BEFORE" ]; then
+    diff <(echo "$SYSTEM_BEFORE") <(system_floe_state) || true
+    system_failed=1
+elif [ -f "$FLOE_OS_HOME/demo/data/postmaster.pid" ]; then
+    demo_problems=$("$SYSTEM_PG_BIN/psql" -X -At -h "$FLOE_OS_HOME/demo" -p "$(cluster_port "$FLOE_OS_HOME/demo")" \
+        -U "$FLOE_DB_SUPERUSER" -d oltp -c "SELECT count(*) FROM floe.health('critical')" 2>&1) || true
+    echo "demo server running, critical health checks in oltp: $demo_problems"
+    [ "$demo_problems" = 0 ] || system_failed=1
+fi
+echo "system $((1 - system_failed)) $system_failed" >>"$COUNTS"
 
 step "results"
 awk '{ printf "  %-10s %4d passed, %d failed\n", $1, $2, $3; p += $2; f += $3 } END { }' "$COUNTS"

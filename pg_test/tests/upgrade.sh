@@ -68,8 +68,15 @@ qd postgres "CREATE DATABASE fresh"
 qd fresh "CREATE EXTENSION floe"
 signature fresh >"$FLOE_TEST_DIR/fresh.sig"
 
-for old in $(ls /usr/share/postgresql/15/extension/ | sed -n 's/^floe--\([0-9.]*\)\.sql$/\1/p' | sort -V); do
-    [ "$old" = "$current" ] && continue
+# Every release whose install script the repository keeps (sql/floe--A.sql) must be installed
+# next to the current one, and is updated here.
+kept=$(ls "$(dirname "$0")/../../sql/" | sed -n 's/^floe--\([0-9.]*\)\.sql$/\1/p' | sort -V | tr '\n' ' ')
+available=$(ls "$("$FLOE_PG_BIN/pg_config" --sharedir)/extension/" | sed -n 's/^floe--\([0-9.]*\)\.sql$/\1/p' |
+    grep -vxF "$current" | sort -V | tr '\n' ' ')
+[ -n "$kept" ] || fail "no kept release in sql/"
+expect_eq "$available" "$kept" "every kept release is installed beside $current"
+updated=0
+for old in $available; do
     echo "# $old -> $current"
     db="from_${old//./_}"
     qd postgres "CREATE DATABASE $db"
@@ -116,4 +123,6 @@ for old in $(ls /usr/share/postgresql/15/extension/ | sed -n 's/^floe--\([0-9.]*
     expect_eq "$(qd "$db" "SELECT floe.audit_seal()")" 2 "audit entries sealed after update"
     expect_eq "$(qd "$db" "SELECT status FROM floe.verify_audit()")" ok "verify_audit after update"
     expect_eq "$(qd "$db" "SELECT count(*) FROM floe.health() WHERE status = 'critical'")" 0 "health has no critical check"
+    updated=$((updated + 1))
 done
+expect_eq "$updated" "$(echo "$kept" | wc -w)" "every kept release was updated to $current"
