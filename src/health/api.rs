@@ -124,8 +124,33 @@ fn gather() -> Result<Vec<Check>, FloeError> {
 
 // Postgres creates schema floe (named in floe.control) without privileges for anyone but
 // its owner; every role may use floe's functions, which check their own permissions.
+//
+// First of all, the script refuses to run against an older library: a floe.so left over from
+// an earlier build under newer control and SQL files (a partial install, or a server that was
+// not restarted after the files were replaced: its backends keep the library they mapped)
+// would otherwise create functions whose code is not there, or is not what the SQL expects.
+// The library's version comes from floe.version()'s C symbol, bound for the check only.
+// During CREATE EXTENSION, pg_extension already holds the version being installed.
 extension_sql!(
-    "GRANT USAGE ON SCHEMA floe TO PUBLIC;",
+    r#"
+GRANT USAGE ON SCHEMA floe TO PUBLIC;
+CREATE FUNCTION floe.library_version_during_install() RETURNS text
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'version_wrapper';
+DO $check$
+DECLARE
+    library text := floe.library_version_during_install();
+    scripts text := (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'floe');
+BEGIN
+    IF pg_catalog.string_to_array(library, '.')::int[] < pg_catalog.string_to_array(scripts, '.')::int[] THEN
+        RAISE EXCEPTION 'floe''s library (floe.so) is version %, older than the extension scripts (version %)', library, scripts
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The floe.so in $libdir (pg_config --pkglibdir), or the copy this server process has loaded, comes from an earlier build than floe.control and the SQL files.',
+                  HINT = 'Install floe.so from the same build as the control and SQL files; if the server preloads floe (shared_preload_libraries), restart it so it loads the new library, then retry.';
+    END IF;
+END
+$check$;
+DROP FUNCTION floe.library_version_during_install();
+"#,
     name = "schema_usage",
     bootstrap,
 );
