@@ -5,7 +5,10 @@
 #   2. isolation specs     pg_test/isolation/schedule (pg_isolation_regress), when present
 #   3. scenario tests      pg_test/tests/*.sh: multi-session, fault and worker tests that
 #                          start their own clusters with pg_test/lib/cluster.sh
-# Usage: pg_test/run.sh [regress|isolation|scenarios]... (default: all). Writes
+#   4. calendar            the regress suites, the isolation specs, the partition, queue and
+#                          scheduler scenarios and pg_test/calendar/edge.sh, each with the
+#                          servers' clock moved to just before a calendar edge (CALENDAR_POINTS)
+# Usage: pg_test/run.sh [regress|isolation|scenarios|calendar]... (default: all). Writes
 # "<layer> <passed> <failed>" lines to $FLOE_COUNTS when that is set.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,7 +18,7 @@ PGXS=$(dirname "$("$FLOE_PG_BIN/pg_config" --pgxs)")/..
 PG_REGRESS=$PGXS/test/regress/pg_regress
 PG_ISOLATION_REGRESS=$PGXS/test/isolation/pg_isolation_regress
 LAYERS=("$@")
-[ ${#LAYERS[@]} -gt 0 ] || LAYERS=(regress isolation scenarios)
+[ ${#LAYERS[@]} -gt 0 ] || LAYERS=(regress isolation scenarios calendar)
 FAILED=0
 
 record() {
@@ -50,7 +53,9 @@ count_and_record() {
     record "$layer" "$passed" "$failed"
 }
 
+# run_regress [LABEL]
 run_regress() {
+    local label=${1:-regress}
     # No scheduler workers: the suites run jobs by hand and must not race a worker.
     cluster_throwaway yes "floe.max_workers = 0"
     local work out
@@ -60,14 +65,16 @@ run_regress() {
         --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" --dbname=floe_regression \
         --load-extension=floe --schedule="$work/schedule" >"$out" 2>&1 || true
     cat "$out"
-    count_and_record regress "$out" "$work"
+    count_and_record "$label" "$out" "$work"
     rm -rf "$work"
     cluster_cleanup_all
 }
 
+# run_isolation [LABEL]
 run_isolation() {
+    local label=${1:-isolation}
     if [ ! -s "$HERE/isolation/schedule" ]; then
-        record isolation 0 0
+        record "$label" 0 0
         return
     fi
     cluster_throwaway yes "floe.max_workers = 0"
@@ -78,15 +85,18 @@ run_isolation() {
         --bindir="$FLOE_PG_BIN" --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
         --dbname=floe_isolation --load-extension=floe --schedule="$work/schedule" >"$out" 2>&1 || true
     cat "$out"
-    count_and_record isolation "$out" "$work"
+    count_and_record "$label" "$out" "$work"
     rm -rf "$work"
     cluster_cleanup_all
 }
 
+# run_scenarios [LABEL SCRIPT...]: every pg_test/tests/*.sh by default.
 run_scenarios() {
-    local t passed=0 failed=0
-    for t in "$HERE"/tests/*.sh; do
-        [ -e "$t" ] || continue
+    local label=${1:-scenarios} t passed=0 failed=0
+    local scripts=("${@:2}")
+    [ ${#scripts[@]} -gt 0 ] || scripts=("$HERE"/tests/*.sh)
+    for t in "${scripts[@]}"; do
+        [ -e "$t" ] || { echo "no scenario $t" >&2; failed=$((failed + 1)); continue; }
         echo "scenario $(basename "$t" .sh)"
         if timeout 600 bash "$t"; then
             passed=$((passed + 1))
@@ -95,7 +105,52 @@ run_scenarios() {
             failed=$((failed + 1))
         fi
     done
-    record scenarios "$passed" "$failed"
+    record "$label" "$passed" "$failed"
+}
+
+# name | the edge, a UTC instant on the hour | the servers' TimeZone
+CALENDAR_POINTS=(
+    "year_end|2028-01-01 00:00:00+00|UTC"
+    "leap_day|2028-02-29 00:00:00+00|UTC"
+    "no_leap_day|2027-03-01 00:00:00+00|UTC"
+    "dst_spring|2027-03-28 01:00:00+00|Europe/Berlin"
+    "dst_autumn|2027-10-31 01:00:00+00|Europe/Berlin"
+)
+CALENDAR_SCENARIOS=(partition_concurrency queue_concurrency scheduler_worker)
+
+# clock_before EDGE SECONDS: every server started after this call runs SECONDS before the edge
+# (and its clock keeps running).
+clock_before() {
+    FLOE_CLOCK_OFFSET=$(($(date -d "$1" +%s) - $2 - $(date +%s)))
+    export FLOE_CLOCK_OFFSET
+}
+
+run_calendar() {
+    local shim point name edge tz scenarios=() s
+    shim=$(mktemp -d /tmp/floe-clock.XXXXXX)
+    chmod 0755 "$shim"
+    gcc -O2 -shared -fPIC -o "$shim/clockshift.so" "$HERE/lib/clockshift.c" -ldl
+    export FLOE_CLOCK_SHIM=$shim/clockshift.so
+    for s in "${CALENDAR_SCENARIOS[@]}"; do scenarios+=("$HERE/tests/$s.sh"); done
+    for point in "${CALENDAR_POINTS[@]}"; do
+        IFS='|' read -r name edge tz <<<"$point"
+        echo "calendar $name: servers' clock at 30 s before $edge, TimeZone $tz"
+        export FLOE_EXTRA_CONF="timezone = '$tz'" FLOE_CALENDAR_BOUNDARY=$edge
+        # The suites take seconds: their servers start 6 s before the edge (initdb, the
+        # start and pg_regress's own set-up take about 2 of them), so the edge passes while
+        # the tests run.
+        clock_before "$edge" 6
+        run_regress "cal-$name"
+        clock_before "$edge" 6
+        run_isolation "cal-$name"
+        # Each scenario starts its own cluster 30 s before the edge.
+        for s in "$HERE/calendar/edge.sh" "${scenarios[@]}"; do
+            clock_before "$edge" 30
+            run_scenarios "cal-$name" "$s"
+        done
+    done
+    unset FLOE_CLOCK_OFFSET FLOE_CLOCK_SHIM FLOE_EXTRA_CONF FLOE_CALENDAR_BOUNDARY
+    rm -rf "$shim"
 }
 
 for layer in "${LAYERS[@]}"; do
@@ -103,6 +158,7 @@ for layer in "${LAYERS[@]}"; do
     regress) run_regress ;;
     isolation) run_isolation ;;
     scenarios) run_scenarios ;;
+    calendar) run_calendar ;;
     *)
         echo "unknown layer $layer" >&2
         exit 2

@@ -11,6 +11,11 @@
 #
 # Postgres refuses to run as root: when this runs as root, every server-side command runs as
 # $FLOE_OS_USER (created on demand); otherwise as the calling user.
+#
+# The calendar layer (pg_test/calendar.sh) moves the servers' clock: with FLOE_CLOCK_OFFSET
+# (seconds) and FLOE_CLOCK_SHIM (pg_test/lib/clockshift.c, built) set, every server started
+# here runs with its wall clock moved by that offset, background workers included; with
+# FLOE_EXTRA_CONF set, its lines are added to every new cluster's postgresql.conf.
 
 FLOE_PG_BIN=${FLOE_PG_BIN:-/usr/lib/postgresql/15/bin}
 FLOE_OS_USER=${FLOE_OS_USER:-floe}
@@ -91,6 +96,7 @@ cluster_create() {
         echo "max_worker_processes = 16"
         echo "log_line_prefix = '%m [%p] %q%u@%d '"
         if [ "$preload" = yes ]; then echo "shared_preload_libraries = 'floe'"; fi
+        if [ -n "${FLOE_EXTRA_CONF:-}" ]; then echo "$FLOE_EXTRA_CONF"; fi
     } | as_cluster_user tee -a "$dir/data/postgresql.conf" >/dev/null
 }
 
@@ -105,14 +111,22 @@ cluster_make_disposable() {
 
 cluster_running() { as_cluster_user "$FLOE_PG_BIN/pg_ctl" --pgdata="$1/data" status >/dev/null 2>&1; }
 
+# pg_ctl as the cluster user, in the environment every server of these scripts gets.
+# Without RUST_BACKTRACE: pgrx would append Rust backtraces to the DETAIL of errors, which
+# makes test output depend on the caller's shell.
+cluster_pg_ctl() {
+    local clock=()
+    if [ -n "${FLOE_CLOCK_OFFSET:-}" ]; then
+        clock=("LD_PRELOAD=$FLOE_CLOCK_SHIM" "FLOE_CLOCK_OFFSET=$FLOE_CLOCK_OFFSET")
+    fi
+    as_cluster_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "${clock[@]}" "$FLOE_PG_BIN/pg_ctl" "$@"
+}
+
 cluster_start() {
     local dir=$1
     cluster_running "$dir" && return 0
-    # Without RUST_BACKTRACE in the server's environment: pgrx would append Rust backtraces
-    # to the DETAIL of errors, which makes test output depend on the caller's shell.
-    as_cluster_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
-        "$FLOE_PG_BIN/pg_ctl" --pgdata="$dir/data" --log="$dir/postgres.log" \
-        --wait --timeout=60 start >/dev/null || { tail -n 30 "$dir/postgres.log" >&2; return 1; }
+    cluster_pg_ctl --pgdata="$dir/data" --log="$dir/postgres.log" --wait --timeout=60 start >/dev/null ||
+        { tail -n 30 "$dir/postgres.log" >&2; return 1; }
 }
 
 cluster_stop() {
@@ -124,9 +138,8 @@ cluster_stop() {
 cluster_restart() {
     local dir=$1
     if cluster_running "$dir"; then
-        as_cluster_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
-            "$FLOE_PG_BIN/pg_ctl" --pgdata="$dir/data" --log="$dir/postgres.log" \
-            --mode=fast --wait --timeout=60 restart >/dev/null || { tail -n 30 "$dir/postgres.log" >&2; return 1; }
+        cluster_pg_ctl --pgdata="$dir/data" --log="$dir/postgres.log" --mode=fast --wait --timeout=60 restart >/dev/null ||
+            { tail -n 30 "$dir/postgres.log" >&2; return 1; }
     else
         cluster_start "$dir"
     fi
