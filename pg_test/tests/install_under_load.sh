@@ -71,7 +71,7 @@ consumer() {
 consumer &
 consumer_pid=$!
 # On any exit (a failed check too), the consumer goes first.
-trap 'kill "$consumer_pid" 2>/dev/null; cluster_cleanup_all; rm -rf "$TREE"' EXIT
+trap 'kill "$consumer_pid" 2>/dev/null || true; cluster_cleanup_all; rm -rf "$TREE"' EXIT
 sleep 3
 
 echo "# install the other build over the running server"
