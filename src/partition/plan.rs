@@ -492,6 +492,98 @@ mod tests {
         assert_eq!(lo, at("2026-12-28 00:00:00"));
     }
 
+    /// The calendar layer's edges, to the microsecond: the last instant before the edge and
+    /// the first after it belong to adjacent periods, in UTC.
+    #[test]
+    fn calendar_edges() {
+        let us = 1i64;
+        for (edge, step, before, after) in [
+            (
+                "2028-01-01 00:00:00",
+                Step::Months(1),
+                "events_2027_12",
+                "events_2028_01",
+            ),
+            (
+                "2028-01-01 00:00:00",
+                Step::Months(12),
+                "events_2027",
+                "events_2028",
+            ),
+            (
+                "2028-01-01 00:00:00",
+                Step::Months(3),
+                "events_2027_q4",
+                "events_2028_q1",
+            ),
+            (
+                "2028-02-29 00:00:00",
+                Step::Days(1),
+                "events_2028_02_28",
+                "events_2028_02_29",
+            ),
+            (
+                "2028-03-01 00:00:00",
+                Step::Days(1),
+                "events_2028_02_29",
+                "events_2028_03_01",
+            ),
+            (
+                "2027-03-01 00:00:00",
+                Step::Days(1),
+                "events_2027_02_28",
+                "events_2027_03_01",
+            ),
+            (
+                "2027-03-01 00:00:00",
+                Step::Months(1),
+                "events_2027_02",
+                "events_2027_03",
+            ),
+            (
+                "2027-03-28 01:00:00",
+                Step::Hours(1),
+                "events_2027_03_28_00",
+                "events_2027_03_28_01",
+            ),
+            (
+                "2027-10-31 01:00:00",
+                Step::Hours(1),
+                "events_2027_10_31_00",
+                "events_2027_10_31_01",
+            ),
+        ] {
+            let t = at(edge);
+            let name = |x: i64| child_name("events", &step.suffix(step.floor(x).unwrap()).unwrap());
+            assert_eq!(name(t - us), before, "{edge} {step:?}");
+            assert_eq!(name(t), after, "{edge} {step:?}");
+            assert_eq!(
+                step.floor(t),
+                Ok(t),
+                "{edge} {step:?}: the edge starts a period"
+            );
+            assert_eq!(
+                step.next(step.floor(t - us).unwrap()),
+                Ok(t),
+                "{edge} {step:?}"
+            );
+        }
+        // A leap February has 29 days, another 28.
+        let m = Step::Months(1);
+        assert_eq!(
+            m.next(at("2028-02-01 00:00:00")),
+            Ok(at("2028-03-01 00:00:00"))
+        );
+        assert_eq!(
+            (at("2028-03-01 00:00:00") - at("2028-02-01 00:00:00")) / (24 * MICROS_PER_HOUR),
+            29
+        );
+        assert_eq!(
+            m.next(at("2027-02-01 00:00:00")),
+            Ok(at("2027-03-01 00:00:00"))
+        );
+    }
+
     #[test]
     fn long_names_keep_their_suffix() {
         let base = "é".repeat(40);

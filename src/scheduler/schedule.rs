@@ -147,6 +147,51 @@ mod tests {
         );
     }
 
+    /// Cron is UTC: the calendar layer's edges, and no trace of a time zone's DST switch.
+    #[test]
+    fn cron_at_calendar_edges() {
+        let next = |cron: &str, now: &str| parse_cron(cron).unwrap().next_after(at(now), 0);
+        // The turn of a year fires a monthly job once: at the edge, then a month later.
+        assert_eq!(
+            next("0 0 1 * *", "2027-12-31T23:59:59.900Z"),
+            Some(at("2028-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            next("0 0 1 * *", "2028-01-01T00:00:00Z"),
+            Some(at("2028-02-01T00:00:00Z"))
+        );
+        // A leap day exists in 2028 only.
+        assert_eq!(
+            next("0 0 29 2 *", "2027-01-01T00:00:00Z"),
+            Some(at("2028-02-29T00:00:00Z"))
+        );
+        assert_eq!(
+            next("0 0 * * *", "2028-02-28T23:59:30Z"),
+            Some(at("2028-02-29T00:00:00Z"))
+        );
+        assert_eq!(
+            next("0 0 * * *", "2027-02-28T23:59:30Z"),
+            Some(at("2027-03-01T00:00:00Z"))
+        );
+        assert_eq!(
+            next("0 0 1 * *", "2027-02-28T23:59:30Z"),
+            Some(at("2027-03-01T00:00:00Z"))
+        );
+        // Europe/Berlin's switches (01:00 UTC) are ordinary hours: 02:00 UTC once a day.
+        for (now, due) in [
+            ("2027-03-28T00:59:30Z", "2027-03-28T02:00:00Z"),
+            ("2027-03-28T02:00:00Z", "2027-03-29T02:00:00Z"),
+            ("2027-10-31T00:59:30Z", "2027-10-31T02:00:00Z"),
+            ("2027-10-31T02:00:00Z", "2027-11-01T02:00:00Z"),
+        ] {
+            assert_eq!(next("0 2 * * *", now), Some(at(due)), "{now}");
+        }
+        assert_eq!(
+            next("0 1 * * *", "2027-10-31T00:59:30Z"),
+            Some(at("2027-10-31T01:00:00Z"))
+        );
+    }
+
     #[test]
     fn bad_cron_is_an_error() {
         for bad in ["61 * * * *", "* * * * * *", "a b c d e", "* 25 * * *"] {
