@@ -134,7 +134,7 @@ run_calendar() {
     for s in "${CALENDAR_SCENARIOS[@]}"; do scenarios+=("$HERE/tests/$s.sh"); done
     for point in "${CALENDAR_POINTS[@]}"; do
         IFS='|' read -r name edge tz <<<"$point"
-        echo "calendar $name: servers' clock at 30 s before $edge, TimeZone $tz"
+        echo "calendar $name: servers' clocks moved to just before $edge, TimeZone $tz"
         export FLOE_EXTRA_CONF="timezone = '$tz'" FLOE_CALENDAR_BOUNDARY=$edge
         # The suites take seconds: their servers start 6 s before the edge (initdb, the
         # start and pg_regress's own set-up take about 2 of them), so the edge passes while

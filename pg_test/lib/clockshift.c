@@ -9,8 +9,10 @@
  * monotonic clocks, which PostgreSQL uses for timeouts and latches, are left alone. Every
  * process reads the same offset from the environment it inherited, so all of them agree.
  *
- * libfaketime was tried first: with FAKETIME="@..." the processes the postmaster starts from
- * its signal handler (autovacuum launcher, floe's launcher and scheduler) kept the real clock.
+ * libfaketime was tried first (Debian's 0.9.10, FAKETIME="@..." on pg_ctl start): client
+ * backends, checkpointer and bgwriter got the fake date, but walwriter, the autovacuum
+ * launcher and floe's launcher and scheduler kept the real one (their backend_start showed
+ * today), so scheduled jobs never came due on the fake calendar.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

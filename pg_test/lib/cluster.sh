@@ -12,7 +12,7 @@
 # Postgres refuses to run as root: when this runs as root, every server-side command runs as
 # $FLOE_OS_USER (created on demand); otherwise as the calling user.
 #
-# The calendar layer (pg_test/calendar.sh) moves the servers' clock: with FLOE_CLOCK_OFFSET
+# The calendar layer (pg_test/run.sh calendar) moves the servers' clock: with FLOE_CLOCK_OFFSET
 # (seconds) and FLOE_CLOCK_SHIM (pg_test/lib/clockshift.c, built) set, every server started
 # here runs with its wall clock moved by that offset, background workers included; with
 # FLOE_EXTRA_CONF set, its lines are added to every new cluster's postgresql.conf.
