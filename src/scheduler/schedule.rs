@@ -163,7 +163,7 @@ mod tests {
         // A leap day exists in 2028 only.
         assert_eq!(
             next("0 0 29 2 *", "2027-01-01T00:00:00Z"),
-            Some(at("2027-02-28T00:00:00Z"))
+            Some(at("2028-02-29T00:00:00Z"))
         );
         assert_eq!(
             next("0 0 * * *", "2028-02-28T23:59:30Z"),
