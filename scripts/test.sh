@@ -21,12 +21,15 @@ cd "$FLOE_ROOT"
 
 # The tests install into a private copy of PostgreSQL only. What the system PostgreSQL has
 # of floe (files, and the demo server of scripts/setup.sh if it runs) is compared at the end.
+DEMO_DIR=$FLOE_OS_HOME/demo
+# Running, not just a postmaster.pid: a server killed without a shutdown leaves its pid file.
+demo_running() { [ -f "$DEMO_DIR/data/PG_VERSION" ] && FLOE_PG_BIN=$SYSTEM_PG_BIN cluster_running "$DEMO_DIR"; }
 system_floe_state() {
-    local f pidfile=$FLOE_OS_HOME/demo/data/postmaster.pid
+    local f
     for f in "$SYSTEM_PG_BIN/../lib/floe.so" "/usr/share/postgresql/$PG_MAJOR/extension/"floe*; do
         if [ -e "$f" ]; then stat -c '%n inode %i mtime %Y size %s' "$f"; fi
     done
-    if [ -f "$pidfile" ]; then echo "demo postmaster $(head -n 1 "$pidfile")"; fi
+    if demo_running; then echo "demo postmaster $(head -n 1 "$DEMO_DIR/data/postmaster.pid") running"; fi
 }
 SYSTEM_BEFORE=$(system_floe_state)
 
@@ -74,8 +77,8 @@ system_failed=0
 if [ "$(system_floe_state)" != "$SYSTEM_BEFORE" ]; then
     diff <(echo "$SYSTEM_BEFORE") <(system_floe_state) || true
     system_failed=1
-elif [ -f "$FLOE_OS_HOME/demo/data/postmaster.pid" ]; then
-    demo_problems=$("$SYSTEM_PG_BIN/psql" -X -At -h "$FLOE_OS_HOME/demo" -p "$(cluster_port "$FLOE_OS_HOME/demo")" \
+elif demo_running; then
+    demo_problems=$("$SYSTEM_PG_BIN/psql" -X -At -h "$DEMO_DIR" -p "$(cluster_port "$DEMO_DIR")" \
         -U "$FLOE_DB_SUPERUSER" -d oltp -c "SELECT count(*) FROM floe.health('critical')" 2>&1) || true
     echo "demo server running, critical health checks in oltp: $demo_problems"
     [ "$demo_problems" = 0 ] || system_failed=1
