@@ -5,7 +5,7 @@
 -- against the period they cover.
 -- The session computes in UTC, as floe's partition grid does: in pg_regress's PST8PDT,
 -- now() + interval '6 months' lands in the UTC month after the expected one during the last
--- hours of a month (the calendar layer found it on 2027-10-31 00:59 UTC).
+-- hours of a month (the calendar layer found it at its autumn DST edge, 00:59 UTC on the 31st).
 SET TimeZone = 'UTC';
 CREATE ROLE part_owner;
 CREATE ROLE part_reader;
