@@ -2,12 +2,20 @@
 //! retention, default-partition drain and sub-partitions, without long locks.
 //!
 //! Pure logic: `plan.rs` (calendar steps, names, what to create and retire), `checks.rs`
-//! (health). `api.rs`: the SQL functions, the `floe.run_maintenance` procedure and the
-//! maintenance the scheduler worker runs one set per transaction.
+//! (health). `api.rs`: the SQL surface (`create_parent`, `partition_existing`, the
+//! `floe.run_maintenance` procedure, the SQL-language functions). Machinery: `children.rs`
+//! (a set's children and the DDL that makes them), `maintain.rs` (maintenance passes, in the
+//! caller's transaction, a procedure's or the scheduler worker's), `setup.rs` (making a set,
+//! converting a table), `health.rs` (the facts `checks.rs` judges).
 
 mod api;
 pub mod checks;
+mod children;
+mod health;
+mod maintain;
 pub mod plan;
+mod setup;
 mod tests;
 
-pub use api::{health_checks, run_in_worker, take_deferred};
+pub use health::health_checks;
+pub use maintain::{run_in_worker, take_deferred};
