@@ -215,10 +215,11 @@ SELECT table_name, kind, tenant_isolation, partition_set, partitions, audited, c
  WHERE relid IN ('leads'::regclass, 'events'::regclass, 'scratch'::regclass, 'notes'::regclass)
  ORDER BY table_name;
 
--- Retention takes whole months: a retired month's entries go with its partition, its seals
--- stay (their chain is still checked) and are no longer compared with entries.
+-- Retention takes whole months and counts back from today: a future as_of (a preview, planning
+-- ahead) premakes months but retires none, however short the retention. (Retiring months, and
+-- what verify_audit() says of them, is tested with a moved clock: pg_test/tests/audit_months.sh.)
+SELECT count(*) AS entries_before FROM floe.audit_log \gset
 SELECT floe.set_retention('floe.audit_log', '1 month', 'drop');
 CALL floe.run_maintenance('floe.audit_log', as_of => now() + interval '3 months');
-SELECT count(*) AS entries_left FROM floe.audit_log;
-SELECT table_name, status, regexp_replace(detail, '\d+', 'N', 'g') AS detail
-  FROM floe.verify_audit() ORDER BY table_name, status;
+SELECT count(*) = :entries_before AS nothing_retired FROM floe.audit_log;
+SELECT floe.set_retention('floe.audit_log', NULL);

@@ -57,6 +57,10 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
+-- now() is the transaction's start: the steps below that compare layouts with now() run in
+-- one transaction, so a month (or hour) that turns while the suite runs (the calendar layer
+-- moves the clock across such edges) cannot shift "now" between a step and its check.
+BEGIN;
 SET ROLE part_owner;
 CREATE TABLE part.events (
     id         bigint GENERATED ALWAYS AS IDENTITY,
@@ -115,37 +119,48 @@ SELECT count(*) AS helper_constraints FROM pg_constraint
 CALL floe.run_maintenance('part.events', as_of => now() + interval '6 months');
 SELECT count(*) AS children FROM floe.partitions('part.events');
 
--- Retention, mode detach: children ending more than 7 months before as_of leave the set
--- and stay as plain tables.
-SELECT floe.set_retention('part.events', '7 months');
-CALL floe.run_maintenance('part.events', as_of => now() + interval '6 months');
-SELECT * FROM layout('part.events', 'month');
+-- Retention counts back from now: a set that began nine months ago, a row in each month.
+CREATE TABLE part.aged (at timestamptz NOT NULL, n int) PARTITION BY RANGE (at);
+SELECT floe.create_parent('part.aged', 'at', premake => 1, start => now() - interval '9 months');
+INSERT INTO part.aged SELECT now() - g * interval '1 month', g FROM generate_series(0, 9) g;
+-- Mode detach: children that ended more than 7 months ago leave the set and stay as plain
+-- tables. A future as_of (a preview, planning ahead) moves premake only: retention still
+-- counts from today, so this run retires now-9 and now-8, not the months that would be 7
+-- months old at as_of.
+SELECT floe.set_retention('part.aged', '7 months');
+CALL floe.run_maintenance('part.aged', as_of => now() + interval '3 months');
+SELECT * FROM layout('part.aged', 'month');
 SELECT count(*) AS detached_tables
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = 'part' AND c.relname ~ '^events_[0-9]' AND NOT c.relispartition;
+ WHERE n.nspname = 'part' AND c.relname ~ '^aged_[0-9]' AND NOT c.relispartition;
+-- Far ahead, the same: nothing today's clock keeps is retired.
+CALL floe.run_maintenance('part.aged', as_of => now() + interval '2 years');
+SELECT count(*) AS past_children, (array_agg(period))[1] AS oldest
+  FROM layout('part.aged', 'month') WHERE period ~ '^now-';
 
 -- Mode archive: retired children move to the archive schema.
-SELECT floe.set_retention('part.events', '5 months', 'archive', 'part_archive');
-CALL floe.run_maintenance('part.events', as_of => now() + interval '6 months');
-SELECT * FROM layout('part.events', 'month');
+SELECT floe.set_retention('part.aged', '5 months', 'archive', 'part_archive');
+CALL floe.run_maintenance('part.aged');
+SELECT count(*) FILTER (WHERE period ~ '^now-') AS past_children FROM layout('part.aged', 'month');
 SELECT count(*) AS archived FROM pg_tables WHERE schemaname = 'part_archive';
 
 -- Mode drop: retired children are gone.
-SELECT floe.set_retention('part.events', '3 months', 'drop');
-CALL floe.run_maintenance('part.events', as_of => now() + interval '6 months');
-SELECT * FROM layout('part.events', 'month');
+SELECT floe.set_retention('part.aged', '3 months', 'drop');
+CALL floe.run_maintenance('part.aged');
+SELECT * FROM layout('part.aged', 'month') WHERE period ~ '^now-';
 SELECT count(*) AS plain_tables_left
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = 'part' AND c.relname ~ '^events_[0-9]' AND NOT c.relispartition;
-SELECT retention, retention_mode, archive_schema FROM floe.partition_sets;
-SELECT floe.set_retention('part.events', NULL);
+ WHERE n.nspname = 'part' AND c.relname ~ '^aged_[0-9]' AND NOT c.relispartition;
+SELECT retention, retention_mode, archive_schema FROM floe.partition_sets WHERE parent = 'part.aged';
+SELECT floe.set_retention('part.aged', NULL);
+SELECT count(*) AS rows_left, min(n) AS newest, max(n) AS oldest FROM part.aged;
 
 -- Inside a transaction block the whole run is the caller's transaction: rolled back, nothing
 -- happened.
-BEGIN;
+SAVEPOINT before_run;
 CALL floe.run_maintenance('part.events', as_of => now() + interval '9 months');
 SELECT count(*) AS children_inside FROM floe.partitions('part.events');
-ROLLBACK;
+ROLLBACK TO SAVEPOINT before_run;
 SELECT count(*) AS children_after_rollback FROM floe.partitions('part.events');
 
 -- Other intervals: names per period.
@@ -202,7 +217,9 @@ SELECT count(*) AS children, bool_and(c.relrowsecurity AND c.relforcerowsecurity
 SELECT count(*) AS tables, bool_and(cardinality(problems) = 0) AS no_problems
   FROM floe.tenant_coverage() WHERE schema_name = 'part' AND table_name LIKE 'tenant_log%';
 -- The guard still stands on the new children: no tenant, no row.
+SAVEPOINT guard;
 INSERT INTO part.tenant_log VALUES ('00000000-0000-0000-0000-000000000001', now() + interval '2 months', 'x');
+ROLLBACK TO SAVEPOINT guard;
 -- Rows of two tenants waiting in the default partition are moved by maintenance (as the
 -- owner, with FORCE ROW LEVEL SECURITY lifted inside the locked step), none hidden or lost.
 SET floe.tenant_admin = on;
@@ -211,6 +228,7 @@ INSERT INTO part.tenant_log VALUES ('00000000-0000-0000-0000-000000000001', now(
 RESET floe.tenant_admin;
 CALL floe.run_maintenance('part.tenant_log', as_of => now() + interval '4 months');
 SELECT msg, tableoid::regclass::text ~ '_default$' AS in_default FROM part.tenant_log ORDER BY msg;
+COMMIT;
 
 -- Bad input: a clear error, and nothing changed.
 \set VERBOSITY default
@@ -304,7 +322,9 @@ SELECT count(*) AS yearly_sets FROM floe.partition_sets WHERE parent = 'part.yea
 SELECT count(*) = :yearly_children AND count(*) >= 3 AS yearly_children_kept FROM floe.partitions('part.yearly');
 
 -- Converting an existing table: no row moves in the conversion itself; the table becomes
--- the set's default partition, and maintenance moves its rows month by month, in batches.
+-- the set's default partition, and maintenance moves its rows month by month, in batches
+-- (one transaction again, for the layout's sake).
+BEGIN;
 SET ROLE part_owner;
 CREATE TABLE part.refs (id int PRIMARY KEY);
 INSERT INTO part.refs VALUES (1), (2);
@@ -337,6 +357,7 @@ SELECT row_count FROM floe.check_default('part.legacy');
 SELECT count(*) AS all_rows, count(DISTINCT id) AS distinct_ids FROM part.legacy;
 -- The foreign key holds on the partitioned table (and its new partitions).
 SELECT error_of($$INSERT INTO part.legacy (at, ref) VALUES (now(), 3)$$);
+COMMIT;
 -- What a conversion cannot carry is named, and nothing changes.
 CREATE TABLE part.viewed (at timestamptz NOT NULL, PRIMARY KEY (at));
 CREATE VIEW part.viewed_v AS SELECT * FROM part.viewed;

@@ -24,6 +24,9 @@ pub struct ConcurrentDetach {
     pub after_sql: Option<String>,
 }
 
+/// A set's configuration for a pass at `as_of` (now when NULL). Premake looks ahead from
+/// `as_of`; retention counts back from the earlier of `as_of` and now, so a future `as_of`
+/// (a preview, planning ahead) never retires a child that today's clock still keeps.
 pub(super) fn load_config(
     key: &str,
     as_of: Option<TimestampWithTimeZone>,
@@ -33,7 +36,8 @@ pub(super) fn load_config(
             "SELECT control::text, control_type, part_interval, premake,
                     (extract(epoch FROM start_at) * 1000000)::int8, default_partition,
                     sub_partition_by::text, sub_partition_values,
-                    (extract(epoch FROM coalesce($2, pg_catalog.now()) - retention) * 1000000)::int8,
+                    (extract(epoch FROM LEAST(coalesce($2, pg_catalog.now()), pg_catalog.now())
+                                      - retention) * 1000000)::int8,
                     retention_mode, archive_schema::text,
                     (extract(epoch FROM coalesce($2, pg_catalog.now())) * 1000000)::int8, relid
                FROM floe.partition_sets WHERE parent = $1",
