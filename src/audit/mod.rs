@@ -4,11 +4,22 @@
 //! - `record.rs`: what an entry says (JSON of the changed columns, redaction) and its digest,
 //!   and the seal hash that chains a table's seals (pure);
 //! - `verify.rs`: what a comparison of seals and log concludes (pure);
-//! - `api.rs`: the triggers, `floe.enable_audit`, the sealing job, `floe.verify_audit`.
+//! - `api.rs`: the SQL surface: the triggers, `floe.enable_audit`, the sealing job,
+//!   `floe.verify_audit`;
+//! - machinery: `capture.rs` (turning a row change into an entry and writing it),
+//!   `registry.rs` (audited tables, the log's partition set), `seal.rs` (sealing),
+//!   `examine.rs` (reading seals and log for verification and health), `custody.rs` (floe's
+//!   own moves and retirements of audit rows).
 
 mod api;
+mod capture;
+mod custody;
+mod examine;
 pub mod record;
+mod registry;
+mod seal;
 mod tests;
 pub mod verify;
 
-pub use api::{health_checks, internal};
+pub use custody::internal;
+pub use examine::health_checks;

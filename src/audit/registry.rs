@@ -1,0 +1,111 @@
+//! Which tables are audited: `floe.audit_tables`, the log's partition set (made with the
+//! first audited table), the checks on a table before auditing it.
+
+use crate::error::FloeError;
+use crate::privileged::Session;
+use pgrx::prelude::*;
+
+pub(super) const LOG_SET_EXISTS: &str =
+    "SELECT EXISTS (SELECT 1 FROM floe.partition_sets WHERE parent = 'floe.audit_log')";
+pub(super) const LOCK_LOG_SETUP: &str =
+    "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('floe.audit_log'))";
+pub(super) const CREATE_LOG_SET: &str = "
+SELECT pg_catalog.set_config('default_tablespace', '', true),
+       floe.create_parent('floe.audit_log', 'logged_at', part_interval => '1 month',
+                          premake => 4, default_partition => true),
+       floe.audit_protect()";
+
+/// The log becomes a monthly partition set with the first audited table (partitions made by
+/// the install script would be extension members, which retention cannot drop).
+pub(super) fn ensure_log_set(s: &mut Session<'_, '_>) -> Result<(), FloeError> {
+    s.create_once(LOG_SET_EXISTS, LOCK_LOG_SETUP, CREATE_LOG_SET)
+}
+
+pub(super) const TABLE_INFO: &str = "
+SELECT c.relkind::text, n.nspname::text, c.relname::text,
+       pg_catalog.pg_has_role($2, c.relowner, 'USAGE'),
+       pg_catalog.format('%I.%I', n.nspname, c.relname),
+       c.relispartition
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.oid = $1";
+
+pub(super) const COLUMNS: &str = "
+SELECT a.attname::text FROM pg_catalog.pg_attribute a
+ WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped";
+
+pub(super) const UPSERT_TABLE: &str = "
+INSERT INTO floe.audit_tables (relid, redact, classification, enabled_by)
+VALUES ($1, $2, $3, pg_catalog.pg_get_userbyid($4))
+ON CONFLICT (relid) DO UPDATE SET redact = EXCLUDED.redact, classification = EXCLUDED.classification";
+
+pub(super) const DELETE_TABLE: &str = "DELETE FROM floe.audit_tables WHERE relid = $1 RETURNING 1";
+
+/// The audited table's qualified name, after checking it can be audited by the caller.
+pub(super) fn target(
+    s: &mut Session<'_, '_>,
+    oid: pg_sys::Oid,
+    what: &str,
+) -> Result<String, FloeError> {
+    let rows = s.run(TABLE_INFO, &[oid.into(), s.caller.into()])?;
+    if rows.is_empty() {
+        return Err(FloeError::NotFound {
+            kind: "table",
+            name: format!("with oid {}", oid.to_u32()),
+            hint: "Pass an existing table.".into(),
+        });
+    }
+    let row = rows.first();
+    let kind: String = row.get(1)?.unwrap_or_default();
+    let schema: String = row.get(2)?.unwrap_or_default();
+    let owner: bool = row.get(4)?.unwrap_or(false);
+    let qualified: String = row.get(5)?.unwrap_or_default();
+    let partition: bool = row.get(6)?.unwrap_or(false);
+    if kind != "r" && kind != "p" {
+        return Err(FloeError::WrongObjectType {
+            message: format!("{qualified} is not a table"),
+            hint: "Audit tables (plain or partitioned); views and foreign tables have no rows of their own.".into(),
+        });
+    }
+    if schema == "floe" || schema == "pg_catalog" || schema == "information_schema" {
+        return Err(FloeError::WrongObjectType {
+            message: format!("{qualified} is a system or floe table"),
+            hint: "floe keeps its own history; audit your application's tables.".into(),
+        });
+    }
+    if partition {
+        return Err(FloeError::WrongObjectType {
+            message: format!("{qualified} is a partition"),
+            hint: format!("{what} the partitioned table it belongs to: its partitions follow."),
+        });
+    }
+    if !owner {
+        return Err(FloeError::PermissionDenied {
+            message: format!("must be owner of table {qualified} to {what} it"),
+            detail: None,
+            hint: "Run it as the table's owner (or a member of the owning role).".into(),
+        });
+    }
+    Ok(qualified)
+}
+
+pub(super) fn classification_arg(values: Vec<Option<String>>) -> Result<Vec<String>, FloeError> {
+    let mut out = Vec::new();
+    for v in values {
+        let v = v.unwrap_or_default().trim().to_lowercase();
+        let ok = v.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && v.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            return Err(crate::error::invalid(
+                "classification",
+                v,
+                "flags such as gdpr, sox, hipaa, pci (letters, digits and _)",
+            ));
+        }
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
