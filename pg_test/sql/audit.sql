@@ -164,6 +164,39 @@ SELECT relid::regclass, run, prev_hash = (SELECT hash FROM floe.audit_seals s2 W
   FROM floe.audit_seals s WHERE run = (SELECT max(run) FROM floe.audit_seal_runs);
 SELECT check_name, status FROM floe.health() WHERE check_name LIKE 'audit.%';
 
+-- Months leave the log only by floe's retention ---------------------------------------------
+-- The month of the newest seal: detaching or dropping it by hand is refused, for a superuser
+-- too, and so is a retention that would leave months behind as ordinary tables.
+SELECT format('floe.audit_log_%s', to_char(max(month), 'YYYY_MM')) AS sealed_month FROM floe.audit_seals \gset
+SELECT error_of(format('ALTER TABLE floe.audit_log DETACH PARTITION %s', :'sealed_month')) AS detach_month;
+SELECT error_of(format('DROP TABLE %s', :'sealed_month')) AS drop_month;
+SELECT error_of($$SELECT floe.set_retention('floe.audit_log', '1 month', 'detach')$$) AS retention_by_detach;
+SELECT error_of($$SELECT floe.set_retention('floe.audit_log', '1 month', 'archive', 'public')$$) AS retention_by_archive;
+SELECT c.relispartition AS month_still_in_log, s.retention IS NULL AS no_retention_set
+  FROM pg_class c, floe.partition_sets s WHERE c.oid = :'sealed_month'::regclass AND s.parent = 'floe.audit_log';
+-- A superuser can switch the event triggers off; the month is still named: verify_audit()
+-- reports it detached (then dropped), and floe.health() goes critical. (Rolled back.)
+BEGIN;
+ALTER EVENT TRIGGER floe_audit_on_ddl DISABLE;
+SELECT error_of(format('ALTER TABLE floe.audit_log DETACH PARTITION %s', :'sealed_month')) AS detached_by_hand;
+SELECT count(*) FILTER (WHERE status = 'detached' AND entry_id IS NULL) > 0 AS month_reported_detached,
+       count(*) FILTER (WHERE status = 'tampered') > 0 AS tables_tampered,
+       count(*) FILTER (WHERE status = 'removed') AS entries_reported_one_by_one
+  FROM floe.verify_audit();
+SELECT check_name, status, detail ~ '\d{4}-\d{2} \(detached\)' AS names_the_month
+  FROM floe.health() WHERE check_name = 'audit.chain';
+ROLLBACK;
+BEGIN;
+ALTER EVENT TRIGGER floe_audit_on_drop DISABLE;
+SELECT error_of(format('DROP TABLE %s', :'sealed_month')) AS dropped_by_hand;
+SELECT count(*) FILTER (WHERE status = 'removed' AND entry_id IS NULL) > 0 AS month_reported_removed,
+       bool_and(detail ~ 'partition was dropped') FILTER (WHERE status = 'removed') AS says_dropped
+  FROM floe.verify_audit();
+SELECT check_name, status, detail ~ '\d{4}-\d{2} \(dropped\)' AS names_the_month
+  FROM floe.health() WHERE check_name = 'audit.chain';
+ROLLBACK;
+SELECT count(*) FILTER (WHERE status <> 'ok') AS problems_after_rollback FROM floe.verify_audit();
+
 -- Tampering behind floe's back ---------------------------------------------------------------
 ALTER TABLE floe.audit_log DISABLE TRIGGER floe_append_only;
 -- Edit: the UPDATE of entry 3 now claims another actor.

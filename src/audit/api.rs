@@ -13,7 +13,7 @@
 //!   except for floe's own moves out of the default partition ([`internal`]).
 
 use super::capture::{invalidate_configs, log_change};
-use super::custody::is_internal;
+use super::custody::{guard_months, is_internal};
 use super::examine::verify;
 use super::registry::{
     classification_arg, ensure_log_set, target, COLUMNS, DELETE_TABLE, UPSERT_TABLE,
@@ -159,6 +159,13 @@ fn disable_audit(
     Ok(removed)
 }
 
+/// `floe.audit_guard_months(event)`: the event triggers' check that no month leaves the log
+/// by hand (see `custody.rs`).
+#[pg_extern(volatile)]
+fn audit_guard_months(event: &str) -> Result<(), ErrorReport> {
+    Ok(guard_months(event)?)
+}
+
 // ---------------------------------------------------------------------------------------
 // Sealing
 // ---------------------------------------------------------------------------------------
@@ -208,6 +215,7 @@ extension_sql_file!(
         "scheduler_sql",
         "partition_sql",
         audit_append_only,
+        audit_guard_months,
         audit_trigger,
         enable_audit,
         disable_audit,

@@ -3,12 +3,12 @@
 
 use super::record::{self, Digest, Seal, SealHash};
 use super::seal::{entry_of, hash_arr, parse_xid, ENTRIES_OF_SEAL};
-use super::verify::{self, Problem};
+use super::verify::{self, MonthGone, Problem};
 use crate::error::FloeError;
 use crate::health::checks::Check;
 use crate::privileged::{self};
 use pgrx::prelude::*;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Every table with seals or auditing, and its name now (or that it was dropped).
 pub(super) const SEALED_TABLES: &str = "
@@ -25,12 +25,45 @@ SELECT s.run, s.lo::text, s.hi::text, s.entry_ids, s.digests, s.prev_hash, s.has
   FROM floe.audit_seals s
  WHERE s.relid = $1 AND ($2::timestamptz IS NULL OR s.max_logged_at >= $2)
  ORDER BY s.run, s.month";
-/// The first month the log still holds (earlier ones were retired by retention).
-pub(super) const OLDEST_MONTH: &str = "
-SELECT pg_catalog.to_char(pg_catalog.min(pg_catalog.btrim(p.lower_bound, '''')::timestamptz)
-                          AT TIME ZONE 'UTC', 'YYYY-MM-01')
-  FROM floe.partitions('floe.audit_log') p
- WHERE NOT p.is_default";
+/// Sealed months of which the log holds no entry: retired (floe.audit_retired), detached (a
+/// table of that month exists, out of the log or being detached), dropped (no such table), or
+/// emptied (its partition is attached and empty).
+pub(super) const MONTHS_GONE: &str = "
+SELECT pg_catalog.to_char(m.month, 'YYYY-MM-DD'),
+       CASE WHEN EXISTS (SELECT 1 FROM floe.audit_retired r WHERE r.month = m.month) THEN 'retired'
+            WHEN c.oid IS NULL THEN 'dropped'
+            WHEN NOT c.relispartition
+                 OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                             WHERE i.inhrelid = c.oid AND i.inhdetachpending) THEN 'detached'
+            ELSE 'emptied' END
+  FROM (WITH RECURSIVE sealed AS (   -- the distinct months, one index probe each
+            SELECT pg_catalog.min(s.month) AS month FROM floe.audit_seals s
+            UNION ALL
+            SELECT (SELECT pg_catalog.min(s.month) FROM floe.audit_seals s WHERE s.month > sealed.month)
+              FROM sealed WHERE sealed.month IS NOT NULL)
+        SELECT sealed.month FROM sealed WHERE sealed.month IS NOT NULL) m
+  LEFT JOIN pg_catalog.pg_class c
+         ON c.relnamespace = 'floe'::regnamespace AND c.relkind = 'r'
+        AND c.relname = 'audit_log_' || pg_catalog.to_char(m.month, 'YYYY_MM')
+ WHERE NOT EXISTS (SELECT 1 FROM floe.audit_log a
+                    WHERE a.logged_at >= (m.month::timestamp AT TIME ZONE 'UTC')
+                      AND a.logged_at < ((m.month + interval '1 month') AT TIME ZONE 'UTC'))
+ ORDER BY 1";
+
+/// [`MONTHS_GONE`], by month.
+fn months_gone(
+    s: &mut privileged::Session<'_, '_>,
+) -> Result<BTreeMap<String, MonthGone>, FloeError> {
+    let mut out = BTreeMap::new();
+    for row in s.run(MONTHS_GONE, &[])? {
+        if let (Some(month), Some(how)) = (row.get::<String>(1)?, row.get::<String>(2)?) {
+            if let Some(how) = MonthGone::parse(&how) {
+                out.insert(month, how);
+            }
+        }
+    }
+    Ok(out)
+}
 
 pub(super) const SEALED_HORIZON: &str = "
 SELECT (SELECT r.horizon::text FROM floe.audit_seal_runs r ORDER BY r.run DESC LIMIT 1)";
@@ -85,8 +118,7 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
             .as_deref()
             .map(|h| parse_xid(Some(h.to_string())))
             .transpose()?;
-        let oldest: Option<String> = s.run(OLDEST_MONTH, &[])?.first().get(1)?;
-        let retired = |month: &str| oldest.as_deref().is_some_and(|o| month < o);
+        let gone = months_gone(s)?;
         let mut tables = Vec::new();
         for row in s.run(SEALED_TABLES, &[])? {
             if let (Some(relid), Some(name)) = (row.get::<pg_sys::Oid>(1)?, row.get::<String>(2)?) {
@@ -100,6 +132,8 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
                 seals.push(stored_seal(relid, &row)?);
             }
             let (mut problems, mut checked, mut expired) = (0usize, 0usize, 0usize);
+            // Sealed months gone from the log without retention: one finding per month.
+            let mut months_out: BTreeMap<String, usize> = BTreeMap::new();
             let mut push = |status: &'static str, entry: Option<i64>, at, detail: String| {
                 out.push(Finding {
                     table: table.clone(),
@@ -157,9 +191,17 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
                 let mut findings = Vec::new();
                 for st in run {
                     let found = by_month.remove(&st.seal.month).unwrap_or_default();
-                    if retired(&st.seal.month) && found.is_empty() {
-                        expired += st.seal.entries.len();
-                        continue;
+                    match gone.get(&st.seal.month).filter(|_| found.is_empty()) {
+                        Some(MonthGone::Retired) => {
+                            expired += st.seal.entries.len();
+                            continue;
+                        }
+                        Some(MonthGone::Detached | MonthGone::Dropped) => {
+                            *months_out.entry(st.seal.month.clone()).or_insert(0) +=
+                                st.seal.entries.len();
+                            continue;
+                        }
+                        Some(MonthGone::Emptied) | None => {}
                     }
                     checked += st.seal.entries.len();
                     findings.extend(verify::compare(&st.seal.entries, &found));
@@ -182,6 +224,13 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
                         ),
                     };
                     push(problem.as_str(), Some(id), when.get(&id).copied(), detail);
+                }
+            }
+            for (month, entries) in &months_out {
+                let how = gone.get(month).copied().unwrap_or(MonthGone::Dropped);
+                if let Some((status, detail)) = how.finding(month, *entries) {
+                    problems += 1;
+                    push(status, None, None, detail);
                 }
             }
             // Entries below the sealed horizon after this table's last seal: nobody sealed
@@ -245,14 +294,28 @@ SELECT (SELECT pg_catalog.count(*) FROM floe.audit_tables),
 /// `audit.sealing` (entries waiting long for their seal) and `audit.chain` (the newest
 /// seals, checked against the log: the full check is `floe.verify_audit()`).
 pub fn health_checks() -> Result<Vec<Check>, FloeError> {
-    let (tables, late) = privileged::run(|s| {
+    let (tables, late, gone) = privileged::run(|s| {
         let row = s.run(SEAL_BACKLOG, &[])?;
         let row = row.first();
-        Ok((
+        let (tables, late) = (
             row.get::<i64>(1)?.unwrap_or(0),
             row.get::<i64>(2)?.unwrap_or(0),
-        ))
+        );
+        Ok((tables, late, months_gone(s)?))
     })?;
+    // Every sealed month, however old: gone from the log other than by retention.
+    let gone: Vec<String> = gone
+        .into_iter()
+        .filter(|(_, how)| *how != MonthGone::Retired)
+        .map(|(month, how)| {
+            let how = match how {
+                MonthGone::Detached => "detached",
+                MonthGone::Emptied => "emptied",
+                _ => "dropped",
+            };
+            format!("{} ({how})", month.get(..7).unwrap_or(&month))
+        })
+        .collect();
     let sealing = if late == 0 {
         Check::ok(
             "audit.sealing",
@@ -268,7 +331,17 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
     let since = crate::sqltypes::ts(crate::sqltypes::wall_clock() - 3600 * crate::sqltypes::SECOND);
     let findings = verify(Some(since))?;
     let bad: Vec<&Finding> = findings.iter().filter(|f| f.status == "tampered").collect();
-    let chain = if bad.is_empty() {
+    let chain = if !gone.is_empty() {
+        Check {
+            name: "audit.chain",
+            status: crate::health::checks::Status::Critical,
+            detail: format!(
+                "sealed months of the audit log are gone, and floe's retention did not retire them: {}",
+                gone.join(", ")
+            ),
+            hint: Some("SELECT * FROM floe.verify_audit() WHERE status <> 'ok'; names each month and table. Re-attach a detached month (ALTER TABLE floe.audit_log ATTACH PARTITION ...) or restore a dropped one from a backup.".into()),
+        }
+    } else if bad.is_empty() {
         Check::ok(
             "audit.chain",
             "the seals of the last hour match the log (floe.verify_audit() checks them all)".into(),

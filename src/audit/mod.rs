@@ -21,5 +21,5 @@ mod seal;
 mod tests;
 pub mod verify;
 
-pub use custody::internal;
+pub use custody::{internal, retire_month, LOG_SET};
 pub use examine::health_checks;

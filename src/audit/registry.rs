@@ -18,7 +18,8 @@ SELECT pg_catalog.set_config('default_tablespace', '', true),
 /// The log becomes a monthly partition set with the first audited table (partitions made by
 /// the install script would be extension members, which retention cannot drop).
 pub(super) fn ensure_log_set(s: &mut Session<'_, '_>) -> Result<(), FloeError> {
-    s.create_once(LOG_SET_EXISTS, LOCK_LOG_SETUP, CREATE_LOG_SET)
+    // floe makes the log's first months itself: the custody guard stands aside.
+    super::custody::internal(|| s.create_once(LOG_SET_EXISTS, LOCK_LOG_SETUP, CREATE_LOG_SET))
 }
 
 pub(super) const TABLE_INFO: &str = "

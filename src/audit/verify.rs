@@ -67,6 +67,52 @@ pub fn seal_intact(prev: &SealHash, seal: &Seal, stored: &SealHash) -> bool {
     &seal_hash(prev, seal) == stored
 }
 
+/// How a sealed month whose entries the log no longer holds (none of them) left the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonthGone {
+    /// Retired by floe's retention (recorded in `floe.audit_retired`): expected.
+    Retired,
+    /// Its partition is still there but out of the log (DETACH by hand, or pending).
+    Detached,
+    /// Its partition is gone (DROP TABLE by hand, or moved away).
+    Dropped,
+    /// Its partition is attached but empty: each sealed entry is reported as removed.
+    Emptied,
+}
+
+impl MonthGone {
+    pub fn parse(s: &str) -> Option<MonthGone> {
+        match s {
+            "retired" => Some(MonthGone::Retired),
+            "detached" => Some(MonthGone::Detached),
+            "dropped" => Some(MonthGone::Dropped),
+            "emptied" => Some(MonthGone::Emptied),
+            _ => None,
+        }
+    }
+
+    /// The finding for a whole month (status, detail), or `None` when the month is retired or
+    /// its entries are compared one by one (emptied).
+    pub fn finding(self, month: &str, entries: usize) -> Option<(&'static str, String)> {
+        let month = month.get(..7).unwrap_or(month);
+        match self {
+            MonthGone::Retired | MonthGone::Emptied => None,
+            MonthGone::Detached => Some((
+                "detached",
+                format!(
+                    "the log's month {month} ({entries} sealed entries of this table) was detached from floe.audit_log by hand; floe's retention did not retire it"
+                ),
+            )),
+            MonthGone::Dropped => Some((
+                "removed",
+                format!(
+                    "the log's month {month} ({entries} sealed entries of this table) is gone: its partition was dropped, and floe's retention did not retire it"
+                ),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +166,21 @@ mod tests {
         let mut other = seal.clone();
         other.entries[0].1 = d(2);
         assert!(!seal_intact(&[0; 32], &other, &h));
+    }
+
+    #[test]
+    fn a_month_gone_without_retention_is_named() {
+        assert_eq!(MonthGone::Retired.finding("2026-11-01", 5), None);
+        assert_eq!(MonthGone::Emptied.finding("2026-11-01", 5), None);
+        let (status, detail) = MonthGone::Detached.finding("2026-11-01", 5).unwrap();
+        assert_eq!(status, "detached");
+        assert!(detail.contains("2026-11 (5 sealed entries"), "{detail}");
+        let (status, detail) = MonthGone::Dropped.finding("2026-11-01", 1).unwrap();
+        assert_eq!(status, "removed");
+        assert!(detail.contains("dropped"), "{detail}");
+        for s in ["retired", "detached", "dropped", "emptied"] {
+            assert!(MonthGone::parse(s).is_some(), "{s}");
+        }
+        assert_eq!(MonthGone::parse("ok"), None);
     }
 }

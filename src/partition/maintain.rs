@@ -91,7 +91,8 @@ pub(super) struct SetWork {
     pub(super) cfg: SetConfig,
     pub(super) default: Option<String>,
     pub(super) create: Vec<Range>,
-    pub(super) retire: Vec<(Detach, Option<String>)>,
+    /// Each retired child, how it leaves its set, and what follows (drop, move to archive).
+    pub(super) retire: Vec<(String, Detach, Option<String>)>,
 }
 
 /// Plans a pass over a set: create what is missing, then (only if every wanted child will
@@ -154,6 +155,20 @@ pub(super) fn plan_set(
     let p = plan::plan(&state, cfg.as_of_us).map_err(plan_error)?;
     let default = default_partition_of(&kids);
     let mut retire = Vec::new();
+    // The audit log's months leave by drop only (a detached month could be edited), each one
+    // recorded in floe.audit_retired first (see audit/custody.rs): never concurrently.
+    let audit_log = key == crate::audit::LOG_SET;
+    if audit_log && !p.retire.is_empty() && cfg.mode != RetentionMode::Drop {
+        return Err(FloeError::WrongState {
+            message: format!(
+                "the retention mode of {key} is {}, and its months leave by drop only",
+                cfg.mode.as_str()
+            ),
+            hint:
+                "SELECT floe.set_retention('floe.audit_log', keep => '<how long>', mode => 'drop');"
+                    .into(),
+        });
+    }
     if p.complete {
         for child in &p.retire {
             let sql = format!(
@@ -162,7 +177,7 @@ pub(super) fn plan_set(
             );
             let detach = if pending.contains(child) {
                 Detach::Finalize(format!("{sql} FINALIZE"))
-            } else if in_worker && default.is_none() {
+            } else if in_worker && default.is_none() && !audit_log {
                 // CONCURRENTLY is refused when the set has a default partition.
                 Detach::Concurrent(format!("{sql} CONCURRENTLY"))
             } else {
@@ -176,7 +191,7 @@ pub(super) fn plan_set(
                     qi(cfg.archive_schema.as_deref().unwrap_or("public"))
                 )),
             };
-            retire.push((detach, after));
+            retire.push((child.clone(), detach, after));
         }
     }
     Ok(Some(SetWork {
@@ -268,55 +283,72 @@ pub(super) fn maintain_set(
         Err(c) => Err(caught("planning", c)),
     };
     let mut concurrent = Vec::new();
-    let outcome = planned.and_then(|work| {
-        let Some(w) = work else { return Ok(()) };
-        let owner = w.parent.owner;
-        let default = w.default.as_deref();
-        commit(txn);
-        // One transaction per new child and per retired child: the strong locks each takes
-        // (the default partition, briefly the parent) last milliseconds, never a whole run.
-        for r in &w.create {
-            let mut staged = false;
-            step(owner, || {
-                staged = create_or_stage_child(&w.parent, &w.cfg, r, default, txn != Txn::Caller)?;
-                Ok(())
-            })?;
+    let run = || {
+        planned.and_then(|work| {
+            let Some(w) = work else { return Ok(()) };
+            let owner = w.parent.owner;
+            let default = w.default.as_deref();
             commit(txn);
-            if let (true, Some(default)) = (staged, default) {
-                let validated = step(owner, || validate_exclusion(default, r));
-                commit(txn);
-                if let Err(e) = validated {
-                    // A row of the period arrived: writers must not keep hitting the CHECK.
-                    let _ = step(owner, || drop_exclusion(default, r));
-                    commit(txn);
-                    return Err(e);
-                }
-                step(owner, || attach_staged_child(&w.parent, &w.cfg, r, default))?;
-                commit(txn);
-            }
-        }
-        for (detach, after) in &w.retire {
-            match detach {
-                Detach::Concurrent(sql) => {
-                    concurrent.push(ConcurrentDetach {
-                        owner,
-                        detach_sql: sql.clone(),
-                        after_sql: after.clone(),
-                    });
-                    continue;
-                }
-                Detach::Plain(sql) | Detach::Finalize(sql) => step(owner, || {
-                    ddl(sql)?;
-                    if let Some(after) = after {
-                        ddl(after)?;
-                    }
+            // One transaction per new child and per retired child: the strong locks each takes
+            // (the default partition, briefly the parent) last milliseconds, never a whole run.
+            for r in &w.create {
+                let mut staged = false;
+                step(owner, || {
+                    staged =
+                        create_or_stage_child(&w.parent, &w.cfg, r, default, txn != Txn::Caller)?;
                     Ok(())
-                })?,
+                })?;
+                commit(txn);
+                if let (true, Some(default)) = (staged, default) {
+                    let validated = step(owner, || validate_exclusion(default, r));
+                    commit(txn);
+                    if let Err(e) = validated {
+                        // A row of the period arrived: writers must not keep hitting the CHECK.
+                        let _ = step(owner, || drop_exclusion(default, r));
+                        commit(txn);
+                        return Err(e);
+                    }
+                    step(owner, || attach_staged_child(&w.parent, &w.cfg, r, default))?;
+                    commit(txn);
+                }
             }
-            commit(txn);
-        }
-        Ok(())
-    });
+            for (child, detach, after) in &w.retire {
+                match detach {
+                    Detach::Concurrent(sql) => {
+                        concurrent.push(ConcurrentDetach {
+                            owner,
+                            detach_sql: sql.clone(),
+                            after_sql: after.clone(),
+                        });
+                        continue;
+                    }
+                    Detach::Plain(sql) | Detach::Finalize(sql) => step(owner, || {
+                        let retire = || {
+                            ddl(sql)?;
+                            if let Some(after) = after {
+                                ddl(after)?;
+                            }
+                            Ok(())
+                        };
+                        if key == crate::audit::LOG_SET {
+                            crate::audit::retire_month(child, retire)
+                        } else {
+                            retire()
+                        }
+                    })?,
+                }
+                commit(txn);
+            }
+            Ok(())
+        })
+    };
+    // The audit log's own months are made and retired under floe's custody flag: the event
+    // triggers that refuse a month detached or dropped by hand stand aside (audit/custody.rs).
+    let outcome = if key == crate::audit::LOG_SET {
+        crate::audit::internal(run)
+    } else {
+        run()
+    };
     let error = outcome.err().map(|e| e.to_string());
     if let Some(e) = &error {
         pgrx::warning!("floe: partition maintenance of {key} failed: {e}");

@@ -100,10 +100,29 @@ CREATE TABLE floe.audit_seals (
     PRIMARY KEY (relid, run, month)
 );
 ALTER TABLE floe.audit_seals ALTER COLUMN digests SET STORAGE EXTERNAL;
+-- The sealed months (verify_audit() and health look for months gone from the log).
+CREATE INDEX audit_seals_month_idx ON floe.audit_seals (month);
 COMMENT ON TABLE floe.audit_seals IS
   'floe audit: the hash chain, one seal per table and sealing run; the hash covers the previous seal of the table and the ids and digests of the entries sealed.';
 SELECT pg_catalog.pg_extension_config_dump('floe.audit_seals', '');
 GRANT SELECT ON floe.audit_seal_runs, floe.audit_seals TO floe_auditor;
+
+-- The months that floe's retention retired from the log (run_maintenance on floe.audit_log,
+-- mode drop), written by floe as it drops them. verify_audit() counts a sealed month whose
+-- entries are gone as retired only when it is here; any other way out of the log (DETACH,
+-- DROP TABLE) is refused by the event triggers below, and named by verify_audit() and
+-- floe.health() when it happens anyway (event triggers disabled).
+CREATE TABLE floe.audit_retired (
+    month       date        PRIMARY KEY,
+    retired_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    retention   interval,               -- the log's retention that retired it
+    entries     bigint,                 -- the entries it held (NULL: retired before floe 0.9.0)
+    retired_by  name        NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE floe.audit_retired IS
+  'floe audit: the months floe''s retention dropped from the audit log, with the entries they held; append-only. A sealed month missing from the log and from here was removed behind floe''s back (verify_audit() names it).';
+SELECT pg_catalog.pg_extension_config_dump('floe.audit_retired', '');
+GRANT SELECT ON floe.audit_retired TO floe_auditor;
 
 -- Append-only, for everyone: row triggers (cloned to every partition) and TRUNCATE triggers
 -- (on every partition too: floe.audit_protect() adds them as partitions are attached).
@@ -131,6 +150,12 @@ CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON floe.audit_key
     FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_append_only();
 ALTER TABLE floe.audit_key ENABLE ALWAYS TRIGGER floe_append_only;
 ALTER TABLE floe.audit_key ENABLE ALWAYS TRIGGER floe_append_only_truncate;
+CREATE TRIGGER floe_append_only BEFORE UPDATE OR DELETE ON floe.audit_retired
+    FOR EACH ROW EXECUTE FUNCTION floe.audit_append_only();
+CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON floe.audit_retired
+    FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_append_only();
+ALTER TABLE floe.audit_retired ENABLE ALWAYS TRIGGER floe_append_only;
+ALTER TABLE floe.audit_retired ENABLE ALWAYS TRIGGER floe_append_only_truncate;
 
 CREATE FUNCTION floe.audit_protect() RETURNS integer
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $fn$
@@ -159,6 +184,13 @@ REVOKE EXECUTE ON FUNCTION floe.audit_protect() FROM PUBLIC;
 CREATE FUNCTION floe.audit_on_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
 BEGIN
+    -- A month of the log detached by this statement: refused (floe's retention stands aside).
+    -- (A detach is an ALTER TABLE of the log itself.)
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+               WHERE c.command_tag = 'ALTER TABLE' AND c.classid = 'pg_class'::regclass
+                 AND c.objid = 'floe.audit_log'::regclass) THEN
+        PERFORM floe.audit_guard_months('ddl_command_end');
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
                 JOIN pg_inherits i ON i.inhrelid = c.objid OR i.inhparent = c.objid
                WHERE c.classid = 'pg_class'::regclass
@@ -168,7 +200,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION floe.audit_on_ddl() IS
-  'Event trigger: protects partitions created or attached under floe.audit_log (append-only TRUNCATE trigger).';
+  'Event trigger: refuses detaching a month of floe.audit_log (only floe''s retention retires months) and protects partitions created or attached under it (append-only TRUNCATE trigger).';
 CREATE EVENT TRIGGER floe_audit_on_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
     EXECUTE FUNCTION floe.audit_on_ddl();
@@ -177,6 +209,12 @@ CREATE EVENT TRIGGER floe_audit_on_ddl ON ddl_command_end
 CREATE FUNCTION floe.audit_on_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
+    -- A month of the log dropped by hand: refused (floe's retention stands aside).
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() d
+                WHERE d.object_type = 'table' AND d.schema_name = 'floe'
+                  AND d.object_name ~ '^audit_log_') THEN
+        PERFORM floe.audit_guard_months('sql_drop');
+    END IF;
     IF EXISTS (SELECT 1 FROM floe.audit_tables) THEN
         DELETE FROM floe.audit_tables a
          USING pg_catalog.pg_event_trigger_dropped_objects() d
@@ -187,7 +225,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION floe.audit_on_drop() IS
-  'Event trigger: removes dropped tables from floe.audit_tables (their audit entries stay).';
+  'Event trigger: refuses dropping a month of floe.audit_log by hand (only floe''s retention retires months); removes dropped tables from floe.audit_tables (their audit entries stay).';
 CREATE EVENT TRIGGER floe_audit_on_drop ON sql_drop EXECUTE FUNCTION floe.audit_on_drop();
 
 -- The sealer: every minute, the entries of transactions that have ended.
@@ -210,5 +248,8 @@ COMMENT ON FUNCTION floe.verify_audit(timestamptz) IS
   'floe audit: recomputes every entry digest and seal hash (of seals ending at or after since) and names each altered, inserted or removed entry and each changed seal; one summary row per table.';
 COMMENT ON FUNCTION floe.audit_trigger() IS
   'floe audit: the trigger floe.enable_audit() puts on a table (row: the entry; statement: writes the statement''s entries).';
+COMMENT ON FUNCTION floe.audit_guard_months(text) IS
+  'floe audit: called by the event triggers floe_audit_on_ddl and floe_audit_on_drop; refuses (42501) a month of floe.audit_log detached or dropped by this transaction unless floe''s own retention is retiring it.';
+REVOKE EXECUTE ON FUNCTION floe.audit_guard_months(text) FROM PUBLIC;
 COMMENT ON FUNCTION floe.audit_append_only() IS
   'floe audit: refuses UPDATE, DELETE and TRUNCATE of the audit log, its seals and key, for every role.';

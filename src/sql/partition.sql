@@ -80,6 +80,12 @@ BEGIN
               USING ERRCODE = 'invalid_parameter_value',
                     HINT = 'Expected detach, drop or archive.';
     END IF;
+    IF key = 'floe.audit_log' AND keep IS NOT NULL AND m <> 'drop' THEN
+        RAISE EXCEPTION 'the audit log''s months leave by drop only, not by %', m
+              USING ERRCODE = 'invalid_parameter_value',
+                    DETAIL = 'A detached or archived month would be an ordinary table, open to UPDATE and DELETE.',
+                    HINT = 'SELECT floe.set_retention(''floe.audit_log'', keep => ''7 years'', mode => ''drop''); each retired month is recorded in floe.audit_retired.';
+    END IF;
     IF m = 'archive' AND archive_schema IS NULL THEN
         RAISE EXCEPTION 'mode archive needs an archive_schema'
               USING ERRCODE = 'invalid_parameter_value',
