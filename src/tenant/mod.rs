@@ -3,13 +3,21 @@
 //!
 //! Pure logic: `context.rs` (the context variable), `guard.rs` (what the trigger does with a
 //! row), `plan.rs` (the DDL that isolates a table), `coverage.rs` (naming the holes).
-//! `api.rs` is the SQL glue; `src/sql/tenant.sql` holds the registry and event triggers.
+//! `api.rs` is the SQL surface; machinery: `session.rs` (the context of this session, admin
+//! mode, authorizing a tenant), `isolate.rs` (catalog state, the isolating DDL, the registry,
+//! the guard trigger's work), `inspect.rs` (coverage and health facts).
+//! `src/sql/tenant.sql` holds the registry and event triggers.
 
 mod api;
 pub mod context;
 pub mod coverage;
 pub mod guard;
+mod inspect;
+mod isolate;
 pub mod plan;
+mod session;
 mod tests;
 
-pub use api::{apply_to_partitions, as_floe_ddl, authorize, context_tenant, health_checks};
+pub use inspect::health_checks;
+pub use isolate::{apply_to_partitions, as_floe_ddl};
+pub use session::{authorize, context_tenant};

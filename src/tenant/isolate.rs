@@ -1,0 +1,574 @@
+//! Isolating tables: reading a table's (and its partitions') state from the catalog, running
+//! the DDL `plan.rs` decides, the registry `floe.tenant_tables`, and what the guard trigger
+//! does with a row (`guard.rs` decides).
+
+use super::guard::{self, Decision, GuardError, Op};
+use super::plan::{self, Options, QualName, Registration, RelState, Step, Tenancy};
+use super::session::{admin_active, read_context};
+use crate::error::FloeError;
+use crate::sqltypes::{to_pg_uuid as to_pg, to_uuid};
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, SpiClient};
+use std::cell::Cell;
+
+thread_local! {
+    /// Set while floe itself runs tenant DDL, so the DDL event trigger does not re-enter.
+    pub(super) static IN_DDL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks floe's own tenant DDL for the duration of a scope (reset on unwind too).
+pub(super) struct DdlScope(bool);
+
+impl DdlScope {
+    pub(super) fn enter() -> DdlScope {
+        DdlScope(IN_DDL.with(|f| f.replace(true)))
+    }
+}
+
+impl Drop for DdlScope {
+    fn drop(&mut self) {
+        IN_DDL.with(|f| f.set(self.0));
+    }
+}
+
+/// Runs `f` as floe's own DDL: the DDL event trigger leaves the tables it touches alone
+/// (the partition module lifts FORCE ROW LEVEL SECURITY on a default partition for the
+/// moment it moves rows, and restores it before anyone else can see the table).
+pub fn as_floe_ddl<T>(f: impl FnOnce() -> T) -> T {
+    let _scope = DdlScope::enter();
+    f()
+}
+
+/// Postgres's `quote_ident`, as a plain function of `&str`.
+pub(super) fn qi(ident: &str) -> String {
+    quote_identifier(ident)
+}
+
+pub(super) fn guard_row<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, FloeError> {
+    let table = || {
+        format!(
+            "{}.{}",
+            trigger.table_schema().unwrap_or_default(),
+            trigger.table_name().unwrap_or_default()
+        )
+    };
+    let misuse = |why: &str| FloeError::WrongState {
+        message: format!("floe.tenant_guard on {}: {why}", table()),
+        hint: "Create the guard with floe.enable_tenant_isolation(), not by hand.".into(),
+    };
+    let column = trigger
+        .extra_args()
+        .ok()
+        .and_then(|a| a.into_iter().next())
+        .ok_or_else(|| misuse("the trigger has no tenant column argument"))?;
+    let op = match trigger.op() {
+        Ok(PgTriggerOperation::Insert) => Op::Insert,
+        Ok(PgTriggerOperation::Update) => Op::Update,
+        _ => return Err(misuse("it must be an INSERT or UPDATE row trigger")),
+    };
+    let new = trigger
+        .new()
+        .ok_or_else(|| misuse("it must be a row-level trigger"))?;
+    let read = |t: &PgHeapTuple<'_, AllocatedByPostgres>| {
+        t.get_by_name::<pgrx::Uuid>(&column)
+            .map(|v| v.map(to_uuid))
+            .map_err(|_| misuse(&format!("\"{column}\" is not a uuid column")))
+    };
+    let new_tenant = read(&new)?;
+    let old_tenant = match op {
+        Op::Update => match trigger.old() {
+            Some(old) => read(&old)?,
+            None => None,
+        },
+        Op::Insert => None,
+    };
+    let context = read_context();
+    let admin = admin_active();
+    match guard::decide(op, old_tenant, new_tenant, &context, admin) {
+        Decision::Keep => Ok(Some(new.into_owned())),
+        Decision::Fill(tenant) => {
+            let mut row = new.into_owned();
+            row.set_by_name(&column, to_pg(tenant))
+                .map_err(|_| misuse(&format!("cannot set \"{column}\"")))?;
+            Ok(Some(row))
+        }
+        Decision::Reject(GuardError::NoContext(e)) => Err(e.into()),
+        Decision::Reject(GuardError::ForeignRow { row, current }) => {
+            Err(FloeError::PermissionDenied {
+                message: format!(
+                    "new row for {} belongs to tenant {row}, not to the current tenant {current}",
+                    table()
+                ),
+                detail: None,
+                hint: format!("Leave {column} empty to have it filled from the tenant context, or first switch to that tenant with floe.set_tenant()."),
+            })
+        }
+        Decision::Reject(GuardError::TenantChanged { old, new }) => {
+            let show = |t: Option<uuid::Uuid>| t.map_or("NULL".to_string(), |t| t.to_string());
+            Err(FloeError::PermissionDenied {
+                message: format!(
+                    "the tenant of a row of {} cannot change ({} to {})",
+                    table(),
+                    show(old),
+                    show(new)
+                ),
+                detail: None,
+                hint: "Copy the row to the other tenant and delete the original instead (as floe_tenant_admin, for cross-tenant moves).".into(),
+            })
+        }
+        Decision::Reject(GuardError::AdminWithoutTenant) => Err(FloeError::PermissionDenied {
+            message: format!("admin mode insert into {} without {column}", table()),
+            detail: None,
+            hint: format!("In admin mode there is no current tenant to fill in: give {column} explicitly."),
+        }),
+    }
+}
+
+/// Name and kind of a relation.
+pub(super) struct RelInfo {
+    pub(super) name: QualName,
+    pub(super) relkind: String,
+}
+
+pub(super) fn rel_info(client: &SpiClient<'_>, oid: pg_sys::Oid) -> Result<RelInfo, FloeError> {
+    let row = client
+        .select(
+            "SELECT n.nspname::text, c.relname::text, c.relkind::text
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = $1",
+            Some(1),
+            &[oid.into()],
+        )?
+        .first();
+    match (
+        row.get::<String>(1)?,
+        row.get::<String>(2)?,
+        row.get::<String>(3)?,
+    ) {
+        (Some(schema), Some(name), Some(relkind)) => Ok(RelInfo {
+            name: QualName::new(&schema, &name),
+            relkind,
+        }),
+        _ => Err(FloeError::NotFound {
+            kind: "relation",
+            name: oid.to_u32().to_string(),
+            hint: "Pass an existing table.".into(),
+        }),
+    }
+}
+
+pub(super) const REL_STATE: &str = "
+SELECT c.relrowsecurity, c.relforcerowsecurity,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'floe_tenant_isolation'),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'floe_tenant_admin'),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'floe_tenant_guard_insert'),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'floe_tenant_guard_update'),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                WHERE i.indrelid = c.oid AND a.attname = $2),
+       -- the floe policy says what the root's says (a partition's policy can be tampered with,
+       -- or come along on a table attached later)
+       c.oid = $3 OR EXISTS (
+           SELECT 1 FROM pg_catalog.pg_policy p, pg_catalog.pg_policy r
+            WHERE p.polrelid = c.oid AND p.polname = 'floe_tenant_isolation'
+              AND r.polrelid = $3 AND r.polname = 'floe_tenant_isolation' AND p.polpermissive
+              AND p.polroles = r.polroles AND p.polcmd = r.polcmd
+              AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) IS NOT DISTINCT FROM pg_catalog.pg_get_expr(r.polqual, r.polrelid)
+              AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) IS NOT DISTINCT FROM pg_catalog.pg_get_expr(r.polwithcheck, r.polrelid))
+  FROM pg_catalog.pg_class c WHERE c.oid = $1";
+
+/// What is in place on `oid` (a tree's root, or one of its partitions: `root`).
+pub(super) fn rel_state(
+    client: &SpiClient<'_>,
+    oid: pg_sys::Oid,
+    column: &str,
+    root: pg_sys::Oid,
+) -> Result<RelState, FloeError> {
+    let row = client
+        .select(
+            REL_STATE,
+            Some(1),
+            &[oid.into(), column.into(), root.into()],
+        )?
+        .first();
+    let flag = |i: usize| -> Result<bool, FloeError> { Ok(row.get::<bool>(i)?.unwrap_or(false)) };
+    Ok(RelState {
+        rls_enabled: flag(1)?,
+        rls_forced: flag(2)?,
+        has_policy: flag(3)?,
+        has_admin_policy: flag(4)?,
+        has_guard_insert: flag(5)?,
+        has_guard_update: flag(6)?,
+        has_tenant_index: flag(7)?,
+        policy_matches: flag(8)?,
+    })
+}
+
+/// Every partition below `oid` (all levels), with its state.
+pub(super) fn partitions(
+    client: &SpiClient<'_>,
+    oid: pg_sys::Oid,
+    column: &str,
+) -> Result<Vec<(QualName, RelState)>, FloeError> {
+    let rows = client.select(
+        "SELECT t.relid::oid, n.nspname::text, c.relname::text
+           FROM pg_catalog.pg_partition_tree($1::regclass) t
+           JOIN pg_catalog.pg_class c ON c.oid = t.relid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE t.relid <> $1::regclass AND c.relkind IN ('r', 'p')
+          ORDER BY t.level, c.relname",
+        None,
+        &[oid.into()],
+    )?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (Some(part), Some(schema), Some(name)) = (
+            row.get::<pg_sys::Oid>(1)?,
+            row.get::<String>(2)?,
+            row.get::<String>(3)?,
+        ) else {
+            continue;
+        };
+        found.push((part, QualName::new(&schema, &name)));
+    }
+    found
+        .into_iter()
+        .map(|(part, name)| Ok((name, rel_state(client, part, column, oid)?)))
+        .collect()
+}
+
+/// Checks that `table` has a uuid column `column`.
+pub(super) fn require_uuid_column(
+    client: &SpiClient<'_>,
+    oid: pg_sys::Oid,
+    table: &QualName,
+    column: &str,
+) -> Result<(), FloeError> {
+    let row = client
+        .select(
+            "SELECT a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            Some(1),
+            &[oid.into(), column.into()],
+        )?
+        .first();
+    let is_uuid = if row.is_empty() {
+        None
+    } else {
+        row.get::<bool>(1)?
+    };
+    match is_uuid {
+        None => Err(FloeError::UndefinedColumn {
+            table: table.quoted(&qi),
+            column: column.to_string(),
+            hint: "Name the tenant column with tenant_column => '...', or use via => '<foreign key column>' for a table whose tenant comes through a foreign key.".into(),
+        }),
+        Some(false) => Err(FloeError::InvalidArgument {
+            argument: "tenant_column",
+            value: column.to_string(),
+            expected: format!("a uuid column of {}", table.quoted(&qi)),
+        }),
+        Some(true) => Ok(()),
+    }
+}
+
+/// How `oid`'s rows belong to a tenant: its own column, or through the foreign key on `via`.
+pub(super) fn resolve_tenancy(
+    client: &SpiClient<'_>,
+    oid: pg_sys::Oid,
+    table: &QualName,
+    tenant_column: &str,
+    via: Option<&str>,
+) -> Result<Tenancy, FloeError> {
+    let Some(fk_column) = via else {
+        require_uuid_column(client, oid, table, tenant_column)?;
+        return Ok(Tenancy::Column {
+            column: tenant_column.to_string(),
+        });
+    };
+    let row = client
+        .select(
+            "SELECT k.confrelid, rn.nspname::text, rc.relname::text, ra.attname::text
+               FROM pg_catalog.pg_constraint k
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+               JOIN pg_catalog.pg_class rc ON rc.oid = k.confrelid
+               JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+               JOIN pg_catalog.pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = k.confkey[1]
+              WHERE k.conrelid = $1 AND k.contype = 'f'
+                AND pg_catalog.cardinality(k.conkey) = 1 AND a.attname = $2
+              ORDER BY k.conname LIMIT 1",
+            Some(1),
+            &[oid.into(), fk_column.into()],
+        )?
+        .first();
+    let found = if row.is_empty() {
+        (None, None, None, None)
+    } else {
+        (
+            row.get::<pg_sys::Oid>(1)?,
+            row.get::<String>(2)?,
+            row.get::<String>(3)?,
+            row.get::<String>(4)?,
+        )
+    };
+    let (Some(parent_oid), Some(schema), Some(name), Some(key)) = found else {
+        return Err(FloeError::InvalidArgument {
+            argument: "via",
+            value: fk_column.to_string(),
+            expected: format!(
+                "a column of {} with a single-column FOREIGN KEY to the table that holds the tenant column",
+                table.quoted(&qi)
+            ),
+        });
+    };
+    let parent = QualName::new(&schema, &name);
+    if parent_oid == oid {
+        return Err(FloeError::InvalidArgument {
+            argument: "via",
+            value: fk_column.to_string(),
+            expected: "a foreign key to another table (this one references the table itself)"
+                .into(),
+        });
+    }
+    require_uuid_column(client, parent_oid, &parent, tenant_column)?;
+    Ok(Tenancy::Via {
+        fk_column: fk_column.to_string(),
+        parent,
+        parent_key: key,
+        parent_tenant: tenant_column.to_string(),
+    })
+}
+
+/// What floe recorded when it isolated `oid`: (registration, tenant column, via column, force).
+type Registered = (Registration, String, Option<String>, bool);
+
+pub(super) fn registration(
+    client: &SpiClient<'_>,
+    oid: pg_sys::Oid,
+    schema: &str,
+) -> Result<Option<Registered>, FloeError> {
+    let row = client
+        .select(
+            "SELECT rls_was_enabled, rls_was_forced,
+                    -- only if it still is an index of this very table
+                    CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                                        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                                       WHERE i.indrelid = t.relid AND ic.relname = t.created_index)
+                         THEN created_index::text END,
+                    tenant_column::text, via_column::text, force
+               FROM floe.tenant_tables t WHERE relid = $1::regclass",
+            Some(1),
+            &[oid.into()],
+        )?
+        .first();
+    if row.is_empty() {
+        return Ok(None);
+    }
+    let reg = Registration {
+        rls_was_enabled: row.get::<bool>(1)?.unwrap_or(false),
+        rls_was_forced: row.get::<bool>(2)?.unwrap_or(false),
+        created_index: row.get::<String>(3)?.map(|i| QualName::new(schema, &i)),
+    };
+    Ok(Some((
+        reg,
+        row.get::<String>(4)?.unwrap_or_default(),
+        row.get::<String>(5)?,
+        row.get::<bool>(6)?.unwrap_or(true),
+    )))
+}
+
+/// floe's index name for the table, with a numeric suffix if a relation of that name exists
+/// already in the schema (long table names sharing a prefix are cut to the same name).
+pub(super) fn free_index_name(table: &QualName, column: &str) -> Result<String, FloeError> {
+    let base = plan::index_name(&table.name, column);
+    for n in 0..100 {
+        let candidate = if n == 0 {
+            base.clone()
+        } else {
+            let suffix = format!("{n}");
+            let mut cut = base.len().min(63 - suffix.len());
+            while !base.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}{suffix}", &base[..cut])
+        };
+        let taken = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                             WHERE n.nspname = $1 AND c.relname = $2)",
+            &[table.schema.as_str().into(), candidate.as_str().into()],
+        )?
+        .unwrap_or(false);
+        if !taken {
+            return Ok(candidate);
+        }
+    }
+    Err(FloeError::WrongState {
+        message: format!("no free name for the tenant index of {}", table.quoted(&qi)),
+        hint: "Create an index led by the tenant column yourself; floe then uses it.".into(),
+    })
+}
+
+/// Whether the current user owns the relation (or is a superuser), as ALTER TABLE requires.
+pub(super) fn owns(oid: pg_sys::Oid) -> bool {
+    // SAFETY: catalog permission checks on the backend thread.
+    unsafe {
+        let me = pg_sys::GetUserId();
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        {
+            pg_sys::pg_class_ownercheck(oid, me)
+        }
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+        {
+            pg_sys::object_ownercheck(pg_sys::RelationRelationId, oid, me)
+        }
+    }
+}
+
+pub(super) fn require_owner(
+    oid: pg_sys::Oid,
+    name: &QualName,
+    what: &str,
+) -> Result<(), FloeError> {
+    if owns(oid) {
+        return Ok(());
+    }
+    Err(FloeError::PermissionDenied {
+        message: format!("must be owner of table {} to {what}", name.quoted(&qi)),
+        detail: None,
+        hint: "Run it as the table's owner (or a member of the owning role).".into(),
+    })
+}
+
+pub(super) fn run_steps(steps: &[Step], tenancy: &Tenancy) -> Result<Vec<String>, FloeError> {
+    let mut done = Vec::with_capacity(steps.len());
+    for step in steps {
+        let sql = plan::render(step, tenancy, &qi);
+        Spi::run(&sql)?;
+        done.push(sql);
+    }
+    Ok(done)
+}
+
+pub(super) fn enable(
+    oid: pg_sys::Oid,
+    tenant_column: &str,
+    force: bool,
+    via: Option<&str>,
+    guard_updates: bool,
+) -> Result<Vec<String>, FloeError> {
+    let (info, tenancy, prev, root_state, parts) = Spi::connect(|client| {
+        let info = rel_info(client, oid)?;
+        require_owner(oid, &info.name, "isolate it by tenant")?;
+        if !matches!(info.relkind.as_str(), "r" | "p") {
+            return Err(FloeError::InvalidArgument {
+                argument: "tbl",
+                value: info.name.quoted(&qi),
+                expected:
+                    "a table or a partitioned table (views read through security_invoker instead)"
+                        .into(),
+            });
+        }
+        let tenancy = resolve_tenancy(client, oid, &info.name, tenant_column, via)?;
+        let prev = registration(client, oid, &info.name.schema)?;
+        let column = tenancy.indexed_column().to_string();
+        let root_state = rel_state(client, oid, &column, oid)?;
+        let parts = partitions(client, oid, &column)?;
+        Ok::<_, FloeError>((info, tenancy, prev, root_state, parts))
+    })?;
+    let changed = prev
+        .as_ref()
+        .is_some_and(|(_, col, prev_via, _)| col != tenant_column || prev_via.as_deref() != via);
+    let index_name = free_index_name(&info.name, tenancy.indexed_column())?;
+    let steps = plan::enable_steps(
+        &info.name,
+        &root_state,
+        &parts,
+        &tenancy,
+        &index_name,
+        Options {
+            force,
+            refresh_policies: changed,
+            guard_updates,
+            partitioned: info.relkind == "p",
+        },
+    );
+    let done = run_steps(&steps, &tenancy)?;
+    let created_index = steps
+        .iter()
+        .any(|s| matches!(s, Step::CreateIndex { .. }))
+        .then_some(index_name);
+    let (was_enabled, was_forced) = match &prev {
+        Some((reg, ..)) => (reg.rls_was_enabled, reg.rls_was_forced),
+        None => (root_state.rls_enabled, root_state.rls_forced),
+    };
+    Spi::run_with_args(
+        "INSERT INTO floe.tenant_tables AS t
+                (relid, tenant_column, via_column, force, rls_was_enabled, rls_was_forced,
+                 created_index, guard_updates)
+         VALUES ($1::regclass, $2::name, $3::name, $4, $5, $6, $7::name, $8)
+         ON CONFLICT (relid) DO UPDATE
+            SET tenant_column = EXCLUDED.tenant_column, via_column = EXCLUDED.via_column,
+                force = EXCLUDED.force, guard_updates = EXCLUDED.guard_updates,
+                created_index = COALESCE(t.created_index, EXCLUDED.created_index)",
+        &[
+            oid.into(),
+            tenant_column.into(),
+            via.into(),
+            force.into(),
+            was_enabled.into(),
+            was_forced.into(),
+            created_index.into(),
+            guard_updates.into(),
+        ],
+    )?;
+    Ok(done)
+}
+
+/// Isolates the partitions of a tenant-isolated tree that are not isolated yet (created or
+/// attached after `enable_tenant_isolation`). `oid` may be any member of the tree. Called by
+/// the DDL event trigger and by the partition module; returns the number of statements run.
+pub fn apply_to_partitions(oid: pg_sys::Oid) -> Result<usize, FloeError> {
+    if IN_DDL.with(|f| f.get()) {
+        return Ok(0);
+    }
+    let _scope = DdlScope::enter();
+    let found = Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT a.relid::oid
+                   FROM pg_catalog.pg_partition_ancestors($1::regclass) WITH ORDINALITY AS a(relid, ord)
+                   JOIN floe.tenant_tables t ON t.relid = a.relid
+                  ORDER BY a.ord LIMIT 1",
+                Some(1),
+                &[oid.into()],
+            )?
+            .first();
+        let root = if row.is_empty() {
+            None
+        } else {
+            row.get::<pg_sys::Oid>(1)?
+        };
+        let Some(root) = root else {
+            return Ok::<_, FloeError>(None);
+        };
+        let info = rel_info(client, root)?;
+        let Some((_, column, via, force)) = registration(client, root, &info.name.schema)? else {
+            return Ok(None);
+        };
+        let tenancy = match via {
+            Some(fk) => resolve_tenancy(client, root, &info.name, &column, Some(&fk))?,
+            None => Tenancy::Column { column },
+        };
+        let parts = partitions(client, root, tenancy.indexed_column())?;
+        Ok(Some((tenancy, parts, force)))
+    })?;
+    let Some((tenancy, parts, force)) = found else {
+        return Ok(0);
+    };
+    let steps = plan::new_partition_steps(&parts, force);
+    Ok(run_steps(&steps, &tenancy)?.len())
+}

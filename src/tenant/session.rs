@@ -1,0 +1,119 @@
+//! The tenant context of this session: reading and caching it, cross-tenant admin mode, and
+//! the check that a caller may act for a tenant (`authorize`).
+
+use super::context::{ContextError, ParseCache};
+use super::guard::{self, Decision, GuardError, Op};
+use crate::error::FloeError;
+use crate::gucs;
+use crate::sqltypes::to_uuid;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_literal};
+use std::cell::RefCell;
+use std::ffi::CStr;
+
+thread_local! {
+    static CACHE: RefCell<ParseCache> = RefCell::new(ParseCache::default());
+}
+
+impl From<ContextError> for FloeError {
+    fn from(err: ContextError) -> FloeError {
+        match err {
+            ContextError::Unset { setting } => FloeError::PermissionDenied {
+                message: format!("no tenant is set: {setting} is empty"),
+                detail: None,
+                hint: format!(
+                    "Call floe.set_tenant('<tenant uuid>') in this transaction (or SET LOCAL {setting} = '<tenant uuid>'). \
+                     For cross-tenant maintenance, a member of floe_tenant_admin runs SET LOCAL floe.tenant_admin = on."
+                ),
+            },
+            ContextError::Malformed { setting, value } => FloeError::PermissionDenied {
+                message: format!("tenant context {setting} = \"{value}\" is not a uuid"),
+                detail: None,
+                hint: "Set the tenant with floe.set_tenant(), which only accepts a uuid.".into(),
+            },
+            ContextError::BadSettingName { name } => FloeError::InvalidArgument {
+                argument: "floe.tenant_setting",
+                value: name,
+                expected: "a custom variable name with a dot, such as app.current_tenant_id".into(),
+            },
+        }
+    }
+}
+
+/// The tenant context of this transaction, parsed (and cached while it does not change).
+pub(super) fn read_context() -> Result<uuid::Uuid, ContextError> {
+    gucs::with_tenant_setting(|name: &CStr| {
+        // SAFETY: GetConfigOption returns NULL or a string owned by the GUC machinery.
+        let raw = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+        let raw = (!raw.is_null()).then(|| unsafe { CStr::from_ptr(raw) });
+        let setting = name.to_str().unwrap_or("");
+        let value = raw.map(|r| r.to_str().unwrap_or("\u{fffd}"));
+        CACHE.with(|c| c.borrow_mut().parse(setting, value))
+    })
+}
+
+/// The tenant of the context, when one is set (and valid); for stamping, never for access.
+pub fn context_tenant() -> Option<uuid::Uuid> {
+    read_context().ok()
+}
+
+/// Cross-tenant admin mode: `floe.tenant_admin` is on and the current user has the privileges
+/// of role floe_tenant_admin. Never implied by superuser or BYPASSRLS alone.
+pub(super) fn admin_active() -> bool {
+    if !gucs::tenant_admin() {
+        return false;
+    }
+    // SAFETY: catalog lookups by name/oid on the backend thread.
+    unsafe {
+        let role = pg_sys::get_role_oid(c"floe_tenant_admin".as_ptr(), true);
+        role != pg_sys::InvalidOid && pg_sys::has_privs_of_role(pg_sys::GetUserId(), role)
+    }
+}
+
+/// `SET [LOCAL] <setting> = <value>`, with each part of the setting name quoted.
+pub(super) fn set_statement(local: bool, value: &str) -> Result<String, FloeError> {
+    gucs::with_tenant_setting(|name| {
+        let name = name.to_str().unwrap_or("");
+        let parts = super::context::setting_parts(name).map_err(FloeError::from)?;
+        let quoted: Vec<String> = parts.iter().map(quote_identifier).collect();
+        Ok(format!(
+            "SET {}{} = {}",
+            if local { "LOCAL " } else { "" },
+            quoted.join("."),
+            quote_literal(value)
+        ))
+    })
+}
+
+/// Checks that the caller may act for `tenant` (the current tenant, or any tenant in admin
+/// mode), as the guard trigger would for a row of that tenant; returns it. `None` (what
+/// `floe.current_tenant()` gives in admin mode without a tenant) is rejected: admin mode must
+/// name the tenant. Used by functions that take a `tenant` argument (the content store's).
+pub fn authorize(tenant: Option<pgrx::Uuid>, what: &str) -> Result<uuid::Uuid, FloeError> {
+    let context = read_context();
+    let admin = admin_active();
+    let Some(tenant) = tenant.map(to_uuid) else {
+        return Err(match context {
+            Err(e) if !admin => e.into(),
+            _ => FloeError::PermissionDenied {
+                message: format!("{what} needs a tenant"),
+                detail: None,
+                hint: "In admin mode there is no current tenant: pass tenant => '<uuid>'.".into(),
+            },
+        });
+    };
+    match guard::decide(Op::Insert, None, Some(tenant), &context, admin) {
+        Decision::Keep => Ok(tenant),
+        Decision::Reject(GuardError::ForeignRow { row, current }) => {
+            Err(FloeError::PermissionDenied {
+                message: format!("{what} for tenant {row} is not allowed in tenant {current}'s context"),
+                detail: None,
+                hint: "Switch to that tenant with floe.set_tenant() first, or leave tenant out to use the current one.".into(),
+            })
+        }
+        Decision::Reject(GuardError::NoContext(e)) => Err(e.into()),
+        other => Err(FloeError::Internal {
+            message: format!("unexpected tenant decision {other:?} for {what}"),
+        }),
+    }
+}
