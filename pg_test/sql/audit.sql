@@ -197,6 +197,19 @@ SELECT check_name, status, detail ~ '\d{4}-\d{2} \(dropped\)' AS names_the_month
 ROLLBACK;
 SELECT count(*) FILTER (WHERE status <> 'ok') AS problems_after_rollback FROM floe.verify_audit();
 
+-- Auditing switched off by a table's owner is named ---------------------------------------
+ALTER TABLE leads DISABLE TRIGGER USER;           -- every user trigger, as its owner may
+ALTER TABLE events_other DISABLE TRIGGER floe_audit;   -- one partition's clone of the row trigger
+SELECT * FROM floe.audit_triggers_off('leads');
+SELECT * FROM floe.audit_triggers_off('events');
+SELECT table_name, status, detail FROM floe.verify_audit() WHERE status <> 'ok' ORDER BY table_name, detail;
+SELECT check_name, status, detail, hint IS NOT NULL AS has_hint FROM floe.health() WHERE check_name = 'audit.capture';
+SELECT table_name, audited FROM floe.inventory() WHERE relid IN ('leads'::regclass, 'events'::regclass) ORDER BY 1;
+ALTER TABLE leads ENABLE TRIGGER USER;
+ALTER TABLE events_other ENABLE TRIGGER floe_audit;
+SELECT count(*) AS triggers_off FROM floe.audit_triggers_off('leads');
+SELECT check_name, status FROM floe.health() WHERE check_name = 'audit.capture';
+
 -- Tampering behind floe's back ---------------------------------------------------------------
 ALTER TABLE floe.audit_log DISABLE TRIGGER floe_append_only;
 -- Edit: the UPDATE of entry 3 now claims another actor.

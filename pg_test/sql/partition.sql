@@ -228,6 +228,27 @@ INSERT INTO part.tenant_log VALUES ('00000000-0000-0000-0000-000000000001', now(
 RESET floe.tenant_admin;
 CALL floe.run_maintenance('part.tenant_log', as_of => now() + interval '4 months');
 SELECT msg, tableoid::regclass::text ~ '_default$' AS in_default FROM part.tenant_log ORDER BY msg;
+-- Retired children of an isolated set stay isolated: a detached month is a table of its own
+-- with the set's policies and guard triggers, registered in floe.tenant_tables, and coverage
+-- finds no hole (its guard triggers, clones of the parent's, would leave with the detach).
+CREATE TABLE part.tenant_old (tenant_id uuid NOT NULL, at timestamptz NOT NULL, msg text)
+    PARTITION BY RANGE (at);
+SELECT floe.create_parent('part.tenant_old', 'at', premake => 1, start => now() - interval '3 months');
+SELECT count(*) > 0 AS isolated FROM floe.enable_tenant_isolation('part.tenant_old');
+SELECT floe.set_retention('part.tenant_old', '1 month', 'detach');
+CALL floe.run_maintenance('part.tenant_old');
+SELECT count(*) AS retired, bool_and(t.relid IS NOT NULL) AS registered,
+       bool_and(c.relrowsecurity AND c.relforcerowsecurity) AS rls_forced
+  FROM pg_class c LEFT JOIN floe.tenant_tables t ON t.relid = c.oid
+ WHERE c.relnamespace = 'part'::regnamespace AND c.relname ~ '^tenant_old_[0-9]' AND c.relkind = 'r'
+   AND NOT c.relispartition;
+SELECT count(*) AS tables, bool_and(cardinality(problems) = 0) AS no_problems
+  FROM floe.tenant_coverage() WHERE schema_name = 'part' AND table_name LIKE 'tenant_old%';
+SELECT error_of(format('INSERT INTO %s (tenant_id, at) VALUES (%L, now() - interval ''3 months'')',
+                       (SELECT c.oid::regclass FROM pg_class c
+                         WHERE c.relnamespace = 'part'::regnamespace AND c.relname ~ '^tenant_old_[0-9]'
+                           AND c.relkind = 'r' AND NOT c.relispartition ORDER BY c.relname LIMIT 1),
+                       '00000000-0000-0000-0000-000000000001')) AS guard_on_a_retired_month;
 COMMIT;
 
 -- Bad input: a clear error, and nothing changed.

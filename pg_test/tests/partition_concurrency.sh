@@ -18,10 +18,10 @@ q "ALTER DATABASE $FLOE_TEST_DB SET floe.partition_lock_retries = 2"
 q "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY, at timestamptz NOT NULL, v text)
      PARTITION BY RANGE (at)"
 q "CREATE INDEX ON events (at)"
-q "SELECT floe.create_parent('events', 'at', premake => 2, start => now() - interval '6 months')" >/dev/null
+q "SELECT floe.create_parent('events', 'at', premake => 2, start => now() - interval '9 months')" >/dev/null
 q "SELECT floe.set_retention('events', '4 months', 'drop')"
 q "CREATE TABLE metrics (at timestamptz NOT NULL, n int) PARTITION BY RANGE (at)"
-q "SELECT floe.create_parent('metrics', 'at', premake => 2, start => now() - interval '6 months',
+q "SELECT floe.create_parent('metrics', 'at', premake => 2, start => now() - interval '9 months',
                               default_partition => false)" >/dev/null
 q "SELECT floe.set_retention('metrics', '4 months', 'detach')"
 
@@ -78,10 +78,11 @@ expect_eq "$(q "SELECT count(*) FILTER (WHERE last_error IS NULL) FROM floe.part
     "both sets maintained without error"
 expect_eq "$(q "SELECT row_count FROM floe.check_default('events')")" 0 \
     "no rows left in the default partition (drained while writers wrote)"
-# Kept: from as_of - 4 months (now-1) through as_of + 2 (now+5): 7 months, plus the default.
-expect_eq "$(q "SELECT count(*) FROM floe.partitions('events') WHERE NOT is_default")" 7 \
+# Kept: from now-4 (retention counts back from today, never from a future as_of) through
+# as_of + 2 (now+5): 10 months, plus the default; now-9 .. now-5 retired.
+expect_eq "$(q "SELECT count(*) FROM floe.partitions('events') WHERE NOT is_default")" 10 \
     "events: old months dropped, new ones premade"
-expect_eq "$(q "SELECT count(*) FROM floe.partitions('metrics')")" 7 "metrics: old months detached"
+expect_eq "$(q "SELECT count(*) FROM floe.partitions('metrics')")" 10 "metrics: old months detached"
 expect_eq "$(q "SELECT count(*) FROM pg_class WHERE relname ~ '^metrics_[0-9]' AND NOT relispartition")" 5 \
     "detached metrics months stay as tables"
 

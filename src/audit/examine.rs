@@ -65,6 +65,22 @@ fn months_gone(
     Ok(out)
 }
 
+/// The audit triggers of a registered table that do not fire (switched off by its owner).
+pub(super) const TRIGGERS_OFF: &str = "
+SELECT o.relation::text, o.trigger_name::text, o.state
+  FROM floe.audit_tables a, floe.audit_triggers_off(a.relid) o
+ WHERE a.relid::oid = $1";
+
+/// Every registered table with an audit trigger that does not fire.
+pub(super) const CAPTURE_OFF: &str = "
+SELECT a.relid::text || ' (' || pg_catalog.string_agg(
+           o.trigger_name::text
+           || CASE WHEN o.relation <> a.relid THEN ' on ' || o.relation::text ELSE '' END
+           || ' ' || o.state, ', ' ORDER BY o.relation::text, o.trigger_name) || ')'
+  FROM floe.audit_tables a, floe.audit_triggers_off(a.relid) o
+ GROUP BY a.relid
+ ORDER BY 1";
+
 pub(super) const SEALED_HORIZON: &str = "
 SELECT (SELECT r.horizon::text FROM floe.audit_seal_runs r ORDER BY r.run DESC LIMIT 1)";
 
@@ -233,6 +249,21 @@ pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, Floe
                     push(status, None, None, detail);
                 }
             }
+            // Auditing switched off: the table's changes are not reaching the log.
+            for row in s.run(TRIGGERS_OFF, &[relid.into()])? {
+                let relation: String = row.get(1)?.unwrap_or_default();
+                let trigger: String = row.get(2)?.unwrap_or_default();
+                let state: String = row.get(3)?.unwrap_or_default();
+                problems += 1;
+                push(
+                    "disabled",
+                    None,
+                    None,
+                    format!(
+                        "audit trigger {trigger} on {relation} is {state}: changes to it are not logged meanwhile"
+                    ),
+                );
+            }
             // Entries below the sealed horizon after this table's last seal: nobody sealed
             // them, so they were written behind floe's back.
             let tail_lo = prev.map(|(_, _, hi, _)| hi).unwrap_or(0);
@@ -294,15 +325,35 @@ SELECT (SELECT pg_catalog.count(*) FROM floe.audit_tables),
 /// `audit.sealing` (entries waiting long for their seal) and `audit.chain` (the newest
 /// seals, checked against the log: the full check is `floe.verify_audit()`).
 pub fn health_checks() -> Result<Vec<Check>, FloeError> {
-    let (tables, late, gone) = privileged::run(|s| {
+    let (tables, late, gone, off) = privileged::run(|s| {
         let row = s.run(SEAL_BACKLOG, &[])?;
         let row = row.first();
         let (tables, late) = (
             row.get::<i64>(1)?.unwrap_or(0),
             row.get::<i64>(2)?.unwrap_or(0),
         );
-        Ok((tables, late, months_gone(s)?))
+        let mut off = Vec::new();
+        for row in s.run(CAPTURE_OFF, &[])? {
+            off.extend(row.get::<String>(1)?);
+        }
+        Ok((tables, late, months_gone(s)?, off))
     })?;
+    let capture = if off.is_empty() {
+        Check::ok(
+            "audit.capture",
+            format!("the audit triggers of all {tables} audited tables fire"),
+        )
+    } else {
+        Check {
+            name: "audit.capture",
+            status: crate::health::checks::Status::Critical,
+            detail: format!(
+                "auditing is switched off, changes are not logged: {}",
+                off.join(", ")
+            ),
+            hint: Some("ALTER TABLE <table> ENABLE TRIGGER <trigger> for each one named (SELECT * FROM floe.audit_triggers_off('<table>') lists them); changes made meanwhile are not in the log.".into()),
+        }
+    };
     // Every sealed month, however old: gone from the log other than by retention.
     let gone: Vec<String> = gone
         .into_iter()
@@ -358,5 +409,5 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
             hint: Some("SELECT * FROM floe.verify_audit() WHERE status <> 'ok'; names every altered, inserted or removed entry.".into()),
         }
     };
-    Ok(vec![sealing, chain])
+    Ok(vec![sealing, capture, chain])
 }

@@ -22,6 +22,9 @@ pub struct ConcurrentDetach {
     pub owner: pg_sys::Oid,
     pub detach_sql: String,
     pub after_sql: Option<String>,
+    /// The child, when it stays a table, and the set's parent: it keeps the set's tenant
+    /// isolation (see `crate::tenant::isolate_retired`).
+    pub kept: Option<(pg_sys::Oid, pg_sys::Oid)>,
 }
 
 /// A set's configuration for a pass at `as_of` (now when NULL). Premake looks ahead from
@@ -315,18 +318,39 @@ pub(super) fn maintain_set(
             for (child, detach, after) in &w.retire {
                 match detach {
                     Detach::Concurrent(sql) => {
+                        let kept = match w.cfg.mode {
+                            RetentionMode::Drop => None,
+                            _ => Spi::get_one_with_args::<pg_sys::Oid>(
+                                "SELECT $1::regclass::oid",
+                                &[child.as_str().into()],
+                            )?
+                            .map(|oid| (oid, w.parent.oid)),
+                        };
                         concurrent.push(ConcurrentDetach {
                             owner,
                             detach_sql: sql.clone(),
                             after_sql: after.clone(),
+                            kept,
                         });
                         continue;
                     }
                     Detach::Plain(sql) | Detach::Finalize(sql) => step(owner, || {
                         let retire = || {
+                            // A child that stays a table (detach, archive) keeps the isolation
+                            // of a tenant-isolated set: its guard triggers go with the detach.
+                            let kept = match w.cfg.mode {
+                                RetentionMode::Drop => None,
+                                _ => Spi::get_one_with_args::<pg_sys::Oid>(
+                                    "SELECT $1::regclass::oid",
+                                    &[child.as_str().into()],
+                                )?,
+                            };
                             ddl(sql)?;
                             if let Some(after) = after {
                                 ddl(after)?;
+                            }
+                            if let Some(oid) = kept {
+                                crate::tenant::isolate_retired(oid, w.parent.oid)?;
                             }
                             Ok(())
                         };
@@ -480,12 +504,20 @@ pub fn run_in_worker(parent: Option<pg_sys::Oid>, as_of: Option<TimestampWithTim
                 crate::scheduler::run_top_level(&d.detach_sql, gucs::partition_lock_timeout_ms());
             let error = match detached {
                 Err(e) => Some(format!("{}: {e}", d.detach_sql)),
-                Ok(()) => match &d.after_sql {
-                    None => None,
-                    Some(sql) => BackgroundWorker::transaction(|| {
-                        step(d.owner, || ddl(sql)).err().map(|e| e.to_string())
-                    }),
-                },
+                Ok(()) if d.after_sql.is_none() && d.kept.is_none() => None,
+                Ok(()) => BackgroundWorker::transaction(|| {
+                    step(d.owner, || {
+                        if let Some(sql) = &d.after_sql {
+                            ddl(sql)?;
+                        }
+                        if let Some((child, parent)) = d.kept {
+                            crate::tenant::isolate_retired(child, parent)?;
+                        }
+                        Ok(())
+                    })
+                    .err()
+                    .map(|e| e.to_string())
+                }),
             };
             if let Some(e) = error {
                 pgrx::warning!("floe: partition retirement in {key} failed: {e}");

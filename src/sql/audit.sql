@@ -228,6 +228,26 @@ COMMENT ON FUNCTION floe.audit_on_drop() IS
   'Event trigger: refuses dropping a month of floe.audit_log by hand (only floe''s retention retires months); removes dropped tables from floe.audit_tables (their audit entries stay).';
 CREATE EVENT TRIGGER floe_audit_on_drop ON sql_drop EXECUTE FUNCTION floe.audit_on_drop();
 
+-- The audit triggers that do not fire: an owner can switch them off (ALTER TABLE ... DISABLE
+-- TRIGGER), so verify_audit(), health and inventory() ask here instead of trusting the registry.
+CREATE FUNCTION floe.audit_triggers_off(tbl regclass)
+RETURNS TABLE (relation regclass, trigger_name name, state text)
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog AS $fn$
+    SELECT r.relid::regclass, t.name::name,
+           CASE g.tgenabled WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'replica only' ELSE 'missing' END
+      FROM (SELECT audit_triggers_off.tbl::oid AS relid, true AS top
+            UNION ALL
+            SELECT p.relid::oid, false FROM pg_partition_tree(audit_triggers_off.tbl) p
+             WHERE p.relid <> audit_triggers_off.tbl) r
+     CROSS JOIN (VALUES ('floe_audit'), ('floe_audit_flush'), ('floe_audit_truncate')) t(name)
+      LEFT JOIN pg_trigger g ON g.tgrelid = r.relid AND g.tgname = t.name
+     WHERE (r.top OR t.name = 'floe_audit')   -- partitions carry the row trigger's clone only
+       AND (g.oid IS NULL OR g.tgenabled IN ('D', 'R'))
+     ORDER BY 1, 2
+$fn$;
+COMMENT ON FUNCTION floe.audit_triggers_off(regclass) IS
+  'floe audit: the audit triggers of tbl (and the row trigger''s clones on its partitions) that do not fire: missing, disabled, or replica only; empty when auditing works.';
+
 -- The sealer: every minute, the entries of transactions that have ended.
 INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
 VALUES ('floe.audit_seal', '1 minute', 'SELECT floe.audit_seal()', true,

@@ -46,7 +46,8 @@ SELECT current_database()::name, r.nspname, r.relname, r.oid::regclass,
                  WHERE NOT p.is_default AND ps.parent IS NOT NULL) u
          WHERE u.ahead IS NOT NULL),
        (SELECT array_agg(cc.column_name ORDER BY cc.column_name) FROM floe.content_columns cc WHERE cc.relid = r.oid),
-       at.relid IS NOT NULL,
+       -- audited: registered, and every audit trigger fires (not switched off by the owner)
+       at.relid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM floe.audit_triggers_off(r.oid)),
        at.classification,
        (SELECT array_agg(DISTINCT ms.view ORDER BY ms.view) FROM floe.matview_sources ms WHERE ms.source = r.oid),
        CASE WHEN r.relkind = 'm' THEN EXISTS (SELECT 1 FROM floe.matviews m WHERE m.view = r.oid) END,

@@ -528,6 +528,42 @@ pub(super) fn enable(
     Ok(done)
 }
 
+/// A child retired from a tenant-isolated partition set (detached, or detached and moved to
+/// an archive schema) is a table of its own now: it gets the isolation of the tree it left.
+/// Its policies stay from when it was a partition, but the guard triggers (clones of the
+/// parent's) leave with the detach; `enable` adds what is missing and registers the table.
+/// `parent` is the set's parent (the tree's root or a member of it). Returns whether the tree
+/// was isolated.
+pub fn isolate_retired(child: pg_sys::Oid, parent: pg_sys::Oid) -> Result<bool, FloeError> {
+    let reg = Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT t.tenant_column::text, t.via_column::text, t.force, t.guard_updates
+                   FROM pg_catalog.pg_partition_ancestors($1::regclass) WITH ORDINALITY AS a(relid, ord)
+                   JOIN floe.tenant_tables t ON t.relid = a.relid
+                  ORDER BY a.ord LIMIT 1",
+                Some(1),
+                &[parent.into()],
+            )?
+            .first();
+        if row.is_empty() {
+            return Ok::<_, FloeError>(None);
+        }
+        Ok(Some((
+            row.get::<String>(1)?.unwrap_or_default(),
+            row.get::<String>(2)?,
+            row.get::<bool>(3)?.unwrap_or(true),
+            row.get::<bool>(4)?.unwrap_or(true),
+        )))
+    })?;
+    let Some((column, via, force, guard_updates)) = reg else {
+        return Ok(false);
+    };
+    let _scope = DdlScope::enter();
+    enable(child, &column, force, via.as_deref(), guard_updates)?;
+    Ok(true)
+}
+
 /// Isolates the partitions of a tenant-isolated tree that are not isolated yet (created or
 /// attached after `enable_tenant_isolation`). `oid` may be any member of the tree. Called by
 /// the DDL event trigger and by the partition module; returns the number of statements run.

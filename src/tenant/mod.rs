@@ -19,5 +19,5 @@ mod session;
 mod tests;
 
 pub use inspect::health_checks;
-pub use isolate::{apply_to_partitions, as_floe_ddl};
+pub use isolate::{apply_to_partitions, as_floe_ddl, isolate_retired};
 pub use session::{authorize, context_tenant};
