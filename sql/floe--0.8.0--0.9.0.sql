@@ -232,3 +232,65 @@ SELECT current_database()::name, r.nspname, r.relname, r.oid::regclass,
 $fn$;
 COMMENT ON FUNCTION floe.inventory() IS
   'floe health: one row per user table and materialized view (partitions are counted under their parent): tenant isolation, partition set (partitions, whole months premade after the current one), content-managed columns, audit and classification, the registered matviews reading it (or, for a matview, whether it is registered), row estimate and total size.';
+
+-- 3. No floe view, policy or message shows another tenant's id or jobs (issue #23, item 3) --
+
+CREATE FUNCTION floe."current_tenant_or_null"() RETURNS uuid /* Option < pgrx :: Uuid > */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'current_tenant_or_null_wrapper';
+COMMENT ON FUNCTION floe.current_tenant_or_null() IS
+  'The current tenant (uuid) when one is set in this transaction, else NULL; never raises (for views and policies over rows that may have no tenant).';
+
+-- A tenant's content policy row names the tenant.
+DROP POLICY content_policies_read ON floe.content_policies;
+CREATE POLICY content_policies_read ON floe.content_policies FOR SELECT
+    USING (tenant IS NULL OR tenant = (SELECT floe.current_tenant_or_null())
+           OR (SELECT floe.tenant_admin_active()));
+
+-- The queue's job views: jobs of no tenant and of the current tenant (all in admin mode).
+CREATE OR REPLACE VIEW floe.queued_jobs WITH (security_barrier) AS
+SELECT j.id, q.name AS queue, j.state,
+       (ARRAY['critical', 'high', 'normal', 'low', 'background'])[j.tier + 1] AS priority,
+       j.run_at, j.sort_key, j.attempts, q.max_attempts, j.tenant, j.dedup_key, j.payload,
+       j.enqueued_at, j.started_at,
+       CASE WHEN j.state = 'running' THEN j.wake_at END AS visible_until,
+       j.last_error
+  FROM floe.queue_jobs j
+  JOIN floe.queues q ON q.id = j.queue_id
+ WHERE pg_catalog.pg_has_role(q.owner, 'USAGE')
+   AND (j.tenant IS NULL OR j.tenant = (SELECT floe.current_tenant_or_null())
+        OR (SELECT floe.tenant_admin_active()));
+COMMENT ON VIEW floe.queued_jobs IS
+  'floe queue: live jobs (ready, scheduled, running) of the queues you can use, of no tenant or of the current tenant (every tenant''s in admin mode); ready jobs are dequeued in sort_key order.';
+
+CREATE OR REPLACE VIEW floe.finished_jobs WITH (security_barrier) AS
+SELECT a.id, q.name AS queue, a.state,
+       (ARRAY['critical', 'high', 'normal', 'low', 'background'])[a.tier + 1] AS priority,
+       a.run_at, a.attempts, a.tenant, a.dedup_key, a.payload, a.enqueued_at, a.started_at,
+       a.finished_at, a.started_at - a.run_at AS waited, a.last_error
+  FROM floe.queue_archive a
+  JOIN floe.queues q ON q.id = a.queue_id
+ WHERE pg_catalog.pg_has_role(q.owner, 'USAGE')
+   AND (a.tenant IS NULL OR a.tenant = (SELECT floe.current_tenant_or_null())
+        OR (SELECT floe.tenant_admin_active()));
+COMMENT ON VIEW floe.finished_jobs IS
+  'floe queue: the archive of completed, dead and cancelled jobs of the queues you can use, of no tenant or of the current tenant (every tenant''s in admin mode; kept by the retention of floe.queue_archive).';
+
+CREATE OR REPLACE VIEW floe.dead_letters WITH (security_barrier) AS
+SELECT a.id, q.name AS queue,
+       (ARRAY['critical', 'high', 'normal', 'low', 'background'])[a.tier + 1] AS priority,
+       a.attempts, a.last_error, a.tenant, a.dedup_key, a.payload, a.enqueued_at, a.finished_at
+  FROM floe.queue_archive a
+  JOIN floe.queues q ON q.id = a.queue_id
+ WHERE a.state = 'dead' AND pg_catalog.pg_has_role(q.owner, 'USAGE')
+   AND (a.tenant IS NULL OR a.tenant = (SELECT floe.current_tenant_or_null())
+        OR (SELECT floe.tenant_admin_active()));
+COMMENT ON VIEW floe.dead_letters IS
+  'floe queue: jobs that failed max_attempts times (or expired on their last attempt), of the queues you can use, of no tenant or of the current tenant (every tenant''s in admin mode); floe.redrive puts them back.';
+
+
+-- 4. The tenant context is per transaction (issue #23, items 5 and 8): set_tenant(local =>
+-- false) is refused unless floe.session_tenant is on (in the library; the comment says so).
+COMMENT ON FUNCTION floe.set_tenant(uuid, boolean) IS
+  'Sets the tenant context (the variable named by floe.tenant_setting) with SET LOCAL; local => false (SET, for the session) is refused unless floe.session_tenant is on.';

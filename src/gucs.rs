@@ -15,6 +15,7 @@ pub const PREFIX: &std::ffi::CStr = c"floe";
 static TENANT_SETTING: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"app.current_tenant_id"));
 static TENANT_ADMIN: GucSetting<bool> = GucSetting::<bool>::new(false);
+static SESSION_TENANT: GucSetting<bool> = GucSetting::<bool>::new(false);
 static JOB_HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(8);
 static DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
@@ -42,9 +43,21 @@ default app.current_tenant_id for applications that already set that variable.",
         c"floe.tenant_admin",
         c"Cross-tenant admin mode for members of role floe_tenant_admin.",
         c"When on, and only for members of floe_tenant_admin, tenant-isolated tables show and \
-accept every tenant's rows. Set it with SET LOCAL, for maintenance only.",
+accept every tenant's rows. Per transaction: only a value set in the current transaction \
+(SET LOCAL) counts; a session-wide SET or ALTER ROLE ... SET is ignored.",
         &TENANT_ADMIN,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"floe.session_tenant",
+        c"Accept a tenant context set for the whole session.",
+        c"Off (the default): only a tenant set in the current transaction counts (floe.set_tenant(), \
+SET LOCAL); one left from an earlier transaction, ALTER ROLE ... SET or the connection's \
+options is refused, since behind a transaction pooler it would reach other clients. On: \
+for dedicated connections only. Superuser-only.",
+        &SESSION_TENANT,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
@@ -224,9 +237,20 @@ pub fn with_tenant_setting<R>(f: impl FnOnce(&CStr) -> R) -> R {
     f(unsafe { CStr::from_ptr(raw) })
 }
 
-/// `floe.tenant_admin`: whether the session asked for cross-tenant admin mode.
+/// `floe.tenant_admin` as it counts: on, and set in the current transaction.
 pub fn tenant_admin() -> bool {
-    TENANT_ADMIN.get()
+    TENANT_ADMIN.get() && crate::compat::set_in_this_transaction(c"floe.tenant_admin")
+}
+
+/// `floe.tenant_admin` is on, but from outside the current transaction (a session-wide SET,
+/// ALTER ROLE ... SET): ignored, and worth saying so in an error.
+pub fn tenant_admin_stale() -> bool {
+    TENANT_ADMIN.get() && !crate::compat::set_in_this_transaction(c"floe.tenant_admin")
+}
+
+/// `floe.session_tenant`: a tenant context set for the whole session counts too.
+pub fn session_tenant() -> bool {
+    SESSION_TENANT.get()
 }
 
 fn reserve_prefix() {

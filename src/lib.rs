@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 pub mod audit;
+pub mod compat;
 pub mod content;
 pub mod error;
 pub mod gucs;

@@ -62,7 +62,11 @@ run() {
     local variant=$1 rels=$2 sql=$3 t0 t1
     "${PSQL[@]}" -c "CHECKPOINT" >/dev/null
     t0=$(now)
-    "${PSQL[@]}" -c "$sql" >/dev/null
+    if [[ $sql == DO* ]]; then
+        "${PSQL[@]}" -c "$sql" >/dev/null   # commits inside: sets admin mode itself
+    else
+        "${PSQL[@]}" "${ADMIN[@]}" -c "$sql" -c "COMMIT" >/dev/null
+    fi
     t1=$(now)
     "${PSQL[@]}" -c "INSERT INTO results SELECT '$variant', $t1 - $t0,
         (SELECT sum(pg_total_relation_size(r)) FROM unnest('$rels'::regclass[]) r), $ROWS,
@@ -81,8 +85,10 @@ CREATE TABLE store      (id int PRIMARY KEY, tenant uuid NOT NULL, hash bytea NO
 ALTER TABLE floe_lz4 ALTER COLUMN body SET STORAGE EXTERNAL;
 ALTER TABLE floe_zstd ALTER COLUMN body SET STORAGE EXTERNAL;
 ALTER TABLE floe_dict ALTER COLUMN body SET STORAGE EXTERNAL;
-ALTER ROLE CURRENT_USER SET floe.tenant_admin = on;
 SQL
+# The store's functions work across tenants here: cross-tenant admin mode, which is per
+# transaction (a session-wide or ALTER ROLE ... SET is ignored), around each statement.
+ADMIN=(-c "BEGIN" -c "SET LOCAL floe.tenant_admin = on")
 run toast_pglz '{toast_pglz}' "INSERT INTO toast_pglz SELECT id, tenant, body FROM staging"
 run toast_lz4 '{toast_lz4}' "INSERT INTO toast_lz4 SELECT id, tenant, body FROM staging"
 run floe_lz4 '{floe_lz4}' "INSERT INTO floe_lz4 SELECT id, tenant, floe.compress(body, 'lz4') FROM staging"
@@ -91,13 +97,17 @@ run store_warm '{store,floe.content,floe.content_dictionaries}' \
     "INSERT INTO store SELECT id, tenant, floe.content_put(body, tenant) FROM staging"
 # One dictionary per tenant, trained over its newest 4000 bodies (512 KiB each; the defaults) in the store.
 t0=$(now)
-"${PSQL[@]}" -c "SELECT count(floe.train_dictionary(t${DICT_SIZE:+, dict_size => $DICT_SIZE})) FROM (SELECT DISTINCT tenant AS t FROM staging) x" >/dev/null
+"${PSQL[@]}" "${ADMIN[@]}" -c "SELECT count(floe.train_dictionary(t${DICT_SIZE:+, dict_size => $DICT_SIZE})) FROM (SELECT DISTINCT tenant AS t FROM staging) x" -c "COMMIT" >/dev/null
 echo "  training 8 dictionaries: $(echo "$(now) - $t0" | bc) s"
 run floe_dict '{floe_dict}' "INSERT INTO floe_dict SELECT s.id, s.tenant, floe.compress(s.body, 'zstd', 3, d.id)
     FROM staging s JOIN (SELECT tenant, max(id) AS id FROM floe.content_dictionaries GROUP BY tenant) d USING (tenant)"
-"${PSQL[@]}" -c "SELECT floe.set_content_policy(warm_after => '0', cold_after => '0', archive_after => '0')" >/dev/null
+"${PSQL[@]}" "${ADMIN[@]}" -c "SELECT floe.set_content_policy(warm_after => '0', cold_after => '0', archive_after => '0')" -c "COMMIT" >/dev/null
 run store_archive '{store,floe.content,floe.content_dictionaries}' "DO \$\$ BEGIN
-    WHILE floe.content_tier(5000) > 0 LOOP COMMIT; END LOOP; END \$\$"
+    PERFORM set_config('floe.tenant_admin', 'on', true);
+    WHILE floe.content_tier(5000) > 0 LOOP
+        COMMIT;
+        PERFORM set_config('floe.tenant_admin', 'on', true);
+    END LOOP; END \$\$"
 # The archive's steady size: the tiering's old row versions are garbage (VACUUM frees them
 # for reuse by later writes; VACUUM FULL gives the files back, which is what is measured).
 "${PSQL[@]}" -c "VACUUM FULL floe.content" -c "VACUUM ANALYZE" >/dev/null
@@ -124,9 +134,12 @@ BEGIN
         INSERT INTO lat VALUES (variant, extract(epoch FROM clock_timestamp() - t0) * 1e6);
     END LOOP;
 END $$;
+BEGIN;
+SET LOCAL floe.tenant_admin = on;
 SELECT time_reads('toast_lz4'), time_reads('store_archive');   -- warm-up
 TRUNCATE lat;
 SELECT time_reads('toast_lz4'), time_reads('store_archive');
+COMMIT;
 SQL
 
 echo

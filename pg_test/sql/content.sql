@@ -127,7 +127,8 @@ CREATE FUNCTION step(age interval) RETURNS bigint LANGUAGE sql AS $$
     SELECT floe.content_tier();
 $$;
 GRANT ct_ops TO CURRENT_USER;
-SET floe.tenant_admin = on;
+BEGIN;                                           -- admin mode is per transaction
+SET LOCAL floe.tenant_admin = on;
 SELECT * FROM read_back();                       -- hot: stored as is
 SELECT step('2 hours') AS moved_to_warm;
 SELECT * FROM read_back();
@@ -158,7 +159,7 @@ SELECT count(*) AS dictionaries FROM floe.content_dictionaries;
 SELECT floe.decompress_text(floe.compress(mail('Zoë', 7), 'zstd', 19, (SELECT id FROM floe.content_dictionaries)))
        = mail('Zoë', 7) AS dictionary_frame_round_trip;
 SELECT id AS dict FROM floe.content_dictionaries \gset
-RESET floe.tenant_admin;
+COMMIT;
 SET ROLE ct_app;
 BEGIN;
 SELECT floe.set_tenant('aaaaaaaa-0000-0000-0000-000000000001');
@@ -170,7 +171,8 @@ RESET ROLE;
 -- since) keeps the current dictionary unless the candidate stores the held-out bodies at
 -- least 5 % smaller: trained on the same 40 bodies, it is not, and the current one is
 -- marked checked.
-SET floe.tenant_admin = on;
+BEGIN;                                           -- admin mode is per transaction
+SET LOCAL floe.tenant_admin = on;
 UPDATE floe.content_dictionaries SET trained_at = now() - interval '8 days';
 SELECT removed, trained FROM floe.content_maintenance();
 SELECT count(*) AS dictionaries, bool_and(checked_at IS NOT NULL) AS checked FROM floe.content_dictionaries;
@@ -208,10 +210,11 @@ UPDATE floe.content SET last_read = now() - interval '3 days'
 SELECT floe.content_tier() AS archived;
 SELECT tier, codec, dictionary IS NULL AS no_dictionary FROM floe.content WHERE raw_size = 4096;
 SELECT floe.content_tier() AS not_again;
-RESET floe.tenant_admin;
+COMMIT;
 
 -- Near-duplicates ------------------------------------------------------------------------
-SET floe.tenant_admin = on;
+BEGIN;                                           -- admin mode is per transaction
+SET LOCAL floe.tenant_admin = on;
 SELECT count(*) AS near_copies, min(similarity) >= 0.8 AS all_similar
   FROM floe.similar_content((SELECT hash FROM originals WHERE n = 20), tenant => 'cccccccc-0000-0000-0000-000000000003',
                             max_results => 100);
@@ -221,7 +224,7 @@ SELECT count(*) AS invoice_is_not_near
   FROM floe.similar_content((SELECT hash FROM originals WHERE n = 20), 0.8, 'cccccccc-0000-0000-0000-000000000003', 100) s
  WHERE s.raw_size < 200;
 SELECT error_of($$SELECT * FROM floe.similar_content((SELECT hash FROM originals WHERE n = 20), 1.5, 'cccccccc-0000-0000-0000-000000000003')$$) AS bad_similarity;
-RESET floe.tenant_admin;
+COMMIT;
 
 -- Managed columns ------------------------------------------------------------------------
 CREATE TABLE public.email_content (id int PRIMARY KEY, tenant_id uuid NOT NULL, subject text, body text, size int);
@@ -266,21 +269,28 @@ SELECT floe.set_tenant('aaaaaaaa-0000-0000-0000-000000000001');
 SELECT error_of($$SELECT floe.set_content_policy(floe.current_tenant(), cold_after => '1 day', archive_after => '1 hour')$$) AS out_of_order;
 SELECT count(*) AS unchanged FROM floe.content_policies WHERE tenant IS NOT NULL;
 SELECT error_of($$SELECT floe.set_content_policy('cccccccc-0000-0000-0000-000000000003', warm_after => '1 day')$$) AS other_tenant;
+-- A tenant's policy row names the tenant: other tenants' rows are not visible (tenant c has one).
+SELECT count(*) AS rows_seen, count(*) FILTER (WHERE tenant IS NOT NULL) AS tenant_rows_seen
+  FROM floe.content_policies;
 COMMIT;
+SELECT count(*) AS rows_seen_without_a_tenant FROM floe.content_policies;
 RESET ROLE;
+SELECT count(*) FILTER (WHERE tenant IS NOT NULL) > 0 AS the_owner_sees_tenant_rows FROM floe.content_policies;
 -- The owner sets the global policy; what it leaves out stays.
 SELECT floe.set_content_policy(cold_after => '8 days');
 SELECT warm_after, cold_after, archive_after, archive_level FROM floe.content_policies WHERE tenant IS NULL;
 SELECT floe.set_content_policy(cold_after => '7 days');
-SET floe.tenant_admin = on;
+BEGIN;                                           -- admin mode is per transaction
+SET LOCAL floe.tenant_admin = on;
 SELECT floe.reset_content_policy('cccccccc-0000-0000-0000-000000000003') AS reset;
-RESET floe.tenant_admin;
+COMMIT;
 
 -- Statistics and health ------------------------------------------------------------------
-SET floe.tenant_admin = on;
+BEGIN;                                           -- admin mode is per transaction
+SET LOCAL floe.tenant_admin = on;
 SELECT tenant, tier, bodies, refs, dedup_hits, raw_bytes >= stored_bytes AS compressed
   FROM floe.content_stats ORDER BY tenant NULLS LAST, tier NULLS LAST;
-RESET floe.tenant_admin;
+COMMIT;
 -- Tenant c is back on the global policy (warm from the start, cold after 7 days): its
 -- bodies last read 3 days ago wait for warm, and the health check says so until a batch runs.
 SELECT check_name, status FROM floe.health() WHERE check_name LIKE 'content.%' ORDER BY 1;

@@ -151,6 +151,21 @@ SELECT string_agg(payload->>'t', '' ORDER BY ord) AS first_six
 SELECT floe.enqueue('fair', '{"t": "A", "urgent": true}', 'critical',
                     tenant => '00000000-0000-0000-0000-00000000000a') AS urgent \gset
 SELECT id = :urgent AS urgent_first FROM floe.dequeue('fair');
+-- Jobs name their tenant: floe.queued_jobs shows only jobs of no tenant and of the current
+-- tenant (every tenant's in admin mode), so no tenant context lists another tenant's jobs.
+SELECT count(*) AS fair_jobs_seen_without_a_tenant FROM floe.queued_jobs WHERE queue = 'fair';
+BEGIN;
+SELECT floe.set_tenant('00000000-0000-0000-0000-00000000000b');
+SELECT count(*) AS jobs_seen,
+       count(*) FILTER (WHERE tenant IS DISTINCT FROM '00000000-0000-0000-0000-00000000000b') AS other_tenants_jobs
+  FROM floe.queued_jobs WHERE queue = 'fair';
+COMMIT;
+RESET ROLE;
+BEGIN;
+SET LOCAL floe.tenant_admin = on;
+SELECT count(*) AS fair_jobs_seen_in_admin_mode FROM floe.queued_jobs WHERE queue = 'fair';
+COMMIT;
+SET ROLE q_owner;
 
 -- Rights: the owner role's members use a queue; others get 42501 and change nothing.
 SET ROLE q_worker;

@@ -97,11 +97,39 @@ SELECT payload FROM app.jobs;
 -- Outside a transaction block, local => true lasts only for its own statement.
 SELECT floe.set_tenant(:'B');
 SELECT payload FROM app.jobs;
--- Session-wide, when asked; clear_tenant ends it.
+-- A session-wide tenant is refused: it outlives its transaction, and behind a transaction
+-- pooler the next client's transactions would run as that tenant.
+SELECT floe.set_tenant(:'B', local => false);
+-- A plain SET lasts for the session too: it counts in the transaction that ran it, and is
+-- refused (not silently used) in the next ones.
+BEGIN;
+SET app.current_tenant_id = :'B';
+SELECT payload FROM app.jobs;
+COMMIT;
+SELECT payload FROM app.jobs;
+INSERT INTO app.jobs (payload) VALUES ('leaked?');
+SELECT floe.clear_tenant(local => false);
+SELECT payload FROM app.jobs;
+-- Only a superuser can allow session-wide tenants (dedicated connections).
+SET floe.session_tenant = on;
+RESET ROLE;
+SET floe.session_tenant = on;
+SET ROLE regress_app;
 SELECT floe.set_tenant(:'B', local => false);
 SELECT payload FROM app.jobs;
 SELECT floe.clear_tenant(local => false);
-SELECT payload FROM app.jobs;
+RESET ROLE;
+RESET floe.session_tenant;
+-- Admin mode is per transaction as well: a session-wide SET is ignored, and the error says so.
+SET ROLE regress_ops;
+SET floe.tenant_admin = on;
+SELECT count(*) FROM app.jobs;
+BEGIN;
+SET LOCAL floe.tenant_admin = on;
+SELECT count(*) > 0 AS admin_sees_rows FROM app.jobs;
+COMMIT;
+RESET floe.tenant_admin;
+SET ROLE regress_app;
 -- Applications that already SET app.current_tenant_id keep working.
 BEGIN;
 SET LOCAL app.current_tenant_id = :'B';
@@ -282,6 +310,7 @@ CREATE ROLE regress_bypass_unreachable NOLOGIN BYPASSRLS;
 CREATE ROLE regress_login LOGIN;
 GRANT regress_bypass_hidden TO regress_login;
 ALTER ROLE regress_login SET app.current_tenant_id = '00000000-0000-4000-8000-00000000000a';
+ALTER ROLE regress_login SET floe.tenant_admin = on;
 SELECT schema_name, table_name, kind, tenant_column, via, rls_enabled, rls_forced,
        policy_present, policy_efficient, guard_present, tenant_index
   FROM floe.tenant_coverage() ORDER BY kind, schema_name, table_name;
@@ -289,7 +318,9 @@ SELECT table_name, unnest(problems) AS problem
   FROM floe.tenant_coverage() WHERE problems <> '{}' ORDER BY kind, table_name, 2;
 SELECT floe.assert_tenant_coverage();
 SELECT check_name, status FROM floe.health() WHERE check_name LIKE 'tenant.%';
+SELECT detail FROM floe.health() WHERE check_name = 'tenant.defaults';
 ALTER ROLE regress_login RESET app.current_tenant_id;
+ALTER ROLE regress_login RESET floe.tenant_admin;
 
 -- disable undoes exactly what enable did: no floe policy, trigger or index is left on jobs.
 SET ROLE regress_owner;

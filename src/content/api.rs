@@ -75,10 +75,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn no_body(tenant: uuid::Uuid, hash: &[u8]) -> FloeError {
+fn no_body(hash: &[u8]) -> FloeError {
     FloeError::NotFound {
         kind: "content",
-        name: format!("\\x{} of tenant {tenant}", hex(hash)),
+        name: format!("\\x{}", hex(hash)),
         hint: "Pass a hash floe.content_put() returned for this tenant; released bodies are removed after floe.content_gc_grace.".into(),
     }
 }
@@ -412,7 +412,7 @@ fn add_ref(s: &mut Session<'_, '_>, tenant: uuid::Uuid, hash: &[u8]) -> Result<(
     if s.run(BUMP, &[to_pg(tenant).into(), hash.into()])?
         .is_empty()
     {
-        return Err(no_body(tenant, hash));
+        return Err(no_body(hash));
     }
     Ok(())
 }
@@ -424,7 +424,7 @@ fn release(s: &mut Session<'_, '_>, tenant: uuid::Uuid, hash: &[u8]) -> Result<i
         return Ok(left.first().get::<i64>(1)?.unwrap_or(0));
     }
     if s.run(EXISTS, &[pg_tenant.into(), hash.into()])?.is_empty() {
-        return Err(no_body(tenant, hash));
+        return Err(no_body(hash));
     }
     Err(FloeError::WrongState {
         message: format!("content \\x{} has no references left to release", hex(hash)),
@@ -440,7 +440,7 @@ fn get(tenant: Option<Uuid>, hash: &[u8]) -> Result<Vec<u8>, FloeError> {
         let pg_tenant = to_pg(tenant);
         let rows = s.run(GET, &[pg_tenant.into(), hash.into()])?;
         if rows.is_empty() {
-            return Err(no_body(tenant, hash));
+            return Err(no_body(hash));
         }
         let row = rows.first();
         let frame = row.get::<&[u8]>(1)?.unwrap_or_default().to_vec();
@@ -550,7 +550,7 @@ fn similar_content(
         let pg_tenant = to_pg(tenant);
         let base = s.run(SIMILAR_BASE, &[pg_tenant.into(), hash.into()])?;
         if base.is_empty() {
-            return Err(no_body(tenant, hash));
+            return Err(no_body(hash));
         }
         let sig = base.first().get::<i64>(1)?.unwrap_or(0);
         let found = s.run(
@@ -1452,6 +1452,7 @@ extension_sql_file!(
         "scheduler_sql",
         "tenant_sql",
         current_tenant,
+        current_tenant_or_null,
         tenant_admin_active
     ]
 );

@@ -1661,7 +1661,7 @@ fn queue_maintenance() -> Result<
 extension_sql_file!(
     "../sql/queue.sql",
     name = "queue_sql",
-    requires = ["partition_sql"]
+    requires = ["partition_sql", current_tenant_or_null, tenant_admin_active]
 );
 
 extension_sql!(

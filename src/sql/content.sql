@@ -143,8 +143,11 @@ CREATE POLICY floe_tenant_isolation ON floe.content_dictionaries FOR SELECT
     USING (tenant = (SELECT floe.current_tenant()));
 CREATE POLICY floe_tenant_admin ON floe.content_dictionaries FOR SELECT TO floe_tenant_admin
     USING ((SELECT floe.tenant_admin_active()));
--- Policies say nothing about content; every role may read the global one and its tenant's.
-CREATE POLICY content_policies_read ON floe.content_policies FOR SELECT USING (true);
+-- Every role reads the global policy and its own tenant's (a tenant's row names the tenant, so
+-- other tenants' rows stay hidden); admins in admin mode read all.
+CREATE POLICY content_policies_read ON floe.content_policies FOR SELECT
+    USING (tenant IS NULL OR tenant = (SELECT floe.current_tenant_or_null())
+           OR (SELECT floe.tenant_admin_active()));
 GRANT SELECT ON floe.content, floe.content_dictionaries, floe.content_policies TO PUBLIC;
 -- Which columns are managed is no secret of any tenant.
 GRANT SELECT ON floe.content_columns TO PUBLIC;

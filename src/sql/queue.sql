@@ -141,9 +141,11 @@ SELECT j.id, q.name AS queue, j.state,
        j.last_error
   FROM floe.queue_jobs j
   JOIN floe.queues q ON q.id = j.queue_id
- WHERE pg_catalog.pg_has_role(q.owner, 'USAGE');
+ WHERE pg_catalog.pg_has_role(q.owner, 'USAGE')
+   AND (j.tenant IS NULL OR j.tenant = (SELECT floe.current_tenant_or_null())
+        OR (SELECT floe.tenant_admin_active()));
 COMMENT ON VIEW floe.queued_jobs IS
-  'floe queue: live jobs (ready, scheduled, running) of the queues you can use; ready jobs are dequeued in sort_key order.';
+  'floe queue: live jobs (ready, scheduled, running) of the queues you can use, of no tenant or of the current tenant (every tenant''s in admin mode); ready jobs are dequeued in sort_key order.';
 
 CREATE VIEW floe.finished_jobs WITH (security_barrier) AS
 SELECT a.id, q.name AS queue, a.state,
@@ -152,9 +154,11 @@ SELECT a.id, q.name AS queue, a.state,
        a.finished_at, a.started_at - a.run_at AS waited, a.last_error
   FROM floe.queue_archive a
   JOIN floe.queues q ON q.id = a.queue_id
- WHERE pg_catalog.pg_has_role(q.owner, 'USAGE');
+ WHERE pg_catalog.pg_has_role(q.owner, 'USAGE')
+   AND (a.tenant IS NULL OR a.tenant = (SELECT floe.current_tenant_or_null())
+        OR (SELECT floe.tenant_admin_active()));
 COMMENT ON VIEW floe.finished_jobs IS
-  'floe queue: the archive of completed, dead and cancelled jobs of the queues you can use (kept by the retention of floe.queue_archive).';
+  'floe queue: the archive of completed, dead and cancelled jobs of the queues you can use, of no tenant or of the current tenant (every tenant''s in admin mode; kept by the retention of floe.queue_archive).';
 
 CREATE VIEW floe.dead_letters WITH (security_barrier) AS
 SELECT a.id, q.name AS queue,
@@ -162,9 +166,11 @@ SELECT a.id, q.name AS queue,
        a.attempts, a.last_error, a.tenant, a.dedup_key, a.payload, a.enqueued_at, a.finished_at
   FROM floe.queue_archive a
   JOIN floe.queues q ON q.id = a.queue_id
- WHERE a.state = 'dead' AND pg_catalog.pg_has_role(q.owner, 'USAGE');
+ WHERE a.state = 'dead' AND pg_catalog.pg_has_role(q.owner, 'USAGE')
+   AND (a.tenant IS NULL OR a.tenant = (SELECT floe.current_tenant_or_null())
+        OR (SELECT floe.tenant_admin_active()));
 COMMENT ON VIEW floe.dead_letters IS
-  'floe queue: jobs that failed max_attempts times (or expired on their last attempt), of the queues you can use; floe.redrive puts them back.';
+  'floe queue: jobs that failed max_attempts times (or expired on their last attempt), of the queues you can use, of no tenant or of the current tenant (every tenant''s in admin mode); floe.redrive puts them back.';
 
 CREATE VIEW floe.queue_metrics WITH (security_barrier) AS
 SELECT m.at, q.name AS queue,

@@ -24,6 +24,13 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
         value: "NULL".into(),
         expected: "a tenant uuid (use floe.clear_tenant() to clear the context)".into(),
     })?;
+    if !local && !crate::gucs::session_tenant() {
+        return Err(FloeError::WrongState {
+            message: "a session-wide tenant (local => false) is refused".into(),
+            hint: "Call floe.set_tenant('<tenant uuid>') in each transaction: behind a transaction pooler a session-wide tenant would reach the next client. On dedicated connections, a superuser can allow it: floe.session_tenant = on.".into(),
+        }
+        .into());
+    }
     let stmt = set_statement(local, &to_uuid(tenant).to_string())?;
     Spi::run(&stmt).map_err(FloeError::from)?;
     Ok(())
@@ -43,7 +50,9 @@ fn current_tenant() -> Result<Option<pgrx::Uuid>, ErrorReport> {
         Ok(id) => Ok(Some(to_pg(id))),
         // Admin mode without a tenant: NULL, so the tenant policy matches nothing and only
         // the admin policy (for members of floe_tenant_admin) lets rows through.
-        Err(ContextError::Unset { .. }) if admin_active() => Ok(None),
+        Err(ContextError::Unset { .. } | ContextError::SessionWide { .. }) if admin_active() => {
+            Ok(None)
+        }
         Err(e) => Err(FloeError::from(e).into()),
     }
 }
@@ -51,6 +60,14 @@ fn current_tenant() -> Result<Option<pgrx::Uuid>, ErrorReport> {
 #[pg_extern(stable, parallel_safe)]
 fn tenant_admin_active() -> bool {
     admin_active()
+}
+
+/// `floe.current_tenant_or_null()`: the tenant context when one is set in this transaction and
+/// valid, NULL otherwise; never an error. For views and policies that also show rows of no
+/// tenant (floe's own catalogs), where "no tenant" must hide every tenant's rows, not fail.
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant_or_null() -> Option<pgrx::Uuid> {
+    read_context().ok().map(to_pg)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -235,11 +252,13 @@ extension_sql_file!(
 extension_sql!(
     r#"
 COMMENT ON FUNCTION floe.set_tenant(uuid, boolean) IS
-  'Sets the tenant context (the variable named by floe.tenant_setting) with SET LOCAL, or SET when local is false.';
+  'Sets the tenant context (the variable named by floe.tenant_setting) with SET LOCAL; local => false (SET, for the session) is refused unless floe.session_tenant is on.';
 COMMENT ON FUNCTION floe.clear_tenant(boolean) IS
   'Clears the tenant context: every tenant-isolated statement fails with 42501 until a tenant is set.';
 COMMENT ON FUNCTION floe.current_tenant() IS
   'The current tenant (uuid); raises 42501 when none is set. NULL only in cross-tenant admin mode.';
+COMMENT ON FUNCTION floe.current_tenant_or_null() IS
+  'The current tenant (uuid) when one is set in this transaction, else NULL; never raises (for views and policies over rows that may have no tenant).';
 COMMENT ON FUNCTION floe.tenant_admin_active() IS
   'True when floe.tenant_admin is on and the current user has the privileges of role floe_tenant_admin.';
 COMMENT ON FUNCTION floe.tenant_guard() IS
@@ -261,6 +280,7 @@ REVOKE ALL ON FUNCTION floe.tenant_apply_partitions(regclass) FROM PUBLIC;
         set_tenant,
         clear_tenant,
         current_tenant,
+        current_tenant_or_null,
         tenant_admin_active,
         tenant_guard,
         enable_tenant_isolation,

@@ -2,7 +2,8 @@
 //!
 //! The context is a custom setting (`app.current_tenant_id` unless `floe.tenant_setting`
 //! names another), set per transaction with `SET LOCAL`. An unset or empty variable means
-//! "no tenant": every tenant-isolated statement then fails (fail closed).
+//! "no tenant": every tenant-isolated statement then fails (fail closed). So does a tenant
+//! set outside the current transaction, unless `floe.session_tenant` allows it ([`scope`]).
 
 use std::fmt;
 use uuid::Uuid;
@@ -16,6 +17,10 @@ pub enum ContextError {
     Malformed { setting: String, value: String },
     /// `floe.tenant_setting` itself is not a usable custom variable name.
     BadSettingName { name: String },
+    /// The variable holds a tenant, but was set outside the current transaction (for the
+    /// session, by ALTER ROLE/DATABASE ... SET, or by the connection's options) and
+    /// `floe.session_tenant` is off.
+    SessionWide { setting: String },
 }
 
 impl fmt::Display for ContextError {
@@ -25,6 +30,10 @@ impl fmt::Display for ContextError {
             ContextError::Malformed { setting, value } => {
                 write!(f, "tenant context {setting} = \"{value}\" is not a uuid")
             }
+            ContextError::SessionWide { setting } => write!(
+                f,
+                "the tenant context {setting} was set for the session, not in this transaction"
+            ),
             ContextError::BadSettingName { name } => {
                 write!(
                     f,
@@ -85,6 +94,22 @@ pub fn parse_tenant(setting: &str, raw: Option<&str>) -> Result<Uuid, ContextErr
         setting: setting.to_string(),
         value: text.chars().take(80).collect(),
     })
+}
+
+/// Whether a parsed tenant counts: set in this transaction, or session-wide tenants allowed.
+pub fn scope(
+    setting: &str,
+    id: Uuid,
+    set_in_this_transaction: bool,
+    session_allowed: bool,
+) -> Result<Uuid, ContextError> {
+    if set_in_this_transaction || session_allowed {
+        Ok(id)
+    } else {
+        Err(ContextError::SessionWide {
+            setting: setting.to_string(),
+        })
+    }
 }
 
 /// A one-entry cache of the last parsed context: `current_tenant()` runs for every statement
@@ -165,6 +190,25 @@ mod tests {
                 .unwrap()
                 .to_string(),
             id
+        );
+    }
+
+    #[test]
+    fn a_session_wide_tenant_counts_only_when_allowed() {
+        let id = parse_tenant(S, Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")).unwrap();
+        assert_eq!(scope(S, id, true, false), Ok(id));
+        assert_eq!(scope(S, id, false, true), Ok(id));
+        let err = scope(S, id, false, false).unwrap_err();
+        assert_eq!(
+            err,
+            ContextError::SessionWide {
+                setting: S.to_string()
+            }
+        );
+        assert!(err.to_string().contains("not in this transaction"), "{err}");
+        assert!(
+            !err.to_string().contains("a0eebc99"),
+            "never echoes the tenant: {err}"
         );
     }
 

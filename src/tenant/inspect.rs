@@ -311,27 +311,51 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
         }
         Ok::<_, FloeError>(names)
     })?;
+    // Role and database defaults that would give sessions a tenant or admin mode: floe
+    // ignores them (both count only when set in the transaction), and floe.session_tenant
+    // = on as a default lets session-wide tenants count again. Named without their values.
     let defaults = gucs::with_tenant_setting(|name| {
-        Spi::get_one_with_args::<i64>(
-            "SELECT pg_catalog.count(*) FROM pg_catalog.pg_db_role_setting s,
-                    pg_catalog.unnest(s.setconfig) c WHERE c LIKE $1 || '=%'",
-            &[name.to_str().unwrap_or("").into()],
-        )
-    })?
-    .unwrap_or(0);
-    let defaults_check = if defaults == 0 {
+        Spi::connect(|client| {
+            let mut found = Vec::new();
+            for row in client.select(
+                "SELECT coalesce(r.rolname::text, 'every role')
+                        || coalesce(' in database ' || d.datname::text, '')
+                        || ': ' || pg_catalog.split_part(c, '=', 1)
+                   FROM pg_catalog.pg_db_role_setting s
+                   LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+                   LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase,
+                        pg_catalog.unnest(s.setconfig) c
+                  WHERE pg_catalog.lower(pg_catalog.split_part(c, '=', 1)) = pg_catalog.lower($1)
+                     OR (pg_catalog.lower(pg_catalog.split_part(c, '=', 1))
+                             IN ('floe.tenant_admin', 'floe.session_tenant')
+                         AND pg_catalog.lower(pg_catalog.split_part(c, '=', 2))
+                             NOT IN ('off', 'false', 'no', '0', 'f', 'n', 'of'))
+                  ORDER BY 1",
+                None,
+                &[name.to_str().unwrap_or("").into()],
+            )? {
+                found.extend(row.get::<String>(1)?);
+            }
+            Ok::<_, FloeError>(found)
+        })
+    })?;
+    let defaults_check = if defaults.is_empty() {
         Check {
             name: "tenant.defaults",
             status: Status::Ok,
-            detail: "no role or database sets a default tenant".into(),
+            detail: "no role or database sets a default tenant, admin mode or floe.session_tenant"
+                .into(),
             hint: None,
         }
     } else {
         Check {
             name: "tenant.defaults",
             status: Status::Warn,
-            detail: format!("{defaults} ALTER ROLE/DATABASE ... SET of the tenant variable: a transaction that forgets floe.set_tenant() silently runs as that tenant instead of failing"),
-            hint: Some("Remove them (SELECT * FROM pg_db_role_setting shows where) and set the tenant per transaction.".into()),
+            detail: format!(
+                "ALTER ROLE/DATABASE ... SET of tenant settings ({}): a default tenant or admin mode is ignored (both count only when set in the transaction), and floe.session_tenant = on lets session-wide tenants count",
+                defaults.join("; ")
+            ),
+            hint: Some("Remove them (SELECT * FROM pg_db_role_setting shows where: ALTER ROLE ... RESET ...), and set the tenant, or SET LOCAL floe.tenant_admin = on, in each transaction.".into()),
         }
     };
     let bypass_check = Check {

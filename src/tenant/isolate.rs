@@ -95,25 +95,21 @@ pub(super) fn guard_row<'a>(
             Ok(Some(row))
         }
         Decision::Reject(GuardError::NoContext(e)) => Err(e.into()),
-        Decision::Reject(GuardError::ForeignRow { row, current }) => {
+        // No tenant id in any message: errors reach logs and clients that must not learn
+        // another tenant's id.
+        Decision::Reject(GuardError::ForeignRow { .. }) => {
             Err(FloeError::PermissionDenied {
                 message: format!(
-                    "new row for {} belongs to tenant {row}, not to the current tenant {current}",
+                    "new row for {} belongs to another tenant than the current one",
                     table()
                 ),
                 detail: None,
                 hint: format!("Leave {column} empty to have it filled from the tenant context, or first switch to that tenant with floe.set_tenant()."),
             })
         }
-        Decision::Reject(GuardError::TenantChanged { old, new }) => {
-            let show = |t: Option<uuid::Uuid>| t.map_or("NULL".to_string(), |t| t.to_string());
+        Decision::Reject(GuardError::TenantChanged { .. }) => {
             Err(FloeError::PermissionDenied {
-                message: format!(
-                    "the tenant of a row of {} cannot change ({} to {})",
-                    table(),
-                    show(old),
-                    show(new)
-                ),
+                message: format!("the tenant of a row of {} cannot change", table()),
                 detail: None,
                 hint: "Copy the row to the other tenant and delete the original instead (as floe_tenant_admin, for cross-tenant moves).".into(),
             })

@@ -18,6 +18,13 @@ thread_local! {
 impl From<ContextError> for FloeError {
     fn from(err: ContextError) -> FloeError {
         match err {
+            ContextError::Unset { setting } if gucs::tenant_admin_stale() => {
+                FloeError::PermissionDenied {
+                    message: format!("no tenant is set: {setting} is empty, and floe.tenant_admin = on was set outside this transaction"),
+                    detail: Some("Admin mode is per transaction: a session-wide SET floe.tenant_admin or ALTER ROLE ... SET floe.tenant_admin is ignored.".into()),
+                    hint: "Run SET LOCAL floe.tenant_admin = on inside the transaction that needs every tenant (as a member of floe_tenant_admin), or set a tenant with floe.set_tenant().".into(),
+                }
+            }
             ContextError::Unset { setting } => FloeError::PermissionDenied {
                 message: format!("no tenant is set: {setting} is empty"),
                 detail: None,
@@ -25,6 +32,11 @@ impl From<ContextError> for FloeError {
                     "Call floe.set_tenant('<tenant uuid>') in this transaction (or SET LOCAL {setting} = '<tenant uuid>'). \
                      For cross-tenant maintenance, a member of floe_tenant_admin runs SET LOCAL floe.tenant_admin = on."
                 ),
+            },
+            ContextError::SessionWide { setting } => FloeError::PermissionDenied {
+                message: format!("the tenant context {setting} was set for the session, not in this transaction"),
+                detail: Some("A session-wide tenant outlives the transaction that set it; behind a transaction pooler it would reach the next client. It is ignored.".into()),
+                hint: "Call floe.set_tenant('<tenant uuid>') in each transaction. On dedicated connections, a superuser can allow session-wide tenants: floe.session_tenant = on.".into(),
             },
             ContextError::Malformed { setting, value } => FloeError::PermissionDenied {
                 message: format!("tenant context {setting} = \"{value}\" is not a uuid"),
@@ -48,7 +60,13 @@ pub(super) fn read_context() -> Result<uuid::Uuid, ContextError> {
         let raw = (!raw.is_null()).then(|| unsafe { CStr::from_ptr(raw) });
         let setting = name.to_str().unwrap_or("");
         let value = raw.map(|r| r.to_str().unwrap_or("\u{fffd}"));
-        CACHE.with(|c| c.borrow_mut().parse(setting, value))
+        let id = CACHE.with(|c| c.borrow_mut().parse(setting, value))?;
+        super::context::scope(
+            setting,
+            id,
+            crate::compat::set_in_this_transaction(name),
+            gucs::session_tenant(),
+        )
     })
 }
 
@@ -104,9 +122,9 @@ pub fn authorize(tenant: Option<pgrx::Uuid>, what: &str) -> Result<uuid::Uuid, F
     };
     match guard::decide(Op::Insert, None, Some(tenant), &context, admin) {
         Decision::Keep => Ok(tenant),
-        Decision::Reject(GuardError::ForeignRow { row, current }) => {
+        Decision::Reject(GuardError::ForeignRow { .. }) => {
             Err(FloeError::PermissionDenied {
-                message: format!("{what} for tenant {row} is not allowed in tenant {current}'s context"),
+                message: format!("{what} is for another tenant than the one of this transaction"),
                 detail: None,
                 hint: "Switch to that tenant with floe.set_tenant() first, or leave tenant out to use the current one.".into(),
             })

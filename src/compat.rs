@@ -1,0 +1,54 @@
+//! What differs between the PostgreSQL majors floe builds for, in one place: each function
+//! here has one body per group of majors (`#[cfg(feature = "pgNN")]`), the rest of floe calls
+//! it and never looks at the version.
+
+use pgrx::pg_sys;
+use std::ffi::CStr;
+
+/// The GUC record of the setting `name` (a placeholder too, such as `app.current_tenant_id`
+/// once something set it), or null when this backend has no such setting.
+///
+/// # Safety
+/// On the backend's main thread; the record stays valid while the setting exists.
+unsafe fn guc_record(name: &CStr) -> *mut pg_sys::config_generic {
+    #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+    {
+        // Up to 15 the records are an array sorted by name, compared as guc_name_compare
+        // does (ASCII case-insensitively); find_option is static there.
+        let vars = pg_sys::get_guc_variables();
+        let n = usize::try_from(pg_sys::GetNumConfigOptions()).unwrap_or(0);
+        if vars.is_null() || n == 0 {
+            return std::ptr::null_mut();
+        }
+        let key = name.to_bytes().to_ascii_lowercase();
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let g = *vars.add(mid);
+            let here = CStr::from_ptr((*g).name).to_bytes().to_ascii_lowercase();
+            match here.cmp(&key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return g,
+            }
+        }
+        std::ptr::null_mut()
+    }
+    #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+    {
+        pg_sys::find_option(name.as_ptr(), false, true, pg_sys::ERROR as i32)
+    }
+}
+
+/// Whether the setting `name` was given its value in the current transaction (`SET`, `SET
+/// LOCAL`, `set_config()`, a function's `SET` clause): until the transaction ends, the
+/// setting's GUC stack holds what to restore. A value from an earlier transaction of the
+/// session, from `ALTER ROLE/DATABASE ... SET`, the connection's options or the configuration
+/// file has an empty stack.
+pub fn set_in_this_transaction(name: &CStr) -> bool {
+    // SAFETY: a read of the backend's own GUC record, on its main thread.
+    unsafe {
+        let g = guc_record(name);
+        !g.is_null() && !(*g).stack.is_null()
+    }
+}
