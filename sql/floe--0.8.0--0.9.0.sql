@@ -294,3 +294,80 @@ COMMENT ON VIEW floe.dead_letters IS
 -- false) is refused unless floe.session_tenant is on (in the library; the comment says so).
 COMMENT ON FUNCTION floe.set_tenant(uuid, boolean) IS
   'Sets the tenant context (the variable named by floe.tenant_setting) with SET LOCAL; local => false (SET, for the session) is refused unless floe.session_tenant is on.';
+
+-- 5. Signed tenant tokens (issue #23): floe.set_tenant_token(), minting, key rotation, roles
+-- restricted to tokens.
+CREATE FUNCTION floe."set_tenant_token"(
+	"token" TEXT /* Option < & str > */
+) RETURNS uuid /* Result < Option < pgrx :: Uuid > , ErrorReport > */
+VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_tenant_token_wrapper';
+CREATE FUNCTION floe."mint_tenant_token"(
+	"tenant" uuid, /* Option < pgrx :: Uuid > */
+	"valid_for" interval DEFAULT '5 minutes' /* Option < Interval > */
+) RETURNS TEXT /* Result < Option < String > , ErrorReport > */
+VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'mint_tenant_token_wrapper';
+CREATE FUNCTION floe."rotate_tenant_token_key"(
+	"grace" interval DEFAULT '1 hour' /* Option < Interval > */
+) RETURNS INT /* Result < Option < i32 > , ErrorReport > */
+VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'rotate_tenant_token_key_wrapper';
+CREATE FUNCTION floe."tenant_token_roles_changed"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'tenant_token_roles_changed_wrapper';
+
+-- Signed tenant tokens (floe.set_tenant_token): the database's signing keys, readable and
+-- rotated by the extension's owner only. The current key has retire_at NULL; a rotated one
+-- is accepted until its retire_at.
+CREATE TABLE floe.tenant_token_keys (
+    id          integer     PRIMARY KEY,
+    key         bytea       NOT NULL CHECK (pg_catalog.length(key) = 32),
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    retire_at   timestamptz
+);
+COMMENT ON TABLE floe.tenant_token_keys IS
+  'floe tenant tokens: the keys that sign tenant tokens (32 random bytes each; the current one has retire_at NULL, a rotated one is accepted until retire_at). Readable by the extension''s owner only.';
+REVOKE ALL ON floe.tenant_token_keys FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('floe.tenant_token_keys', '');
+
+-- Roles whose sessions must set their tenant with a token (plain set_tenant and SET refused).
+CREATE TABLE floe.tenant_token_roles (
+    role        regrole     PRIMARY KEY,
+    since       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE floe.tenant_token_roles IS
+  'floe tenant tokens: roles (and their members) that must set the tenant with floe.set_tenant_token(); floe.require_tenant_token() maintains it.';
+GRANT SELECT ON floe.tenant_token_roles TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('floe.tenant_token_roles', '');
+CREATE TRIGGER tenant_token_roles_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON floe.tenant_token_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION floe.tenant_token_roles_changed();
+
+CREATE FUNCTION floe.require_tenant_token(role regrole, required boolean DEFAULT true)
+RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog AS $fn$
+    DELETE FROM floe.tenant_token_roles t
+     WHERE t.role = require_tenant_token.role AND NOT require_tenant_token.required;
+    INSERT INTO floe.tenant_token_roles (role)
+    SELECT require_tenant_token.role WHERE require_tenant_token.required
+        ON CONFLICT DO NOTHING;
+$fn$;
+COMMENT ON FUNCTION floe.require_tenant_token(regrole, boolean) IS
+  'floe tenant tokens: from now on, role (and its members; superuser alone does not count) must set the tenant with floe.set_tenant_token(): floe.set_tenant() and SET of the tenant variable are refused for it. required => false lifts that.';
+REVOKE EXECUTE ON FUNCTION floe.require_tenant_token(regrole, boolean) FROM PUBLIC;
+
+COMMENT ON FUNCTION floe.set_tenant_token(text) IS
+  'floe tenant tokens: sets the tenant context (SET LOCAL) from a token the auth service minted (floe.mint_tenant_token or the README''s format); refuses with 42501 and changes nothing for an empty, truncated, non-base64, forged, expired, other-database or rotated-out token. Returns the tenant.';
+COMMENT ON FUNCTION floe.mint_tenant_token(uuid, interval) IS
+  'floe tenant tokens: a token for tenant, signed with the database''s current key, valid for valid_for (1 second to 24 hours). For the auth service''s role; not executable by PUBLIC.';
+COMMENT ON FUNCTION floe.rotate_tenant_token_key(interval) IS
+  'floe tenant tokens: makes a new signing key (32 bytes of the server''s strong random source); tokens signed with the previous key stay valid for grace. Returns the new key''s id. Owner only.';
+COMMENT ON FUNCTION floe.tenant_token_roles_changed() IS
+  'floe tenant tokens: statement trigger of floe.tenant_token_roles; every backend reloads the registry.';
+REVOKE EXECUTE ON FUNCTION floe.mint_tenant_token(uuid, interval) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION floe.rotate_tenant_token_key(interval) FROM PUBLIC;

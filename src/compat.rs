@@ -52,3 +52,23 @@ pub fn set_in_this_transaction(name: &CStr) -> bool {
         !g.is_null() && !(*g).stack.is_null()
     }
 }
+
+/// This backend's local transaction id: it identifies the current transaction (a new one
+/// gets a new number, with or without an xid assigned).
+pub fn local_transaction_id() -> u32 {
+    // SAFETY: MyProc is this backend's own PGPROC, set before any SQL runs.
+    unsafe {
+        let proc_ = pg_sys::MyProc;
+        if proc_.is_null() {
+            return 0;
+        }
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+        {
+            (*proc_).lxid
+        }
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16")))]
+        {
+            (*proc_).vxid.lxid
+        }
+    }
+}

@@ -322,6 +322,87 @@ SELECT detail FROM floe.health() WHERE check_name = 'tenant.defaults';
 ALTER ROLE regress_login RESET app.current_tenant_id;
 ALTER ROLE regress_login RESET floe.tenant_admin;
 
+-- Signed tenant tokens: the auth service mints (here the owner does, as a service with
+-- EXECUTE on floe.mint_tenant_token would), the application presents the token.
+CREATE FUNCTION public.token_error(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE stmt;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+GRANT EXECUTE ON FUNCTION public.token_error(text) TO PUBLIC;
+SELECT floe.mint_tenant_token(:'B', '5 minutes') AS token_b \gset
+SELECT length(:'token_b') AS token_chars, :'token_b' ~ '^[A-Za-z0-9_-]+$' AS base64url;
+SET ROLE regress_app;
+SELECT public.token_error($$SELECT floe.mint_tenant_token('00000000-0000-4000-8000-00000000000b')$$) AS app_cannot_mint;
+SELECT public.token_error($$SELECT key FROM floe.tenant_token_keys$$) AS app_cannot_read_keys;
+BEGIN;
+SELECT floe.set_tenant_token(:'token_b') = :'B' AS tenant_from_token;
+SELECT payload FROM app.jobs;
+COMMIT;
+-- Bad tokens: 42501 with a hint, and no tenant set.
+\set VERBOSITY default
+BEGIN;
+SELECT floe.set_tenant_token('');
+ROLLBACK;
+BEGIN;
+SELECT floe.set_tenant_token(NULL);
+ROLLBACK;
+BEGIN;
+SELECT floe.set_tenant_token(left(:'token_b', 40));
+ROLLBACK;
+BEGIN;
+SELECT floe.set_tenant_token('this is not base64 at all!');
+ROLLBACK;
+BEGIN;   -- one character changed: forged (or minted for another database)
+SELECT floe.set_tenant_token(overlay(:'token_b' placing CASE WHEN substr(:'token_b', 60, 1) = 'A' THEN 'B' ELSE 'A' END from 60 for 1));
+ROLLBACK;
+SELECT public.token_error($$SELECT payload FROM app.jobs$$) AS nothing_was_set;
+RESET ROLE;
+-- Expired: valid for 1 second, presented 1.5 s later (a replay after expiry).
+SELECT floe.mint_tenant_token(:'B', '1 second') AS token_short \gset
+SELECT pg_sleep(1.5);
+SELECT regexp_replace(public.token_error(format('SELECT floe.set_tenant_token(%L)', :'token_short')),
+                      '\d+ s ago', 'N s ago') AS expired;
+SELECT public.token_error($$SELECT floe.mint_tenant_token('00000000-0000-4000-8000-00000000000b', '2 days')$$) AS too_long;
+-- Rotation: the old key's tokens stay valid for the grace period, then are refused.
+SELECT floe.rotate_tenant_token_key('1 hour') > 1 AS rotated;
+BEGIN;
+SELECT floe.set_tenant_token(:'token_b') = :'B' AS old_token_within_grace;
+COMMIT;
+SELECT floe.mint_tenant_token(:'B', '5 minutes') AS token_k2 \gset
+-- No grace this time: the key just replaced (the one token_k2 was signed with) is out at once;
+-- the first key keeps the hour it was given.
+SELECT floe.rotate_tenant_token_key('0 seconds') > 2 AS rotated_again;
+SELECT public.token_error(format('SELECT floe.set_tenant_token(%L)', :'token_k2')) AS token_after_grace;
+SELECT public.token_error(format('SELECT floe.set_tenant_token(%L)', :'token_b')) AS first_key_still_in_grace;
+SELECT count(*) AS keys_kept FROM floe.tenant_token_keys;
+-- A role can be restricted to tokens: then its credentials alone open no tenant, neither
+-- through floe.set_tenant() nor by setting the variable.
+SELECT floe.require_tenant_token('regress_app');
+SELECT floe.mint_tenant_token(:'A', '5 minutes') AS token_a \gset
+SET ROLE regress_app;
+BEGIN;
+SELECT floe.set_tenant(:'A');
+ROLLBACK;
+BEGIN;
+SET LOCAL app.current_tenant_id = :'A';
+SELECT payload FROM app.jobs;
+ROLLBACK;
+BEGIN;
+SELECT floe.set_tenant_token(:'token_a') = :'A' AS tenant_from_token;
+SELECT count(*) > 0 AS sees_its_rows FROM app.jobs;
+-- switching the variable by hand after the token does not carry the token's blessing
+SET LOCAL app.current_tenant_id = :'B';
+SELECT payload FROM app.jobs;
+ROLLBACK;
+RESET ROLE;
+SELECT floe.require_tenant_token('regress_app', required => false);
+SELECT count(*) AS token_roles FROM floe.tenant_token_roles;
+DROP FUNCTION public.token_error(text);
+
 -- disable undoes exactly what enable did: no floe policy, trigger or index is left on jobs.
 SET ROLE regress_owner;
 DROP VIEW app.h_jobs_view, app.h_jobs_invoker, app.h_jobs_su_view;

@@ -119,3 +119,43 @@ $fn$;
 COMMENT ON FUNCTION floe.on_sql_drop() IS
   'Event trigger: removes dropped tables from floe''s registries.';
 CREATE EVENT TRIGGER floe_on_sql_drop ON sql_drop EXECUTE FUNCTION floe.on_sql_drop();
+
+-- Signed tenant tokens (floe.set_tenant_token): the database's signing keys, readable and
+-- rotated by the extension's owner only. The current key has retire_at NULL; a rotated one
+-- is accepted until its retire_at.
+CREATE TABLE floe.tenant_token_keys (
+    id          integer     PRIMARY KEY,
+    key         bytea       NOT NULL CHECK (pg_catalog.length(key) = 32),
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    retire_at   timestamptz
+);
+COMMENT ON TABLE floe.tenant_token_keys IS
+  'floe tenant tokens: the keys that sign tenant tokens (32 random bytes each; the current one has retire_at NULL, a rotated one is accepted until retire_at). Readable by the extension''s owner only.';
+REVOKE ALL ON floe.tenant_token_keys FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('floe.tenant_token_keys', '');
+
+-- Roles whose sessions must set their tenant with a token (plain set_tenant and SET refused).
+CREATE TABLE floe.tenant_token_roles (
+    role        regrole     PRIMARY KEY,
+    since       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE floe.tenant_token_roles IS
+  'floe tenant tokens: roles (and their members) that must set the tenant with floe.set_tenant_token(); floe.require_tenant_token() maintains it.';
+GRANT SELECT ON floe.tenant_token_roles TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('floe.tenant_token_roles', '');
+CREATE TRIGGER tenant_token_roles_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON floe.tenant_token_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION floe.tenant_token_roles_changed();
+
+CREATE FUNCTION floe.require_tenant_token(role regrole, required boolean DEFAULT true)
+RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog AS $fn$
+    DELETE FROM floe.tenant_token_roles t
+     WHERE t.role = require_tenant_token.role AND NOT require_tenant_token.required;
+    INSERT INTO floe.tenant_token_roles (role)
+    SELECT require_tenant_token.role WHERE require_tenant_token.required
+        ON CONFLICT DO NOTHING;
+$fn$;
+COMMENT ON FUNCTION floe.require_tenant_token(regrole, boolean) IS
+  'floe tenant tokens: from now on, role (and its members; superuser alone does not count) must set the tenant with floe.set_tenant_token(): floe.set_tenant() and SET of the tenant variable are refused for it. required => false lifts that.';
+REVOKE EXECUTE ON FUNCTION floe.require_tenant_token(regrole, boolean) FROM PUBLIC;

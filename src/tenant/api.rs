@@ -11,6 +11,7 @@ use super::isolate::{
 };
 use super::plan::{self, QualName, Tenancy};
 use super::session::{admin_active, read_context, set_statement};
+use super::tokens;
 use crate::error::{required, ErrorReport, FloeError};
 use crate::sqltypes::{to_pg_uuid as to_pg, to_uuid, Name};
 use pgrx::prelude::*;
@@ -24,6 +25,14 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
         value: "NULL".into(),
         expected: "a tenant uuid (use floe.clear_tenant() to clear the context)".into(),
     })?;
+    if tokens::required()? {
+        return Err(FloeError::PermissionDenied {
+            message: "this role must set its tenant with floe.set_tenant_token()".into(),
+            detail: Some("The role (or a role it is a member of) is listed in floe.tenant_token_roles: its database credentials alone do not open a tenant.".into()),
+            hint: "Pass the token the auth service minted for this tenant to floe.set_tenant_token() in each transaction.".into(),
+        }
+        .into());
+    }
     if !local && !crate::gucs::session_tenant() {
         return Err(FloeError::WrongState {
             message: "a session-wide tenant (local => false) is refused".into(),
@@ -34,6 +43,52 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
     let stmt = set_statement(local, &to_uuid(tenant).to_string())?;
     Spi::run(&stmt).map_err(FloeError::from)?;
     Ok(())
+}
+
+/// `floe.set_tenant_token(token)`: the tenant context from a token the auth service signed
+/// (see `token.rs`); refused (42501, nothing set) unless it verifies against this database's
+/// keys. Returns the tenant.
+#[pg_extern(volatile)]
+fn set_tenant_token(token: Option<&str>) -> Result<Option<pgrx::Uuid>, ErrorReport> {
+    let tenant = tokens::verify(token.unwrap_or(""))?;
+    let stmt = set_statement(true, &tenant.to_string())?;
+    Spi::run(&stmt).map_err(FloeError::from)?;
+    tokens::record_verified(tenant);
+    Ok(Some(to_pg(tenant)))
+}
+
+/// `floe.mint_tenant_token(tenant, valid_for)`: a token for `tenant`, signed with the current
+/// key (for an auth service that mints through the database; not executable by PUBLIC).
+#[pg_extern(volatile)]
+fn mint_tenant_token(
+    tenant: Option<pgrx::Uuid>,
+    valid_for: default!(Option<Interval>, "'5 minutes'"),
+) -> Result<Option<String>, ErrorReport> {
+    let tenant = required(tenant, "tenant")?;
+    let valid_for = required(valid_for, "valid_for")?;
+    let seconds = valid_for.months() as i64 * 30 * 86_400
+        + valid_for.days() as i64 * 86_400
+        + valid_for.micros() / 1_000_000;
+    Ok(Some(tokens::mint(to_uuid(tenant), seconds)?))
+}
+
+/// `floe.rotate_tenant_token_key(grace)`: a new signing key; tokens of the previous one are
+/// accepted for `grace` more. The new key's id.
+#[pg_extern(volatile)]
+fn rotate_tenant_token_key(
+    grace: default!(Option<Interval>, "'1 hour'"),
+) -> Result<Option<i32>, ErrorReport> {
+    let grace = required(grace, "grace")?;
+    Ok(Some(tokens::rotate(grace)?))
+}
+
+/// Statement trigger on floe.tenant_token_roles: every backend reloads the registry.
+#[pg_trigger]
+fn tenant_token_roles_changed<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
+    crate::relcache::invalidate_trigger_relation(trigger);
+    Ok(None)
 }
 
 #[pg_extern(volatile)]
@@ -50,9 +105,11 @@ fn current_tenant() -> Result<Option<pgrx::Uuid>, ErrorReport> {
         Ok(id) => Ok(Some(to_pg(id))),
         // Admin mode without a tenant: NULL, so the tenant policy matches nothing and only
         // the admin policy (for members of floe_tenant_admin) lets rows through.
-        Err(ContextError::Unset { .. } | ContextError::SessionWide { .. }) if admin_active() => {
-            Ok(None)
-        }
+        Err(
+            ContextError::Unset { .. }
+            | ContextError::SessionWide { .. }
+            | ContextError::TokenRequired { .. },
+        ) if admin_active() => Ok(None),
         Err(e) => Err(FloeError::from(e).into()),
     }
 }
@@ -246,7 +303,7 @@ fn assert_tenant_coverage(
 extension_sql_file!(
     "../sql/tenant.sql",
     name = "tenant_sql",
-    requires = [tenant_apply_partitions]
+    requires = [tenant_apply_partitions, tenant_token_roles_changed]
 );
 
 extension_sql!(
@@ -274,9 +331,22 @@ COMMENT ON FUNCTION floe.tenant_coverage(name) IS
 COMMENT ON FUNCTION floe.assert_tenant_coverage(name) IS
   'Raises 42501 listing every tenant-isolation problem of floe.tenant_coverage(); returns nothing when there is none.';
 REVOKE ALL ON FUNCTION floe.tenant_apply_partitions(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION floe.set_tenant_token(text) IS
+  'floe tenant tokens: sets the tenant context (SET LOCAL) from a token the auth service minted (floe.mint_tenant_token or the README''s format); refuses with 42501 and changes nothing for an empty, truncated, non-base64, forged, expired, other-database or rotated-out token. Returns the tenant.';
+COMMENT ON FUNCTION floe.mint_tenant_token(uuid, interval) IS
+  'floe tenant tokens: a token for tenant, signed with the database''s current key, valid for valid_for (1 second to 24 hours). For the auth service''s role; not executable by PUBLIC.';
+COMMENT ON FUNCTION floe.rotate_tenant_token_key(interval) IS
+  'floe tenant tokens: makes a new signing key (32 bytes of the server''s strong random source); tokens signed with the previous key stay valid for grace. Returns the new key''s id. Owner only.';
+COMMENT ON FUNCTION floe.tenant_token_roles_changed() IS
+  'floe tenant tokens: statement trigger of floe.tenant_token_roles; every backend reloads the registry.';
+REVOKE EXECUTE ON FUNCTION floe.mint_tenant_token(uuid, interval) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION floe.rotate_tenant_token_key(interval) FROM PUBLIC;
 "#,
     name = "tenant_comments",
     requires = [
+        set_tenant_token,
+        mint_tenant_token,
+        rotate_tenant_token_key,
         set_tenant,
         clear_tenant,
         current_tenant,

@@ -21,6 +21,9 @@ pub enum ContextError {
     /// session, by ALTER ROLE/DATABASE ... SET, or by the connection's options) and
     /// `floe.session_tenant` is off.
     SessionWide { setting: String },
+    /// The current or session user must set its tenant with a signed token, and no token
+    /// verified this tenant in this transaction.
+    TokenRequired { setting: String },
 }
 
 impl fmt::Display for ContextError {
@@ -33,6 +36,10 @@ impl fmt::Display for ContextError {
             ContextError::SessionWide { setting } => write!(
                 f,
                 "the tenant context {setting} was set for the session, not in this transaction"
+            ),
+            ContextError::TokenRequired { setting } => write!(
+                f,
+                "this role must set its tenant with floe.set_tenant_token(): {setting} set any other way is refused"
             ),
             ContextError::BadSettingName { name } => {
                 write!(

@@ -2,7 +2,8 @@
 //! per table (and per partition), cross-tenant admin mode, and the coverage audit.
 //!
 //! Pure logic: `context.rs` (the context variable), `guard.rs` (what the trigger does with a
-//! row), `plan.rs` (the DDL that isolates a table), `coverage.rs` (naming the holes).
+//! row), `plan.rs` (the DDL that isolates a table), `coverage.rs` (naming the holes),
+//! `token.rs` (signed tenant tokens).
 //! `api.rs` is the SQL surface; machinery: `session.rs` (the context of this session, admin
 //! mode, authorizing a tenant), `isolate.rs` (catalog state, the isolating DDL, the registry,
 //! the guard trigger's work), `inspect.rs` (coverage and health facts).
@@ -17,6 +18,8 @@ mod isolate;
 pub mod plan;
 mod session;
 mod tests;
+pub mod token;
+mod tokens;
 
 pub use inspect::health_checks;
 pub use isolate::{apply_to_partitions, as_floe_ddl, isolate_retired};

@@ -3,6 +3,7 @@
 
 use super::context::{ContextError, ParseCache};
 use super::guard::{self, Decision, GuardError, Op};
+use super::tokens;
 use crate::error::FloeError;
 use crate::gucs;
 use crate::sqltypes::to_uuid;
@@ -33,6 +34,11 @@ impl From<ContextError> for FloeError {
                      For cross-tenant maintenance, a member of floe_tenant_admin runs SET LOCAL floe.tenant_admin = on."
                 ),
             },
+            ContextError::TokenRequired { setting } => FloeError::PermissionDenied {
+                message: format!("this role must set its tenant with floe.set_tenant_token(): {setting} set any other way is refused"),
+                detail: Some("The role (or a role it is a member of) is listed in floe.tenant_token_roles: its database credentials alone do not open a tenant.".into()),
+                hint: "Pass the token the auth service minted for this tenant to floe.set_tenant_token() in each transaction.".into(),
+            },
             ContextError::SessionWide { setting } => FloeError::PermissionDenied {
                 message: format!("the tenant context {setting} was set for the session, not in this transaction"),
                 detail: Some("A session-wide tenant outlives the transaction that set it; behind a transaction pooler it would reach the next client. It is ignored.".into()),
@@ -61,12 +67,22 @@ pub(super) fn read_context() -> Result<uuid::Uuid, ContextError> {
         let setting = name.to_str().unwrap_or("");
         let value = raw.map(|r| r.to_str().unwrap_or("\u{fffd}"));
         let id = CACHE.with(|c| c.borrow_mut().parse(setting, value))?;
-        super::context::scope(
+        let id = super::context::scope(
             setting,
             id,
             crate::compat::set_in_this_transaction(name),
             gucs::session_tenant(),
-        )
+        )?;
+        // Roles registered for signed tokens: only the tenant a token verified in this
+        // transaction counts (checked in the leader; parallel workers get its InitPlans).
+        // SAFETY: a read of this backend's parallel worker number.
+        let in_worker = unsafe { pg_sys::ParallelWorkerNumber >= 0 };
+        if !in_worker && tokens::required().unwrap_or(true) && !tokens::verified_now(id) {
+            return Err(ContextError::TokenRequired {
+                setting: setting.to_string(),
+            });
+        }
+        Ok(id)
     })
 }
 
