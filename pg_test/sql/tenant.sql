@@ -322,6 +322,32 @@ SELECT detail FROM floe.health() WHERE check_name = 'tenant.defaults';
 ALTER ROLE regress_login RESET app.current_tenant_id;
 ALTER ROLE regress_login RESET floe.tenant_admin;
 
+-- Foreign keys between tenant tables must carry the tenant column: a foreign key check
+-- bypasses row level security, so through a single-column key tenant A can point at tenant
+-- B's row (and B then cannot delete it). Coverage names such keys; a composite key refuses.
+CREATE SCHEMA fk;
+CREATE TABLE fk.companies (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, UNIQUE (tenant_id, id));
+CREATE TABLE fk.leads (id bigint PRIMARY KEY, tenant_id uuid NOT NULL,
+                       company_id bigint REFERENCES fk.companies (id));
+CREATE TABLE fk.deals (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, company_id bigint,
+                       FOREIGN KEY (tenant_id, company_id) REFERENCES fk.companies (tenant_id, id));
+SELECT count(*) > 0 AS isolated
+  FROM unnest('{fk.companies,fk.leads,fk.deals}'::regclass[]) t, LATERAL floe.enable_tenant_isolation(t);
+SELECT table_name, unnest(problems) AS problem
+  FROM floe.tenant_coverage() WHERE schema_name = 'fk' ORDER BY 1, 2;
+BEGIN;
+SELECT floe.set_tenant(:'B');
+INSERT INTO fk.companies VALUES (1, :'B');
+COMMIT;
+BEGIN;
+SELECT floe.set_tenant(:'A');
+INSERT INTO fk.leads VALUES (1, :'A', 1);     -- the hole coverage names: accepted
+SAVEPOINT composite;
+INSERT INTO fk.deals VALUES (1, :'A', 1);     -- the composite key: refused
+ROLLBACK TO SAVEPOINT composite;
+ROLLBACK;
+DROP SCHEMA fk CASCADE;
+
 -- Signed tenant tokens: the auth service mints (here the owner does, as a service with
 -- EXECUTE on floe.mint_tenant_token would), the application presents the token.
 CREATE FUNCTION public.token_error(stmt text) RETURNS text LANGUAGE plpgsql AS $$

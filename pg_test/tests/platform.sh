@@ -30,4 +30,7 @@ expect_match "$(qd content "SELECT ratio_with_dedup FROM floe.content_stats WHER
 expect_eq "$(qd olap "SELECT count(*) FROM floe.matview_status WHERE last_result = 'succeeded'")" 2 \
     "olap: both dashboards refreshed"
 expect_eq "$(qd olap "SELECT count(*) > 0 FROM app.tenant_dashboard")" t "olap: dashboard has rows"
-expect_eq "$(qd queue "SELECT count(*) > 0 FROM floe.queued_jobs")" t "queue: backlog left after the tour's dequeue"
+expect_eq "$(qd queue "BEGIN; SET LOCAL floe.tenant_admin = on; SELECT count(*) > 0 FROM floe.queued_jobs; COMMIT")" t \
+    "queue: backlog left after the tour's dequeue (admin mode: the jobs carry tenants)"
+expect_eq "$(qd queue "SELECT count(*) FROM floe.queued_jobs WHERE tenant IS NOT NULL")" 0 \
+    "queue: without a tenant context, no tenant's jobs are listed"

@@ -23,24 +23,31 @@ CREATE TABLE app.companies (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id  uuid NOT NULL REFERENCES app.tenants,
     name       text NOT NULL,
-    domain     text NOT NULL
+    domain     text NOT NULL,
+    UNIQUE (tenant_id, id)        -- the target of tenant-carrying foreign keys
 );
 CREATE TABLE app.campaigns (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id  uuid NOT NULL REFERENCES app.tenants,
     name       text NOT NULL,
     status     text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'running', 'paused', 'done')),
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, id)
 );
 CREATE TABLE app.leads (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id  uuid NOT NULL REFERENCES app.tenants,
-    company_id bigint REFERENCES app.companies,
-    campaign_id bigint REFERENCES app.campaigns,
+    company_id bigint,
+    campaign_id bigint,
     email      text NOT NULL,
     name       text NOT NULL,
     status     text NOT NULL DEFAULT 'new',
-    score      int NOT NULL DEFAULT 0
+    score      int NOT NULL DEFAULT 0,
+    -- Keys between tenant tables carry the tenant: a foreign key check bypasses row level
+    -- security, so a key on company_id alone would let one tenant point at another's company
+    -- (floe.tenant_coverage() names such keys).
+    FOREIGN KEY (tenant_id, company_id) REFERENCES app.companies (tenant_id, id),
+    FOREIGN KEY (tenant_id, campaign_id) REFERENCES app.campaigns (tenant_id, id)
 );
 CREATE TABLE app.email_accounts (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

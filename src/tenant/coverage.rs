@@ -66,6 +66,9 @@ pub struct Facts {
     pub reads: Vec<String>,
     /// Roles (other than the owner) granted TRUNCATE, which ignores row level security.
     pub truncaters: Vec<String>,
+    /// Foreign keys to another tenant table that do not pair this table's tenant column with
+    /// the target's (`name → target`): foreign key checks bypass row level security.
+    pub cross_tenant_fks: Vec<String>,
 }
 
 impl Facts {
@@ -84,6 +87,7 @@ impl Facts {
             security_invoker,
             reads,
             truncaters: vec![],
+            cross_tenant_fks: vec![],
         }
     }
 }
@@ -158,6 +162,11 @@ pub fn judge(f: &Facts) -> Verdict {
             }
             if !f.tenant_index {
                 problems.push(format!("no index led by {}", f.index_column));
+            }
+            for fk in &f.cross_tenant_fks {
+                problems.push(format!(
+                    "foreign key {fk} leaves out the tenant column: a row can point at another tenant's row (foreign key checks bypass row level security), which that tenant then cannot delete; make it (tenant_id, ...) REFERENCES the target's (tenant_id, ...)"
+                ));
             }
             if !f.truncaters.is_empty() {
                 problems.push(format!(
@@ -267,7 +276,18 @@ mod tests {
             security_invoker: false,
             reads: vec![],
             truncaters: vec![],
+            cross_tenant_fks: vec![],
         }
+    }
+
+    #[test]
+    fn a_foreign_key_without_the_tenant_column_is_a_leak() {
+        let mut f = table();
+        f.cross_tenant_fks = vec!["leads_company_id_fkey → app.companies".into()];
+        let v = judge(&f);
+        assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+        assert!(v.problems[0].contains("leads_company_id_fkey"));
+        assert!(v.leaks, "another tenant's row can be referenced");
     }
 
     #[test]

@@ -68,6 +68,20 @@ SELECT cov.oid, schema_name, table_name, relkind, relispartition, relrowsecurity
                                   ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END
                FROM pg_catalog.aclexplode(cov.relacl) a
               WHERE a.privilege_type = 'TRUNCATE' AND a.grantee <> cov.relowner
+              ORDER BY 1),
+       -- foreign keys to another tenant table that do not pair the tenant columns (checks of
+       -- foreign keys bypass row level security); a partition's clones are the parent's
+       ARRAY(SELECT k.conname::text || ' → ' || k.confrelid::pg_catalog.regclass::text
+               FROM pg_catalog.pg_constraint k
+               JOIN cov t ON t.oid = k.confrelid
+              WHERE k.conrelid = cov.oid AND k.contype = 'f' AND k.conparentid = 0
+                AND cov.tenant_column IS NOT NULL AND t.tenant_column IS NOT NULL
+                AND NOT EXISTS (
+                      SELECT 1 FROM ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.confkey)) AS m(src, dst)
+                       WHERE m.src = (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                                       WHERE a.attrelid = cov.oid AND a.attname = cov.tenant_column)
+                         AND m.dst = (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                                       WHERE a.attrelid = k.confrelid AND a.attname = t.tenant_column))
               ORDER BY 1)
   FROM cov
  ORDER BY schema_name, table_name";
@@ -183,6 +197,7 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
             let guard: bool = row.get(14)?.unwrap_or(false);
             let tenant_index: bool = row.get(15)?.unwrap_or(false);
             let truncaters: Vec<String> = row.get::<Vec<String>>(16)?.unwrap_or_default();
+            let cross_tenant_fks: Vec<String> = row.get::<Vec<String>>(17)?.unwrap_or_default();
             let nonempty = |s: &String| (!s.is_empty()).then(|| s.clone());
             let policies = names
                 .iter()
@@ -207,6 +222,7 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
                 security_invoker: false,
                 reads: vec![],
                 truncaters,
+                cross_tenant_fks,
             };
             out.push(CoverageRow {
                 schema: row.get(2)?,
