@@ -218,3 +218,42 @@ impl From<pgrx::spi::SpiError> for FloeError {
         }
     }
 }
+
+/// The stable keys that start the DETAIL of floe's tenant-context errors (all SQLSTATE 42501,
+/// like Postgres's own row level security violations and missing grants, which carry no such
+/// key): applications tell the cases apart by the key, never by the message text.
+pub mod tenant_key {
+    /// No tenant in the context (an application bug: a transaction forgot set_tenant).
+    pub const NO_TENANT: &str = "floe.no_tenant";
+    /// A tenant set outside the current transaction (session-wide, role default).
+    pub const SESSION_TENANT: &str = "floe.session_tenant";
+    /// The context holds something that is not a uuid.
+    pub const MALFORMED_TENANT: &str = "floe.malformed_tenant";
+    /// The role must set its tenant with a signed token.
+    pub const TOKEN_REQUIRED: &str = "floe.token_required";
+    /// A tenant token was refused (empty, forged, expired, ...).
+    pub const BAD_TOKEN: &str = "floe.bad_token";
+    /// A row, or an argument, of another tenant than the context's (an attack or a bug).
+    pub const OTHER_TENANT: &str = "floe.other_tenant";
+    /// An attempt to change the tenant of a row.
+    pub const TENANT_CHANGE: &str = "floe.tenant_change";
+    /// Admin mode without the tenant an insert needs.
+    pub const ADMIN_WITHOUT_TENANT: &str = "floe.admin_without_tenant";
+}
+
+/// A 42501 of the tenant context: the DETAIL starts with `key` (see [`tenant_key`]).
+pub fn tenant_denied(
+    key: &'static str,
+    message: String,
+    detail: Option<&str>,
+    hint: String,
+) -> FloeError {
+    FloeError::PermissionDenied {
+        message,
+        detail: Some(match detail {
+            Some(d) => format!("{key}: {d}"),
+            None => key.to_string(),
+        }),
+        hint,
+    }
+}

@@ -348,6 +348,32 @@ ROLLBACK TO SAVEPOINT composite;
 ROLLBACK;
 DROP SCHEMA fk CASCADE;
 
+-- One SQLSTATE for every refusal (42501, as Postgres's own), told apart by the key that
+-- starts floe's DETAIL: no tenant, another tenant's row, and (no key: Postgres's own) a
+-- missing grant and a row level security violation.
+CREATE FUNCTION public.refusal_key(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    d text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'no error';
+EXCEPTION WHEN insufficient_privilege THEN
+    GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+    RETURN '42501 ' || coalesce(nullif(split_part(d, ':', 1), ''), '(no floe key)');
+END
+$$;
+GRANT EXECUTE ON FUNCTION public.refusal_key(text) TO PUBLIC;
+SET ROLE regress_app;
+SELECT public.refusal_key($$SELECT count(*) FROM app.jobs$$) AS no_tenant;
+BEGIN;
+SELECT floe.set_tenant(:'A');
+SELECT public.refusal_key(format('INSERT INTO app.jobs (tenant_id, payload) VALUES (%L, %L)', :'B', 'x')) AS other_tenant;
+SELECT public.refusal_key($$SELECT count(*) FROM floe.tenant_token_keys$$) AS missing_grant;
+SELECT public.refusal_key(format('UPDATE app.jobs SET tenant_id = %L', :'B')) AS rls_violation;
+ROLLBACK;
+RESET ROLE;
+DROP FUNCTION public.refusal_key(text);
+
 -- Signed tenant tokens: the auth service mints (here the owner does, as a service with
 -- EXECUTE on floe.mint_tenant_token would), the application presents the token.
 CREATE FUNCTION public.token_error(stmt text) RETURNS text LANGUAGE plpgsql AS $$

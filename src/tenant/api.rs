@@ -12,7 +12,7 @@ use super::isolate::{
 use super::plan::{self, QualName, Tenancy};
 use super::session::{admin_active, read_context, set_statement};
 use super::tokens;
-use crate::error::{required, ErrorReport, FloeError};
+use crate::error::{required, tenant_denied, tenant_key, ErrorReport, FloeError};
 use crate::sqltypes::{to_pg_uuid as to_pg, to_uuid, Name};
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
@@ -26,11 +26,12 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
         expected: "a tenant uuid (use floe.clear_tenant() to clear the context)".into(),
     })?;
     if tokens::required()? {
-        return Err(FloeError::PermissionDenied {
-            message: "this role must set its tenant with floe.set_tenant_token()".into(),
-            detail: Some("The role (or a role it is a member of) is listed in floe.tenant_token_roles: its database credentials alone do not open a tenant.".into()),
-            hint: "Pass the token the auth service minted for this tenant to floe.set_tenant_token() in each transaction.".into(),
-        }
+        return Err(tenant_denied(
+            tenant_key::TOKEN_REQUIRED,
+            "this role must set its tenant with floe.set_tenant_token()".into(),
+            Some("The role (or a role it is a member of) is listed in floe.tenant_token_roles: its database credentials alone do not open a tenant."),
+            "Pass the token the auth service minted for this tenant to floe.set_tenant_token() in each transaction.".into(),
+        )
         .into());
     }
     if !local && !crate::gucs::session_tenant() {

@@ -5,7 +5,7 @@
 use super::guard::{self, Decision, GuardError, Op};
 use super::plan::{self, Options, QualName, Registration, RelState, Step, Tenancy};
 use super::session::{admin_active, read_context};
-use crate::error::FloeError;
+use crate::error::{tenant_denied, tenant_key, FloeError};
 use crate::sqltypes::{to_pg_uuid as to_pg, to_uuid};
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, SpiClient};
@@ -98,27 +98,30 @@ pub(super) fn guard_row<'a>(
         // No tenant id in any message: errors reach logs and clients that must not learn
         // another tenant's id.
         Decision::Reject(GuardError::ForeignRow { .. }) => {
-            Err(FloeError::PermissionDenied {
-                message: format!(
+            Err(tenant_denied(
+                tenant_key::OTHER_TENANT,
+                format!(
                     "new row for {} belongs to another tenant than the current one",
                     table()
                 ),
-                detail: None,
-                hint: format!("Leave {column} empty to have it filled from the tenant context, or first switch to that tenant with floe.set_tenant()."),
-            })
+                None,
+                format!("Leave {column} empty to have it filled from the tenant context, or first switch to that tenant with floe.set_tenant()."),
+            ))
         }
         Decision::Reject(GuardError::TenantChanged { .. }) => {
-            Err(FloeError::PermissionDenied {
-                message: format!("the tenant of a row of {} cannot change", table()),
-                detail: None,
-                hint: "Copy the row to the other tenant and delete the original instead (as floe_tenant_admin, for cross-tenant moves).".into(),
-            })
+            Err(tenant_denied(
+                tenant_key::TENANT_CHANGE,
+                format!("the tenant of a row of {} cannot change", table()),
+                None,
+                "Copy the row to the other tenant and delete the original instead (as floe_tenant_admin, for cross-tenant moves).".into(),
+            ))
         }
-        Decision::Reject(GuardError::AdminWithoutTenant) => Err(FloeError::PermissionDenied {
-            message: format!("admin mode insert into {} without {column}", table()),
-            detail: None,
-            hint: format!("In admin mode there is no current tenant to fill in: give {column} explicitly."),
-        }),
+        Decision::Reject(GuardError::AdminWithoutTenant) => Err(tenant_denied(
+            tenant_key::ADMIN_WITHOUT_TENANT,
+            format!("admin mode insert into {} without {column}", table()),
+            None,
+            format!("In admin mode there is no current tenant to fill in: give {column} explicitly."),
+        )),
     }
 }
 

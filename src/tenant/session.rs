@@ -4,7 +4,7 @@
 use super::context::{ContextError, ParseCache};
 use super::guard::{self, Decision, GuardError, Op};
 use super::tokens;
-use crate::error::FloeError;
+use crate::error::{tenant_denied, tenant_key, FloeError};
 use crate::gucs;
 use crate::sqltypes::to_uuid;
 use pgrx::prelude::*;
@@ -20,35 +20,40 @@ impl From<ContextError> for FloeError {
     fn from(err: ContextError) -> FloeError {
         match err {
             ContextError::Unset { setting } if gucs::tenant_admin_stale() => {
-                FloeError::PermissionDenied {
-                    message: format!("no tenant is set: {setting} is empty, and floe.tenant_admin = on was set outside this transaction"),
-                    detail: Some("Admin mode is per transaction: a session-wide SET floe.tenant_admin or ALTER ROLE ... SET floe.tenant_admin is ignored.".into()),
-                    hint: "Run SET LOCAL floe.tenant_admin = on inside the transaction that needs every tenant (as a member of floe_tenant_admin), or set a tenant with floe.set_tenant().".into(),
-                }
+                tenant_denied(
+                    tenant_key::NO_TENANT,
+                    format!("no tenant is set: {setting} is empty, and floe.tenant_admin = on was set outside this transaction"),
+                    Some("Admin mode is per transaction: a session-wide SET floe.tenant_admin or ALTER ROLE ... SET floe.tenant_admin is ignored."),
+                    "Run SET LOCAL floe.tenant_admin = on inside the transaction that needs every tenant (as a member of floe_tenant_admin), or set a tenant with floe.set_tenant().".into(),
+                )
             }
-            ContextError::Unset { setting } => FloeError::PermissionDenied {
-                message: format!("no tenant is set: {setting} is empty"),
-                detail: None,
-                hint: format!(
+            ContextError::Unset { setting } => tenant_denied(
+                tenant_key::NO_TENANT,
+                format!("no tenant is set: {setting} is empty"),
+                None,
+                format!(
                     "Call floe.set_tenant('<tenant uuid>') in this transaction (or SET LOCAL {setting} = '<tenant uuid>'). \
                      For cross-tenant maintenance, a member of floe_tenant_admin runs SET LOCAL floe.tenant_admin = on."
                 ),
-            },
-            ContextError::TokenRequired { setting } => FloeError::PermissionDenied {
-                message: format!("this role must set its tenant with floe.set_tenant_token(): {setting} set any other way is refused"),
-                detail: Some("The role (or a role it is a member of) is listed in floe.tenant_token_roles: its database credentials alone do not open a tenant.".into()),
-                hint: "Pass the token the auth service minted for this tenant to floe.set_tenant_token() in each transaction.".into(),
-            },
-            ContextError::SessionWide { setting } => FloeError::PermissionDenied {
-                message: format!("the tenant context {setting} was set for the session, not in this transaction"),
-                detail: Some("A session-wide tenant outlives the transaction that set it; behind a transaction pooler it would reach the next client. It is ignored.".into()),
-                hint: "Call floe.set_tenant('<tenant uuid>') in each transaction. On dedicated connections, a superuser can allow session-wide tenants: floe.session_tenant = on.".into(),
-            },
-            ContextError::Malformed { setting, value } => FloeError::PermissionDenied {
-                message: format!("tenant context {setting} = \"{value}\" is not a uuid"),
-                detail: None,
-                hint: "Set the tenant with floe.set_tenant(), which only accepts a uuid.".into(),
-            },
+            ),
+            ContextError::TokenRequired { setting } => tenant_denied(
+                tenant_key::TOKEN_REQUIRED,
+                format!("this role must set its tenant with floe.set_tenant_token(): {setting} set any other way is refused"),
+                Some("The role (or a role it is a member of) is listed in floe.tenant_token_roles: its database credentials alone do not open a tenant."),
+                "Pass the token the auth service minted for this tenant to floe.set_tenant_token() in each transaction.".into(),
+            ),
+            ContextError::SessionWide { setting } => tenant_denied(
+                tenant_key::SESSION_TENANT,
+                format!("the tenant context {setting} was set for the session, not in this transaction"),
+                Some("A session-wide tenant outlives the transaction that set it; behind a transaction pooler it would reach the next client. It is ignored."),
+                "Call floe.set_tenant('<tenant uuid>') in each transaction. On dedicated connections, a superuser can allow session-wide tenants: floe.session_tenant = on.".into(),
+            ),
+            ContextError::Malformed { setting, .. } => tenant_denied(
+                tenant_key::MALFORMED_TENANT,
+                format!("tenant context {setting} is not a uuid"),
+                None,
+                "Set the tenant with floe.set_tenant(), which only accepts a uuid.".into(),
+            ),
             ContextError::BadSettingName { name } => FloeError::InvalidArgument {
                 argument: "floe.tenant_setting",
                 value: name,
@@ -129,21 +134,23 @@ pub fn authorize(tenant: Option<pgrx::Uuid>, what: &str) -> Result<uuid::Uuid, F
     let Some(tenant) = tenant.map(to_uuid) else {
         return Err(match context {
             Err(e) if !admin => e.into(),
-            _ => FloeError::PermissionDenied {
-                message: format!("{what} needs a tenant"),
-                detail: None,
-                hint: "In admin mode there is no current tenant: pass tenant => '<uuid>'.".into(),
-            },
+            _ => tenant_denied(
+                tenant_key::ADMIN_WITHOUT_TENANT,
+                format!("{what} needs a tenant"),
+                None,
+                "In admin mode there is no current tenant: pass tenant => '<uuid>'.".into(),
+            ),
         });
     };
     match guard::decide(Op::Insert, None, Some(tenant), &context, admin) {
         Decision::Keep => Ok(tenant),
         Decision::Reject(GuardError::ForeignRow { .. }) => {
-            Err(FloeError::PermissionDenied {
-                message: format!("{what} is for another tenant than the one of this transaction"),
-                detail: None,
-                hint: "Switch to that tenant with floe.set_tenant() first, or leave tenant out to use the current one.".into(),
-            })
+            Err(tenant_denied(
+                tenant_key::OTHER_TENANT,
+                format!("{what} is for another tenant than the one of this transaction"),
+                None,
+                "Switch to that tenant with floe.set_tenant() first, or leave tenant out to use the current one.".into(),
+            ))
         }
         Decision::Reject(GuardError::NoContext(e)) => Err(e.into()),
         other => Err(FloeError::Internal {

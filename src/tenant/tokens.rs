@@ -5,7 +5,7 @@
 //! verification rules are `token.rs`.
 
 use super::token::{self, Key, Refusal};
-use crate::error::FloeError;
+use crate::error::{tenant_denied, tenant_key, FloeError};
 use crate::privileged;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -59,11 +59,12 @@ fn key_of(id: Option<i32>, bytes: Option<Vec<u8>>, until: Option<i64>) -> Option
 }
 
 fn refused(r: Refusal) -> FloeError {
-    FloeError::PermissionDenied {
-        message: r.to_string(),
-        detail: None,
-        hint: "Get a fresh token from the auth service (floe.mint_tenant_token() or the format in the README) and pass it to floe.set_tenant_token() in this transaction; nothing was changed.".into(),
-    }
+    tenant_denied(
+        tenant_key::BAD_TOKEN,
+        r.to_string(),
+        None,
+        "Get a fresh token from the auth service (floe.mint_tenant_token() or the format in the README) and pass it to floe.set_tenant_token() in this transaction; nothing was changed.".into(),
+    )
 }
 
 /// Verifies `text` against this database's keys; the tenant it names.
