@@ -5,10 +5,12 @@
 #   2. isolation specs     pg_test/isolation/schedule (pg_isolation_regress), when present
 #   3. scenario tests      pg_test/tests/*.sh: multi-session, fault and worker tests that
 #                          start their own clusters with pg_test/lib/cluster.sh
-#   4. calendar            the regress suites, the isolation specs, the partition, queue and
+#   4. security            pg_test/security/*.sh: the tenant leak fuzzer over the reference
+#                          platform, hostile identifiers through every table-taking function
+#   5. calendar            the regress suites, the isolation specs, the partition, queue and
 #                          scheduler scenarios and pg_test/calendar/edge.sh, each with the
 #                          servers' clock moved to just before a calendar edge (CALENDAR_POINTS)
-# Usage: pg_test/run.sh [regress|isolation|scenarios|calendar]... (default: all). Writes
+# Usage: pg_test/run.sh [regress|isolation|scenarios|security|calendar]... (default: all). Writes
 # "<layer> <passed> <failed>" lines to $FLOE_COUNTS when that is set.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,7 +20,7 @@ PGXS=$(dirname "$("$FLOE_PG_BIN/pg_config" --pgxs)")/..
 PG_REGRESS=$PGXS/test/regress/pg_regress
 PG_ISOLATION_REGRESS=$PGXS/test/isolation/pg_isolation_regress
 LAYERS=("$@")
-[ ${#LAYERS[@]} -gt 0 ] || LAYERS=(regress isolation scenarios calendar)
+[ ${#LAYERS[@]} -gt 0 ] || LAYERS=(regress isolation scenarios security calendar)
 FAILED=0
 
 record() {
@@ -158,6 +160,7 @@ for layer in "${LAYERS[@]}"; do
     regress) run_regress ;;
     isolation) run_isolation ;;
     scenarios) run_scenarios ;;
+    security) run_scenarios security "$HERE"/security/*.sh ;;
     calendar) run_calendar ;;
     *)
         echo "unknown layer $layer" >&2
