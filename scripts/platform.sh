@@ -44,8 +44,9 @@ $STAGE
 BEGIN;
 SET LOCAL floe.tenant_admin = on;
 SET LOCAL floe.actor = 'loader';
-INSERT INTO app.tenants (id, name, plan)
+INSERT INTO app.tenants (id, name, domain, plan)
 SELECT tenant, 'Tenant ' || row_number() OVER (ORDER BY tenant),
+       'tenant' || row_number() OVER (ORDER BY tenant) || '.example',
        (ARRAY['free', 'starter', 'growth', 'enterprise'])[1 + (row_number() OVER (ORDER BY tenant)) % 4]
   FROM (SELECT DISTINCT tenant FROM corpus) t;
 INSERT INTO app.users (tenant_id, email, name, role)

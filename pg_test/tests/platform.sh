@@ -34,3 +34,24 @@ expect_eq "$(qd queue "BEGIN; SET LOCAL floe.tenant_admin = on; SELECT count(*) 
     "queue: backlog left after the tour's dequeue (admin mode: the jobs carry tenants)"
 expect_eq "$(qd queue "SELECT count(*) FROM floe.queued_jobs WHERE tenant IS NOT NULL")" 0 \
     "queue: without a tenant context, no tenant's jobs are listed"
+
+echo "# every tier as the application role platform_app: no superuser, no admin mode"
+expect_eq "$(qd queue "SELECT bool_and(NOT r.rolsuper) FROM floe.queue_settings s JOIN pg_roles r ON r.oid = s.owner::regrole")" t \
+    "queue: the queues belong to a role that is not a superuser"
+login=$(qd oltp "SELECT domain FROM app.tenants WHERE id = '$tenant'")
+expect_eq "$(qd oltp "SET ROLE platform_app; SELECT app.tenant_by_domain(upper('$login'))")" "$tenant" \
+    "oltp: the login flow finds the tenant by its domain (app.tenant_by_domain)"
+expect_match "$(qd oltp "SET ROLE platform_app; SELECT count(*) FROM app.tenants" 2>&1 || true)" "no tenant is set" \
+    "oltp: and reads nothing else of the tenants without a tenant"
+expect_eq "$(qd content "SET ROLE platform_app; BEGIN; SELECT floe.set_tenant('$tenant');
+    INSERT INTO app.email_content (message_id, tenant_id, body) VALUES (999999, '$tenant', 'hello from the app');
+    SELECT body FROM app.email_content_with_body WHERE message_id = 999999; ROLLBACK" | tail -1)" \
+    "hello from the app" "content: the application stores a body and reads it back"
+expect_match "$(qd queue "SET ROLE platform_app; BEGIN; SELECT floe.set_tenant('$tenant');
+    SELECT floe.enqueue('email_process', '{\"probe\": true}', 'critical', tenant => '$tenant') > 0;
+    SELECT count(floe.complete(id)) FROM floe.dequeue('email_process', 50); COMMIT" | tail -1)" \
+    "^[1-9][0-9]*$" "queue: the application enqueues, dequeues and completes"
+expect_eq "$(qd olap "SET ROLE platform_app; BEGIN; SELECT floe.set_tenant('$tenant');
+    SELECT count(DISTINCT tenant_id) FROM app.campaign_analytics; COMMIT" | tail -1)" 1 \
+    "olap: the application reads its tenant's analytics"
+

@@ -24,3 +24,10 @@ SELECT floe.manage_content('app.email_content', 'body', 'tenant_id');
 
 SELECT count(*) AS statements
   FROM unnest('{app.email_messages,app.email_content}'::regclass[]) t, LATERAL floe.enable_tenant_isolation(t);
+
+-- The application's role: the tables (through their tenant policies) and the bodies' view.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'platform_app') THEN CREATE ROLE platform_app; END IF;
+END $$;
+GRANT USAGE ON SCHEMA app TO platform_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO platform_app;

@@ -50,3 +50,10 @@ SELECT tenant_id, date_trunc('month', at) AS month, sum(amount) AS amount, count
 CREATE UNIQUE INDEX ON app.billing_monthly (tenant_id, month);
 SELECT floe.register_matview('app.tenant_dashboard', on_change => true, min_interval => '10 seconds', max_staleness => '5 minutes');
 SELECT floe.register_matview('app.billing_monthly', on_change => true, min_interval => '10 seconds', max_staleness => '5 minutes');
+
+-- The application's role reads its tenant's analytics (the dashboards stay operators' only).
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'platform_app') THEN CREATE ROLE platform_app; END IF;
+END $$;
+GRANT USAGE ON SCHEMA app TO platform_app;
+GRANT SELECT ON app.campaign_analytics, app.billing_analytics, app.mailbox_analytics TO platform_app;

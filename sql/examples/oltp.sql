@@ -7,6 +7,7 @@ CREATE SCHEMA app;
 CREATE TABLE app.tenants (
     id         uuid PRIMARY KEY,
     name       text NOT NULL,
+    domain     text UNIQUE,          -- the login domain: users of name@domain belong here
     plan       text NOT NULL CHECK (plan IN ('free', 'starter', 'growth', 'enterprise')),
     created_at timestamptz NOT NULL DEFAULT now()
 );
@@ -73,3 +74,15 @@ DO $$ BEGIN
 END $$;
 GRANT USAGE ON SCHEMA app TO platform_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO platform_app;
+
+-- The login flow finds a tenant before it has one: by the login's domain, through this one
+-- narrow function (the only cross-tenant read the application can do). It runs as the
+-- schema's owner, in admin mode for its own transaction only, and returns the tenant's id,
+-- nothing else; the auth service then mints that tenant's token (floe.mint_tenant_token).
+CREATE FUNCTION app.tenant_by_domain(login_domain text) RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET floe.tenant_admin = on
+AS $$ SELECT t.id FROM app.tenants t WHERE t.domain = lower(login_domain) $$;
+REVOKE EXECUTE ON FUNCTION app.tenant_by_domain(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.tenant_by_domain(text) TO platform_app;
