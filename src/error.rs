@@ -239,6 +239,9 @@ pub mod tenant_key {
     pub const TENANT_CHANGE: &str = "floe.tenant_change";
     /// Admin mode without the tenant an insert needs.
     pub const ADMIN_WITHOUT_TENANT: &str = "floe.admin_without_tenant";
+    /// A function that serves every tenant (a queue worker's dequeue), called while the
+    /// transaction serves one tenant.
+    pub const TENANT_CONTEXT: &str = "floe.tenant_context";
 }
 
 /// A 42501 of the tenant context: the DETAIL starts with `key` (see [`tenant_key`]).

@@ -39,6 +39,7 @@ FLOE_READS = [
     "SELECT table_name, tenant_isolation, row_estimate FROM floe.inventory()",
     "SELECT * FROM floe.queue_metrics",
     "SELECT floe.current_tenant(), floe.current_tenant_or_null()",
+    "SELECT * FROM floe.dequeue('fuzz', 5)",
 ]
 
 

@@ -159,6 +159,8 @@ SELECT floe.set_tenant('00000000-0000-0000-0000-00000000000b');
 SELECT count(*) AS jobs_seen,
        count(*) FILTER (WHERE tenant IS DISTINCT FROM '00000000-0000-0000-0000-00000000000b') AS other_tenants_jobs
   FROM floe.queued_jobs WHERE queue = 'fair';
+-- dequeue is a worker's function (it hands out every tenant's jobs): refused under a tenant.
+SELECT error_of($$SELECT * FROM floe.dequeue('fair')$$) AS dequeue_under_a_tenant;
 COMMIT;
 RESET ROLE;
 BEGIN;

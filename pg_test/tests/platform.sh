@@ -47,10 +47,12 @@ expect_eq "$(qd content "SET ROLE platform_app; BEGIN; SELECT floe.set_tenant('$
     INSERT INTO app.email_content (message_id, tenant_id, body) VALUES (999999, '$tenant', 'hello from the app');
     SELECT body FROM app.email_content_with_body WHERE message_id = 999999; ROLLBACK" | tail -1)" \
     "hello from the app" "content: the application stores a body and reads it back"
-expect_match "$(qd queue "SET ROLE platform_app; BEGIN; SELECT floe.set_tenant('$tenant');
-    SELECT floe.enqueue('email_process', '{\"probe\": true}', 'critical', tenant => '$tenant') > 0;
-    SELECT count(floe.complete(id)) FROM floe.dequeue('email_process', 50); COMMIT" | tail -1)" \
-    "^[1-9][0-9]*$" "queue: the application enqueues, dequeues and completes"
+expect_eq "$(qd queue "SET ROLE platform_app; BEGIN; SELECT floe.set_tenant('$tenant');
+    SELECT floe.enqueue('email_process', '{\"probe\": true}', 'critical', tenant => '$tenant') > 0; COMMIT" | tail -1)" \
+    t "queue: the application enqueues for its tenant"
+expect_match "$(qd queue "SET ROLE platform_app;
+    SELECT count(floe.complete(id)) FROM floe.dequeue('email_process', 50)" | tail -1)" \
+    "^[1-9][0-9]*$" "queue: its workers (no tenant context) dequeue and complete"
 expect_eq "$(qd olap "SET ROLE platform_app; BEGIN; SELECT floe.set_tenant('$tenant');
     SELECT count(DISTINCT tenant_id) FROM app.campaign_analytics; COMMIT" | tail -1)" 1 \
     "olap: the application reads its tenant's analytics"

@@ -7,7 +7,7 @@ use super::catalog;
 use super::checks::{self, QueueFacts};
 use super::priority::{self, Tier};
 use super::retry::{self, AfterFailure, Found};
-use crate::error::{invalid, required, ErrorReport, FloeError};
+use crate::error::{invalid, required, tenant_denied, tenant_key, ErrorReport, FloeError};
 use crate::health::checks::Check;
 use crate::privileged::{self, Session};
 use crate::sqltypes::{
@@ -853,6 +853,17 @@ fn dequeue(
     ErrorReport,
 > {
     let queue = queue_name(queue)?;
+    // A worker's function: it hands out every tenant's jobs, so not to a transaction that
+    // serves one tenant (no tenant context shows another tenant's jobs).
+    if crate::tenant::serving_a_tenant() {
+        return Err(tenant_denied(
+            tenant_key::TENANT_CONTEXT,
+            "floe.dequeue hands out every tenant's jobs: it is refused while a tenant context is set".into(),
+            Some("A queue's workers serve all tenants; the job's tenant column says whose job each one is."),
+            "Dequeue in a transaction without a tenant (a worker's), or in admin mode (SET LOCAL floe.tenant_admin = on).".into(),
+        )
+        .into());
+    }
     let batch = batch.unwrap_or(1);
     if !(1..=10_000).contains(&batch) {
         return Err(invalid("batch", batch.to_string(), "1 to 10000").into());

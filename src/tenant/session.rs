@@ -96,6 +96,13 @@ pub fn context_tenant() -> Option<uuid::Uuid> {
     read_context().ok()
 }
 
+/// Whether this transaction serves one tenant: a tenant is set (in this transaction) and
+/// admin mode is off. Functions that hand out every tenant's data (a queue worker's dequeue)
+/// refuse then.
+pub fn serving_a_tenant() -> bool {
+    context_tenant().is_some() && !admin_active()
+}
+
 /// Cross-tenant admin mode: `floe.tenant_admin` is on and the current user has the privileges
 /// of role floe_tenant_admin. Never implied by superuser or BYPASSRLS alone.
 pub(super) fn admin_active() -> bool {
