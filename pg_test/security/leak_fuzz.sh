@@ -71,6 +71,13 @@ before=$(counts)
 q "SELECT floe.require_tenant_token('platform_app')" >/dev/null
 tokens=()
 for t in "${T[@]}"; do tokens+=("$(q "SELECT floe.mint_tenant_token('$t', '1 hour')")"); done
+# A token of another database (its own keys, its name in the MAC) opens nothing here.
+qd postgres "CREATE DATABASE other_tier" >/dev/null
+qd other_tier "CREATE EXTENSION floe" >/dev/null
+foreign_token=$(qd other_tier "SELECT floe.mint_tenant_token('${T[0]}', '1 hour')")
+expect_match "$(q "SET ROLE platform_app; BEGIN; SELECT floe.set_tenant_token('$foreign_token'); COMMIT" 2>&1 || true)" \
+    "key 1 is not a key of this database|signature does not match" \
+    "a token minted by another database is refused (42501, floe.bad_token)"
 python3 "$(dirname "$0")/leak_fuzz.py" "$work" "$SEED" "$PER_FILE" "$(IFS=,; echo "${T[*]}")" \
     "$(IFS=,; echo "${tokens[*]}")"
 statements=$(cat "$work"/t*.sql | grep -c '^ROLLBACK;$')
