@@ -20,13 +20,19 @@ unsafe fn guc_record(name: &CStr) -> *mut pg_sys::config_generic {
         if vars.is_null() || n == 0 {
             return std::ptr::null_mut();
         }
-        let key = name.to_bytes().to_ascii_lowercase();
+        let key = name.to_bytes();
         let (mut lo, mut hi) = (0usize, n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let g = *vars.add(mid);
-            let here = CStr::from_ptr((*g).name).to_bytes().to_ascii_lowercase();
-            match here.cmp(&key) {
+            let here = CStr::from_ptr((*g).name).to_bytes();
+            // Byte-wise, ASCII case folded, shorter first: guc_name_compare's order, without
+            // allocating (this runs for every tenant context read).
+            match here
+                .iter()
+                .map(u8::to_ascii_lowercase)
+                .cmp(key.iter().map(u8::to_ascii_lowercase))
+            {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return g,

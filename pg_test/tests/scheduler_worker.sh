@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The scheduler's background workers on a preloaded cluster: one worker per tier database,
 # interval jobs on time, failures retried with backoff, max_runtime enforced, jobs run as
-# their owner, kill -9 recovered (orphaned run marked failed), DROP EXTENSION and
+# their owner, kill -9 recovered (orphaned run marked failed, the job retried per its rules,
+# not at once), DROP EXTENSION and
 # DROP DATABASE never blocked.
 source "$(dirname "$0")/../lib/testlib.sh"
 
@@ -60,7 +61,7 @@ expect_eq "$(qd postgres "SELECT pid FROM pg_stat_activity WHERE backend_type = 
     "SIGHUP reloads settings without restarting the worker"
 
 echo "# kill -9 during a run"
-qd oltp "SELECT floe.schedule('sleeper', '1 hour', 'SELECT pg_sleep(60)')" >/dev/null
+qd oltp "SELECT floe.schedule('sleeper', '1 day', 'SELECT pg_sleep(60)', retries => 1, retry_backoff => '10 minutes')" >/dev/null
 qd oltp "UPDATE floe.jobs SET next_run = now() WHERE name = 'sleeper'; SELECT floe.wake_scheduler()" >/dev/null
 wait_for 10 "the long job is running" qd oltp "SELECT EXISTS (SELECT 1 FROM floe.job_runs WHERE job_name = 'sleeper' AND status = 'running')"
 kill -9 "$pid"
@@ -68,6 +69,15 @@ wait_for 30 "the worker is back after the crash restart" \
     qd postgres "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'oltp' AND pid <> $pid)"
 wait_for 10 "the orphaned run is marked failed" \
     qd oltp "SELECT status = 'failed' AND error LIKE '%scheduler stopped%' FROM floe.job_runs WHERE job_name = 'sleeper' ORDER BY runid LIMIT 1"
+# The interrupted run counts as a failed attempt under the job's retry rules: the retry
+# waits for its backoff (10 minutes) instead of running again at once, so a job that brings
+# the server down cannot crash-loop.
+sleep 2
+expect_eq "$(qd oltp "SELECT count(*) FROM floe.job_runs WHERE job_name = 'sleeper'")" 1 \
+    "the interrupted job was not run again at once"
+expect_eq "$(qd oltp "SELECT attempt || ' ' || (next_run BETWEEN now() + interval '9 minutes' AND now() + interval '11 minutes')
+                       || ' ' || last_status FROM floe.jobs WHERE name = 'sleeper'")" "1 true failed" \
+    "its retry (attempt 1) waits for the 10-minute backoff"
 
 echo "# DROP EXTENSION and DROP DATABASE"
 qd content "SELECT floe.schedule('busy', '1 hour', 'SELECT pg_sleep(120)'); UPDATE floe.jobs SET next_run = now() WHERE name = 'busy'; SELECT floe.wake_scheduler()" >/dev/null

@@ -154,12 +154,14 @@ struct Job {
     backoff_us: i64,
     attempt: u32,
     anchor_us: i64,
+    next_run_us: i64,
 }
 
 const JOB_COLUMNS: &str = "jobid, name, schedule, command, owner::text,
     COALESCE((extract(epoch FROM max_runtime) * 1000000)::int8, 0),
     retries, (extract(epoch FROM retry_backoff) * 1000000)::int8,
-    attempt, (extract(epoch FROM anchor) * 1000000)::int8";
+    attempt, (extract(epoch FROM anchor) * 1000000)::int8,
+    (extract(epoch FROM next_run) * 1000000)::int8";
 
 fn job_from(row: &pgrx::spi::SpiHeapTupleData<'_>) -> Result<Job, FloeError> {
     Ok(Job {
@@ -173,6 +175,7 @@ fn job_from(row: &pgrx::spi::SpiHeapTupleData<'_>) -> Result<Job, FloeError> {
         backoff_us: row.get(8)?.unwrap_or(30_000_000),
         attempt: row.get::<i32>(9)?.unwrap_or(0).max(0) as u32,
         anchor_us: row.get(10)?.unwrap_or(0),
+        next_run_us: row.get(11)?.unwrap_or(i64::MAX),
     })
 }
 
@@ -511,6 +514,65 @@ fn load_job(jobid: i64) -> Result<Option<Job>, FloeError> {
             None => Ok(None),
         }
     })
+}
+
+/// What a starting scheduler does with the runs a crash, kill or restart left `running`: each
+/// is marked failed, and its job moves on under its retry rules (`retry::after_interrupted`)
+/// instead of running again at once. Returns the runs recovered.
+pub fn recover_interrupted_runs() -> Result<usize, FloeError> {
+    let runs = Spi::connect(|client| {
+        let mut runs = Vec::new();
+        for row in client.select(
+            "SELECT r.runid, r.jobid, (extract(epoch FROM r.started_at) * 1000000)::int8
+               FROM floe.job_runs r WHERE r.status = 'running' ORDER BY r.runid",
+            None,
+            &[],
+        )? {
+            runs.push((
+                row.get::<i64>(1)?.unwrap_or(0),
+                row.get::<i64>(2)?.unwrap_or(0),
+                row.get::<i64>(3)?.unwrap_or(0),
+            ));
+        }
+        Ok::<_, FloeError>(runs)
+    })?;
+    const WHY: &str = "the scheduler stopped during this run (crash, kill or restart)";
+    for &(runid, jobid, started) in &runs {
+        Spi::run_with_args(
+            "UPDATE floe.job_runs SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
+                    error = $2
+              WHERE runid = $1",
+            &[runid.into(), WHY.into()],
+        )?;
+        let Some(job) = load_job(jobid)? else {
+            continue;
+        };
+        let now = now_us()?;
+        let was_due = job.next_run_us <= started;
+        let Some((next, attempt)) = retry::after_interrupted(
+            was_due,
+            job.attempt,
+            job.retries,
+            now,
+            job.backoff_us,
+            next_regular(&job, now),
+        ) else {
+            continue;
+        };
+        Spi::run_with_args(
+            "UPDATE floe.jobs SET last_status = 'failed', last_error = $2,
+                    last_finish = pg_catalog.clock_timestamp(), attempt = $3,
+                    next_run = pg_catalog.to_timestamp($4::float8 / 1000000)
+              WHERE jobid = $1",
+            &[
+                jobid.into(),
+                WHY.into(),
+                (attempt as i32).into(),
+                next.into(),
+            ],
+        )?;
+    }
+    Ok(runs.len())
 }
 
 /// The background worker's first step for a due job: the run row, committed on its own so

@@ -54,6 +54,32 @@ pub fn after_run(
     }
 }
 
+/// After a run that a crash, kill or restart interrupted (found `running` when a scheduler
+/// starts): a run the schedule started (`was_due`: the job's `next_run` was not after the
+/// run's start) counts as a failed attempt under the job's retry rules, so a job without
+/// retries waits for its next regular time instead of running again at once, and one that
+/// brings the server down cannot crash-loop. A manual run (`floe.run_job`) leaves the
+/// schedule as it is (`None`).
+pub fn after_interrupted(
+    was_due: bool,
+    attempt: u32,
+    retries: u32,
+    now: i64,
+    base_backoff_us: i64,
+    next_regular: i64,
+) -> Option<(i64, u32)> {
+    was_due.then(|| {
+        after_run(
+            Outcome::Failed,
+            attempt,
+            retries,
+            now,
+            base_backoff_us,
+            next_regular,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +125,31 @@ mod tests {
             prop_assert!(next_attempt <= retries.max(attempt));
             if ok { prop_assert_eq!(next_attempt, 0); }
         }
+    }
+
+    #[test]
+    fn an_interrupted_run_follows_the_retry_rules() {
+        let now = 1_000_000_000_000;
+        let hour = 3_600_000_000;
+        // No retries: the next regular run, not now.
+        assert_eq!(
+            after_interrupted(true, 0, 0, now, 1_000_000, now + hour),
+            Some((now + hour, 0))
+        );
+        // Retries left: after the backoff, as the next attempt.
+        assert_eq!(
+            after_interrupted(true, 0, 2, now, 1_000_000, now + hour),
+            Some((now + 1_000_000, 1))
+        );
+        // The last retry interrupted too: back to the schedule.
+        assert_eq!(
+            after_interrupted(true, 2, 2, now, 1_000_000, now + hour),
+            Some((now + hour, 0))
+        );
+        // A manual run leaves the schedule alone.
+        assert_eq!(
+            after_interrupted(false, 0, 2, now, 1_000_000, now + hour),
+            None
+        );
     }
 }

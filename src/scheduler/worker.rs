@@ -289,11 +289,12 @@ pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
         return;
     }
     BackgroundWorker::transaction(|| {
-        let _ = Spi::run(
-            "UPDATE floe.job_runs SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
-                    error = 'the scheduler stopped during this run (crash, kill or restart)'
-              WHERE status = 'running'",
-        );
+        let recovered = crate::subxact::run(api::recover_interrupted_runs)
+            .map_err(|c| c.describe())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        if let Err(e) = recovered {
+            pgrx::warning!("floe scheduler: could not recover the runs a stop interrupted: {e}");
+        }
     });
     // floe's own statements run with a search_path no job owner can write to.
     BackgroundWorker::transaction(|| {
