@@ -94,8 +94,17 @@ pub(super) struct SetWork {
     pub(super) cfg: SetConfig,
     pub(super) default: Option<String>,
     pub(super) create: Vec<Range>,
-    /// Each retired child, how it leaves its set, and what follows (drop, move to archive).
-    pub(super) retire: Vec<(String, Detach, Option<String>)>,
+    pub(super) retire: Vec<Retire>,
+}
+
+/// A retired child: how it leaves its set, what follows (drop, move to archive), and, when it
+/// stays a table (detach, archive), its oid: it keeps the isolation of a tenant-isolated set
+/// (its guard triggers, clones of the parent's, go with the detach).
+pub(super) struct Retire {
+    pub(super) child: String,
+    pub(super) detach: Detach,
+    pub(super) after: Option<String>,
+    pub(super) kept: Option<pg_sys::Oid>,
 }
 
 /// Plans a pass over a set: create what is missing, then (only if every wanted child will
@@ -194,7 +203,19 @@ pub(super) fn plan_set(
                     qi(cfg.archive_schema.as_deref().unwrap_or("public"))
                 )),
             };
-            retire.push((child.clone(), detach, after));
+            let kept = match cfg.mode {
+                RetentionMode::Drop => None,
+                _ => Spi::get_one_with_args::<pg_sys::Oid>(
+                    "SELECT $1::regclass::oid",
+                    &[child.as_str().into()],
+                )?,
+            };
+            retire.push(Retire {
+                child: child.clone(),
+                detach,
+                after,
+                kept,
+            });
         }
     }
     Ok(Some(SetWork {
@@ -315,47 +336,30 @@ pub(super) fn maintain_set(
                     commit(txn);
                 }
             }
-            for (child, detach, after) in &w.retire {
-                match detach {
+            for r in &w.retire {
+                match &r.detach {
                     Detach::Concurrent(sql) => {
-                        let kept = match w.cfg.mode {
-                            RetentionMode::Drop => None,
-                            _ => Spi::get_one_with_args::<pg_sys::Oid>(
-                                "SELECT $1::regclass::oid",
-                                &[child.as_str().into()],
-                            )?
-                            .map(|oid| (oid, w.parent.oid)),
-                        };
                         concurrent.push(ConcurrentDetach {
                             owner,
                             detach_sql: sql.clone(),
-                            after_sql: after.clone(),
-                            kept,
+                            after_sql: r.after.clone(),
+                            kept: r.kept.map(|oid| (oid, w.parent.oid)),
                         });
                         continue;
                     }
                     Detach::Plain(sql) | Detach::Finalize(sql) => step(owner, || {
                         let retire = || {
-                            // A child that stays a table (detach, archive) keeps the isolation
-                            // of a tenant-isolated set: its guard triggers go with the detach.
-                            let kept = match w.cfg.mode {
-                                RetentionMode::Drop => None,
-                                _ => Spi::get_one_with_args::<pg_sys::Oid>(
-                                    "SELECT $1::regclass::oid",
-                                    &[child.as_str().into()],
-                                )?,
-                            };
                             ddl(sql)?;
-                            if let Some(after) = after {
+                            if let Some(after) = &r.after {
                                 ddl(after)?;
                             }
-                            if let Some(oid) = kept {
+                            if let Some(oid) = r.kept {
                                 crate::tenant::isolate_retired(oid, w.parent.oid)?;
                             }
                             Ok(())
                         };
                         if key == crate::audit::LOG_SET {
-                            crate::audit::retire_month(child, retire)
+                            crate::audit::retire_month(&r.child, retire)
                         } else {
                             retire()
                         }
