@@ -10,9 +10,9 @@ use super::isolate::{
     require_owner, run_steps, DdlScope,
 };
 use super::plan::{self, QualName, Tenancy};
-use super::session::{admin_active, read_context, set_statement};
+use super::session::{admin_active, read_context, set_statement, token_required};
 use super::tokens;
-use crate::error::{required, tenant_denied, tenant_key, ErrorReport, FloeError};
+use crate::error::{required, ErrorReport, FloeError};
 use crate::sqltypes::{to_pg_uuid as to_pg, to_uuid, Name};
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
@@ -26,11 +26,8 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
         expected: "a tenant uuid (use floe.clear_tenant() to clear the context)".into(),
     })?;
     if tokens::required()? {
-        return Err(tenant_denied(
-            tenant_key::TOKEN_REQUIRED,
+        return Err(token_required(
             "this role must set its tenant with floe.set_tenant_token()".into(),
-            Some("The role (or a role it is a member of) is listed in floe.tenant_token_roles: its database credentials alone do not open a tenant."),
-            "Pass the token the auth service minted for this tenant to floe.set_tenant_token() in each transaction.".into(),
         )
         .into());
     }
@@ -67,10 +64,10 @@ fn mint_tenant_token(
 ) -> Result<Option<String>, ErrorReport> {
     let tenant = required(tenant, "tenant")?;
     let valid_for = required(valid_for, "valid_for")?;
-    let seconds = valid_for.months() as i64 * 30 * 86_400
-        + valid_for.days() as i64 * 86_400
-        + valid_for.micros() / 1_000_000;
-    Ok(Some(tokens::mint(to_uuid(tenant), seconds)?))
+    Ok(Some(tokens::mint(
+        to_uuid(tenant),
+        tokens::seconds_of(&valid_for),
+    )?))
 }
 
 /// `floe.rotate_tenant_token_key(grace)`: a new signing key; tokens of the previous one are

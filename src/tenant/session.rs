@@ -36,12 +36,9 @@ impl From<ContextError> for FloeError {
                      For cross-tenant maintenance, a member of floe_tenant_admin runs SET LOCAL floe.tenant_admin = on."
                 ),
             ),
-            ContextError::TokenRequired { setting } => tenant_denied(
-                tenant_key::TOKEN_REQUIRED,
-                format!("this role must set its tenant with floe.set_tenant_token(): {setting} set any other way is refused"),
-                Some("The role (or a role it is a member of) is listed in floe.tenant_token_roles: its database credentials alone do not open a tenant."),
-                "Pass the token the auth service minted for this tenant to floe.set_tenant_token() in each transaction.".into(),
-            ),
+            ContextError::TokenRequired { setting } => token_required(format!(
+                "this role must set its tenant with floe.set_tenant_token(): {setting} set any other way is refused"
+            )),
             ContextError::SessionWide { setting } => tenant_denied(
                 tenant_key::SESSION_TENANT,
                 format!("the tenant context {setting} was set for the session, not in this transaction"),
@@ -61,6 +58,16 @@ impl From<ContextError> for FloeError {
             },
         }
     }
+}
+
+/// The refusal for a role restricted to signed tokens (`floe.tenant_token_roles`).
+pub(super) fn token_required(message: String) -> FloeError {
+    tenant_denied(
+        tenant_key::TOKEN_REQUIRED,
+        message,
+        Some("The role (or a role it is a member of) is listed in floe.tenant_token_roles: its database credentials alone do not open a tenant."),
+        "Pass the token the auth service minted for this tenant to floe.set_tenant_token() in each transaction.".into(),
+    )
 }
 
 /// The tenant context of this transaction, parsed (and cached while it does not change).

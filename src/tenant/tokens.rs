@@ -177,12 +177,17 @@ pub(super) fn mint(tenant: Uuid, seconds: i64) -> Result<String, FloeError> {
     Ok(token::mint(&key, &database, tenant, now_secs() + seconds))
 }
 
+/// An interval argument in whole seconds (months count 30 days, as Postgres's own
+/// `extract(epoch ...)` does), saturating.
+pub(super) fn seconds_of(i: &pgrx::datum::Interval) -> i64 {
+    let secs = i.as_micros() / i128::from(crate::sqltypes::SECOND);
+    secs.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
 /// A new current key (32 bytes from the server's strong random source); the previous one
 /// stays accepted for `grace`, and keys past their grace are deleted. The new key's id.
 pub(super) fn rotate(grace: pgrx::datum::Interval) -> Result<i32, FloeError> {
-    let secs = grace.months() as i64 * 30 * 86_400
-        + grace.days() as i64 * 86_400
-        + grace.micros() / 1_000_000;
+    let secs = seconds_of(&grace);
     if secs < 0 {
         return Err(crate::error::invalid(
             "grace",
