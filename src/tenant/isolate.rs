@@ -527,6 +527,45 @@ pub(super) fn enable(
     Ok(done)
 }
 
+/// The registration of the nearest isolated member of a partition tree (the relation itself
+/// included), as `floe.tenant_tables` holds it.
+struct Isolated {
+    root: pg_sys::Oid,
+    column: String,
+    via: Option<String>,
+    force: bool,
+    guard_updates: bool,
+}
+
+fn nearest_isolated(
+    client: &SpiClient<'_>,
+    oid: pg_sys::Oid,
+) -> Result<Option<Isolated>, FloeError> {
+    let row = client
+        .select(
+            "SELECT t.relid::oid, t.tenant_column::text, t.via_column::text, t.force, t.guard_updates
+               FROM pg_catalog.pg_partition_ancestors($1::regclass) WITH ORDINALITY AS a(relid, ord)
+               JOIN floe.tenant_tables t ON t.relid = a.relid
+              ORDER BY a.ord LIMIT 1",
+            Some(1),
+            &[oid.into()],
+        )?
+        .first();
+    if row.is_empty() {
+        return Ok(None);
+    }
+    let Some(root) = row.get::<pg_sys::Oid>(1)? else {
+        return Ok(None);
+    };
+    Ok(Some(Isolated {
+        root,
+        column: row.get::<String>(2)?.unwrap_or_default(),
+        via: row.get::<String>(3)?,
+        force: row.get::<bool>(4)?.unwrap_or(true),
+        guard_updates: row.get::<bool>(5)?.unwrap_or(true),
+    }))
+}
+
 /// A child retired from a tenant-isolated partition set (detached, or detached and moved to
 /// an archive schema) is a table of its own now: it gets the isolation of the tree it left.
 /// Its policies stay from when it was a partition, but the guard triggers (clones of the
@@ -534,32 +573,17 @@ pub(super) fn enable(
 /// `parent` is the set's parent (the tree's root or a member of it). Returns whether the tree
 /// was isolated.
 pub fn isolate_retired(child: pg_sys::Oid, parent: pg_sys::Oid) -> Result<bool, FloeError> {
-    let reg = Spi::connect(|client| {
-        let row = client
-            .select(
-                "SELECT t.tenant_column::text, t.via_column::text, t.force, t.guard_updates
-                   FROM pg_catalog.pg_partition_ancestors($1::regclass) WITH ORDINALITY AS a(relid, ord)
-                   JOIN floe.tenant_tables t ON t.relid = a.relid
-                  ORDER BY a.ord LIMIT 1",
-                Some(1),
-                &[parent.into()],
-            )?
-            .first();
-        if row.is_empty() {
-            return Ok::<_, FloeError>(None);
-        }
-        Ok(Some((
-            row.get::<String>(1)?.unwrap_or_default(),
-            row.get::<String>(2)?,
-            row.get::<bool>(3)?.unwrap_or(true),
-            row.get::<bool>(4)?.unwrap_or(true),
-        )))
-    })?;
-    let Some((column, via, force, guard_updates)) = reg else {
+    let Some(reg) = Spi::connect(|client| nearest_isolated(client, parent))? else {
         return Ok(false);
     };
     let _scope = DdlScope::enter();
-    enable(child, &column, force, via.as_deref(), guard_updates)?;
+    enable(
+        child,
+        &reg.column,
+        reg.force,
+        reg.via.as_deref(),
+        reg.guard_updates,
+    )?;
     Ok(true)
 }
 
@@ -572,34 +596,18 @@ pub fn apply_to_partitions(oid: pg_sys::Oid) -> Result<usize, FloeError> {
     }
     let _scope = DdlScope::enter();
     let found = Spi::connect(|client| {
-        let row = client
-            .select(
-                "SELECT a.relid::oid
-                   FROM pg_catalog.pg_partition_ancestors($1::regclass) WITH ORDINALITY AS a(relid, ord)
-                   JOIN floe.tenant_tables t ON t.relid = a.relid
-                  ORDER BY a.ord LIMIT 1",
-                Some(1),
-                &[oid.into()],
-            )?
-            .first();
-        let root = if row.is_empty() {
-            None
-        } else {
-            row.get::<pg_sys::Oid>(1)?
-        };
-        let Some(root) = root else {
+        let Some(reg) = nearest_isolated(client, oid)? else {
             return Ok::<_, FloeError>(None);
         };
-        let info = rel_info(client, root)?;
-        let Some((_, column, via, force)) = registration(client, root, &info.name.schema)? else {
-            return Ok(None);
+        let tenancy = match reg.via {
+            Some(fk) => {
+                let info = rel_info(client, reg.root)?;
+                resolve_tenancy(client, reg.root, &info.name, &reg.column, Some(&fk))?
+            }
+            None => Tenancy::Column { column: reg.column },
         };
-        let tenancy = match via {
-            Some(fk) => resolve_tenancy(client, root, &info.name, &column, Some(&fk))?,
-            None => Tenancy::Column { column },
-        };
-        let parts = partitions(client, root, tenancy.indexed_column())?;
-        Ok(Some((tenancy, parts, force)))
+        let parts = partitions(client, reg.root, tenancy.indexed_column())?;
+        Ok(Some((tenancy, parts, reg.force)))
     })?;
     let Some((tenancy, parts, force)) = found else {
         return Ok(0);
