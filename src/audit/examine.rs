@@ -129,190 +129,197 @@ pub(super) fn stored_seal(
 /// Verifies every audited table's seals (those ending at or after `since`) against the log.
 pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, FloeError> {
     privileged::run(|s| {
-        let horizon: Option<String> = s.run(SEALED_HORIZON, &[])?.first().get(1)?;
-        let horizon_xid = horizon
-            .as_deref()
-            .map(|h| parse_xid(Some(h.to_string())))
-            .transpose()?;
         let gone = months_gone(s)?;
-        let mut tables = Vec::new();
-        for row in s.run(SEALED_TABLES, &[])? {
-            if let (Some(relid), Some(name)) = (row.get::<pg_sys::Oid>(1)?, row.get::<String>(2)?) {
-                tables.push((relid, name));
-            }
+        verify_with(s, since, &gone)
+    })
+}
+
+/// [`verify`], with the sealed months gone from the log already read ([`months_gone`]).
+fn verify_with(
+    s: &mut privileged::Session<'_, '_>,
+    since: Option<TimestampWithTimeZone>,
+    gone: &BTreeMap<String, MonthGone>,
+) -> Result<Vec<Finding>, FloeError> {
+    let horizon: Option<String> = s.run(SEALED_HORIZON, &[])?.first().get(1)?;
+    let horizon_xid = horizon
+        .as_deref()
+        .map(|h| parse_xid(Some(h.to_string())))
+        .transpose()?;
+    let mut tables = Vec::new();
+    for row in s.run(SEALED_TABLES, &[])? {
+        if let (Some(relid), Some(name)) = (row.get::<pg_sys::Oid>(1)?, row.get::<String>(2)?) {
+            tables.push((relid, name));
         }
-        let mut out = Vec::new();
-        for (relid, table) in tables {
-            let mut seals = Vec::new();
-            for row in s.run(SEALS_OF, &[relid.into(), since.into()])? {
-                seals.push(stored_seal(relid, &row)?);
-            }
-            let (mut problems, mut checked, mut expired) = (0usize, 0usize, 0usize);
-            // Sealed months gone from the log without retention: one finding per month.
-            let mut months_out: BTreeMap<String, usize> = BTreeMap::new();
-            let mut push = |status: &'static str, entry: Option<i64>, at, detail: String| {
-                out.push(Finding {
-                    table: table.clone(),
-                    status,
-                    entry,
-                    logged_at: at,
-                    detail,
-                });
+    }
+    let mut out = Vec::new();
+    for (relid, table) in tables {
+        let mut seals = Vec::new();
+        for row in s.run(SEALS_OF, &[relid.into(), since.into()])? {
+            seals.push(stored_seal(relid, &row)?);
+        }
+        let (mut problems, mut checked, mut expired) = (0usize, 0usize, 0usize);
+        // Sealed months gone from the log without retention: one finding per month.
+        let mut months_out: BTreeMap<String, usize> = BTreeMap::new();
+        let mut push = |status: &'static str, entry: Option<i64>, at, detail: String| {
+            out.push(Finding {
+                table: table.clone(),
+                status,
+                entry,
+                logged_at: at,
+                detail,
+            });
+        };
+        // The chain: each seal hashes the one before it (the first one read is the
+        // anchor); a run's range starts where the table's previous run ended.
+        let mut prev: Option<(i64, u64, u64, SealHash)> = None; // run, lo, hi, hash
+        for st in &seals {
+            let link_ok = match prev {
+                None => true,
+                Some((run, lo, hi, hash)) => {
+                    let start = if run == st.seal.run { lo } else { hi };
+                    hash == st.prev && start == st.seal.lo
+                }
             };
-            // The chain: each seal hashes the one before it (the first one read is the
-            // anchor); a run's range starts where the table's previous run ended.
-            let mut prev: Option<(i64, u64, u64, SealHash)> = None; // run, lo, hi, hash
-            for st in &seals {
-                let link_ok = match prev {
-                    None => true,
-                    Some((run, lo, hi, hash)) => {
-                        let start = if run == st.seal.run { lo } else { hi };
-                        hash == st.prev && start == st.seal.lo
-                    }
-                };
-                if !st.intact_digests
-                    || !link_ok
-                    || !verify::seal_intact(&st.prev, &st.seal, &st.hash)
-                {
-                    problems += 1;
-                    push(
-                        "broken_seal",
-                        None,
-                        None,
-                        format!(
-                            "the seal of run {} for {} (transactions {}..{}) does not match its hash or the seal before it: the seals were changed",
-                            st.seal.run, st.seal.month, st.seal.lo, st.seal.hi
-                        ),
-                    );
-                }
-                prev = Some((st.seal.run, st.seal.lo, st.seal.hi, st.hash));
-            }
-            // The entries, run by run: each month's seal against the entries of that month in
-            // the run's range; entries of a month no seal of the run covers were inserted.
-            for run in seals.chunk_by(|a, b| a.seal.run == b.seal.run) {
-                let (lo, hi, number) = (run[0].seal.lo, run[0].seal.hi, run[0].seal.run);
-                let mut by_month: HashMap<String, Vec<(i64, Digest)>> = HashMap::new();
-                let mut when: HashMap<i64, TimestampWithTimeZone> = HashMap::new();
-                for row in s.run(
-                    ENTRIES_OF_SEAL,
-                    &[relid.into(), lo.to_string().into(), hi.to_string().into()],
-                )? {
-                    let r = entry_of(&row)?;
-                    when.insert(r.entry.id, r.logged_at);
-                    by_month
-                        .entry(r.month)
-                        .or_default()
-                        .push((r.entry.id, record::digest(&r.entry)));
-                }
-                let mut findings = Vec::new();
-                for st in run {
-                    let found = by_month.remove(&st.seal.month).unwrap_or_default();
-                    match gone.get(&st.seal.month).filter(|_| found.is_empty()) {
-                        Some(MonthGone::Retired) => {
-                            expired += st.seal.entries.len();
-                            continue;
-                        }
-                        Some(MonthGone::Detached | MonthGone::Dropped) => {
-                            *months_out.entry(st.seal.month.clone()).or_insert(0) +=
-                                st.seal.entries.len();
-                            continue;
-                        }
-                        Some(MonthGone::Emptied) | None => {}
-                    }
-                    checked += st.seal.entries.len();
-                    findings.extend(verify::compare(&st.seal.entries, &found));
-                }
-                for found in by_month.into_values() {
-                    findings.extend(verify::compare(&[], &found));
-                }
-                findings.sort();
-                for (id, problem) in findings {
-                    problems += 1;
-                    let detail = match problem {
-                        Problem::Altered => {
-                            format!("entry {id} differs from what run {number} sealed")
-                        }
-                        Problem::Removed => {
-                            format!("entry {id}, sealed by run {number}, is gone from the log")
-                        }
-                        Problem::Inserted => format!(
-                            "entry {id} is in the transactions run {number} sealed, but no seal lists it"
-                        ),
-                    };
-                    push(problem.as_str(), Some(id), when.get(&id).copied(), detail);
-                }
-            }
-            for (month, entries) in &months_out {
-                let how = gone.get(month).copied().unwrap_or(MonthGone::Dropped);
-                if let Some((status, detail)) = how.finding(month, *entries) {
-                    problems += 1;
-                    push(status, None, None, detail);
-                }
-            }
-            // Auditing switched off: the table's changes are not reaching the log.
-            for row in s.run(TRIGGERS_OFF, &[relid.into()])? {
-                let relation: String = row.get(1)?.unwrap_or_default();
-                let trigger: String = row.get(2)?.unwrap_or_default();
-                let state: String = row.get(3)?.unwrap_or_default();
+            if !st.intact_digests || !link_ok || !verify::seal_intact(&st.prev, &st.seal, &st.hash)
+            {
                 problems += 1;
                 push(
-                    "disabled",
+                    "broken_seal",
                     None,
                     None,
                     format!(
-                        "audit trigger {trigger} on {relation} is {state}: changes to it are not logged meanwhile"
+                        "the seal of run {} for {} (transactions {}..{}) does not match its hash or the seal before it: the seals were changed",
+                        st.seal.run, st.seal.month, st.seal.lo, st.seal.hi
                     ),
                 );
             }
-            // Entries below the sealed horizon after this table's last seal: nobody sealed
-            // them, so they were written behind floe's back.
-            let tail_lo = prev.map(|(_, _, hi, _)| hi).unwrap_or(0);
-            if let Some(h) = horizon_xid.filter(|h| *h > tail_lo) {
-                if since.is_none() || !seals.is_empty() {
-                    for row in s.run(
-                        ENTRIES_OF_SEAL,
-                        &[
-                            relid.into(),
-                            tail_lo.to_string().into(),
-                            h.to_string().into(),
-                        ],
-                    )? {
-                        let r = entry_of(&row)?;
-                        problems += 1;
-                        push(
-                            Problem::Inserted.as_str(),
-                            Some(r.entry.id),
-                            Some(r.logged_at),
-                            format!(
-                                "entry {} is below the sealed horizon but no seal lists it",
-                                r.entry.id
-                            ),
-                        );
-                    }
-                }
+            prev = Some((st.seal.run, st.seal.lo, st.seal.hi, st.hash));
+        }
+        // The entries, run by run: each month's seal against the entries of that month in
+        // the run's range; entries of a month no seal of the run covers were inserted.
+        for run in seals.chunk_by(|a, b| a.seal.run == b.seal.run) {
+            let (lo, hi, number) = (run[0].seal.lo, run[0].seal.hi, run[0].seal.run);
+            let mut by_month: HashMap<String, Vec<(i64, Digest)>> = HashMap::new();
+            let mut when: HashMap<i64, TimestampWithTimeZone> = HashMap::new();
+            for row in s.run(
+                ENTRIES_OF_SEAL,
+                &[relid.into(), lo.to_string().into(), hi.to_string().into()],
+            )? {
+                let r = entry_of(&row)?;
+                when.insert(r.entry.id, r.logged_at);
+                by_month
+                    .entry(r.month)
+                    .or_default()
+                    .push((r.entry.id, record::digest(&r.entry)));
             }
-            let unsealed: i64 = s
-                .run(UNSEALED, &[relid.into(), horizon.clone().into()])?
-                .first()
-                .get::<i64>(1)?
-                .unwrap_or(0);
-            let retired_note = if expired > 0 {
-                format!(" ({expired} more in months retired by retention)")
-            } else {
-                String::new()
-            };
+            let mut findings = Vec::new();
+            for st in run {
+                let found = by_month.remove(&st.seal.month).unwrap_or_default();
+                match gone.get(&st.seal.month).filter(|_| found.is_empty()) {
+                    Some(MonthGone::Retired) => {
+                        expired += st.seal.entries.len();
+                        continue;
+                    }
+                    Some(MonthGone::Detached | MonthGone::Dropped) => {
+                        *months_out.entry(st.seal.month.clone()).or_insert(0) +=
+                            st.seal.entries.len();
+                        continue;
+                    }
+                    Some(MonthGone::Emptied) | None => {}
+                }
+                checked += st.seal.entries.len();
+                findings.extend(verify::compare(&st.seal.entries, &found));
+            }
+            for found in by_month.into_values() {
+                findings.extend(verify::compare(&[], &found));
+            }
+            findings.sort();
+            for (id, problem) in findings {
+                problems += 1;
+                let detail = match problem {
+                    Problem::Altered => {
+                        format!("entry {id} differs from what run {number} sealed")
+                    }
+                    Problem::Removed => {
+                        format!("entry {id}, sealed by run {number}, is gone from the log")
+                    }
+                    Problem::Inserted => format!(
+                        "entry {id} is in the transactions run {number} sealed, but no seal lists it"
+                    ),
+                };
+                push(problem.as_str(), Some(id), when.get(&id).copied(), detail);
+            }
+        }
+        for (month, entries) in &months_out {
+            let how = gone.get(month).copied().unwrap_or(MonthGone::Dropped);
+            if let Some((status, detail)) = how.finding(month, *entries) {
+                problems += 1;
+                push(status, None, None, detail);
+            }
+        }
+        // Auditing switched off: the table's changes are not reaching the log.
+        for row in s.run(TRIGGERS_OFF, &[relid.into()])? {
+            let relation: String = row.get(1)?.unwrap_or_default();
+            let trigger: String = row.get(2)?.unwrap_or_default();
+            let state: String = row.get(3)?.unwrap_or_default();
+            problems += 1;
             push(
-                if problems == 0 { "ok" } else { "tampered" },
+                "disabled",
                 None,
                 None,
                 format!(
-                    "{checked} entries in {} seals checked{retired_note}, {problems} problems; {unsealed} entries not sealed yet",
-                    seals.len()
+                    "audit trigger {trigger} on {relation} is {state}: changes to it are not logged meanwhile"
                 ),
             );
         }
-        Ok(out)
-    })
+        // Entries below the sealed horizon after this table's last seal: nobody sealed
+        // them, so they were written behind floe's back.
+        let tail_lo = prev.map(|(_, _, hi, _)| hi).unwrap_or(0);
+        if let Some(h) = horizon_xid.filter(|h| *h > tail_lo) {
+            if since.is_none() || !seals.is_empty() {
+                for row in s.run(
+                    ENTRIES_OF_SEAL,
+                    &[
+                        relid.into(),
+                        tail_lo.to_string().into(),
+                        h.to_string().into(),
+                    ],
+                )? {
+                    let r = entry_of(&row)?;
+                    problems += 1;
+                    push(
+                        Problem::Inserted.as_str(),
+                        Some(r.entry.id),
+                        Some(r.logged_at),
+                        format!(
+                            "entry {} is below the sealed horizon but no seal lists it",
+                            r.entry.id
+                        ),
+                    );
+                }
+            }
+        }
+        let unsealed: i64 = s
+            .run(UNSEALED, &[relid.into(), horizon.clone().into()])?
+            .first()
+            .get::<i64>(1)?
+            .unwrap_or(0);
+        let retired_note = if expired > 0 {
+            format!(" ({expired} more in months retired by retention)")
+        } else {
+            String::new()
+        };
+        push(
+            if problems == 0 { "ok" } else { "tampered" },
+            None,
+            None,
+            format!(
+                "{checked} entries in {} seals checked{retired_note}, {problems} problems; {unsealed} entries not sealed yet",
+                seals.len()
+            ),
+        );
+    }
+    Ok(out)
 }
 
 pub(super) const SEAL_BACKLOG: &str = "
@@ -325,7 +332,7 @@ SELECT (SELECT pg_catalog.count(*) FROM floe.audit_tables),
 /// `audit.sealing` (entries waiting long for their seal) and `audit.chain` (the newest
 /// seals, checked against the log: the full check is `floe.verify_audit()`).
 pub fn health_checks() -> Result<Vec<Check>, FloeError> {
-    let (tables, late, gone, off) = privileged::run(|s| {
+    let (tables, late, gone, off, findings) = privileged::run(|s| {
         let row = s.run(SEAL_BACKLOG, &[])?;
         let row = row.first();
         let (tables, late) = (
@@ -336,7 +343,12 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
         for row in s.run(CAPTURE_OFF, &[])? {
             off.extend(row.get::<String>(1)?);
         }
-        Ok((tables, late, months_gone(s)?, off))
+        // The newest seals (the last hour's) against the log; the full check is verify_audit.
+        let gone = months_gone(s)?;
+        let since =
+            crate::sqltypes::ts(crate::sqltypes::wall_clock() - 3600 * crate::sqltypes::SECOND);
+        let findings = verify_with(s, Some(since), &gone)?;
+        Ok((tables, late, gone, off, findings))
     })?;
     let capture = if off.is_empty() {
         Check::ok(
@@ -379,8 +391,6 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
             "Is the scheduler running floe.audit_seal? Run SELECT floe.audit_seal(); and look at floe.job_runs.",
         )
     };
-    let since = crate::sqltypes::ts(crate::sqltypes::wall_clock() - 3600 * crate::sqltypes::SECOND);
-    let findings = verify(Some(since))?;
     let bad: Vec<&Finding> = findings.iter().filter(|f| f.status == "tampered").collect();
     let chain = if !gone.is_empty() {
         Check {
