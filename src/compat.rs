@@ -59,6 +59,34 @@ pub fn set_in_this_transaction(name: &CStr) -> bool {
     }
 }
 
+/// The value of the string setting `name` (NULL when unset) and whether it was set in the
+/// current transaction, from one look-up of its GUC record (what `GetConfigOption` returns
+/// for a string, without searching a second time): the tenant context is read per statement.
+pub fn string_setting(name: &CStr) -> (*const std::ffi::c_char, bool) {
+    // SAFETY: reads of the backend's own GUC record, on its main thread; a string record's
+    // `variable` points at the current value (NULL or a string the GUC machinery owns).
+    unsafe {
+        let g = guc_record(name);
+        if g.is_null() {
+            return (std::ptr::null(), false);
+        }
+        let this_transaction = !(*g).stack.is_null();
+        if (*g).vartype != pg_sys::config_type::PGC_STRING {
+            return (
+                pg_sys::GetConfigOption(name.as_ptr(), true, false),
+                this_transaction,
+            );
+        }
+        let variable = (*(g as *mut pg_sys::config_string)).variable;
+        let value = if variable.is_null() {
+            std::ptr::null()
+        } else {
+            *variable as *const _
+        };
+        (value, this_transaction)
+    }
+}
+
 /// This backend's local transaction id: it identifies the current transaction (a new one
 /// gets a new number, with or without an xid assigned).
 pub fn local_transaction_id() -> u32 {

@@ -73,18 +73,13 @@ pub(super) fn token_required(message: String) -> FloeError {
 /// The tenant context of this transaction, parsed (and cached while it does not change).
 pub(super) fn read_context() -> Result<uuid::Uuid, ContextError> {
     gucs::with_tenant_setting(|name: &CStr| {
-        // SAFETY: GetConfigOption returns NULL or a string owned by the GUC machinery.
-        let raw = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+        let (raw, set_now) = crate::compat::string_setting(name);
+        // SAFETY: NULL or a string owned by the GUC machinery, read before anything can SET it.
         let raw = (!raw.is_null()).then(|| unsafe { CStr::from_ptr(raw) });
         let setting = name.to_str().unwrap_or("");
         let value = raw.map(|r| r.to_str().unwrap_or("\u{fffd}"));
         let id = CACHE.with(|c| c.borrow_mut().parse(setting, value))?;
-        let id = super::context::scope(
-            setting,
-            id,
-            crate::compat::set_in_this_transaction(name),
-            gucs::session_tenant(),
-        )?;
+        let id = super::context::scope(setting, id, set_now, gucs::session_tenant())?;
         // Roles registered for signed tokens: only the tenant a token verified in this
         // transaction counts (checked in the leader; parallel workers get its InitPlans).
         // SAFETY: a read of this backend's parallel worker number.
