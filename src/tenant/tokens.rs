@@ -27,8 +27,6 @@ SELECT k.id, k.key, (extract(epoch FROM k.retire_at))::int8
 const CURRENT_KEY: &str = "
 SELECT k.id, k.key FROM floe.tenant_token_keys k WHERE k.retire_at IS NULL ORDER BY k.id DESC LIMIT 1";
 
-const DATABASE: &str = "SELECT pg_catalog.current_database()::text";
-
 const ROTATE: &str = "
 WITH old AS (
     UPDATE floe.tenant_token_keys
@@ -67,17 +65,30 @@ fn refused(r: Refusal) -> FloeError {
     )
 }
 
+/// The name of this database (what a token's MAC binds), without a query.
+fn database_name() -> String {
+    // SAFETY: the catalog lookup of this backend's own database; a palloc'd copy.
+    unsafe {
+        let name = pg_sys::get_database_name(pg_sys::MyDatabaseId);
+        if name.is_null() {
+            return String::new();
+        }
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 /// Verifies `text` against this database's keys; the tenant it names.
 pub(super) fn verify(text: &str) -> Result<Uuid, FloeError> {
-    let (database, keys) = privileged::run(|s| {
-        let database: String = s.run(DATABASE, &[])?.first().get(1)?.unwrap_or_default();
+    let keys = privileged::run(|s| {
         let mut keys = Vec::new();
         for row in s.run(KEYS, &[])? {
             keys.extend(key_of(row.get(1)?, row.get(2)?, row.get(3)?));
         }
-        Ok((database, keys))
+        Ok(keys)
     })?;
-    token::verify(text, &database, &keys, now_secs()).map_err(refused)
+    token::verify(text, &database_name(), &keys, now_secs()).map_err(refused)
 }
 
 /// Records that a token verified `tenant` in the current transaction.
@@ -154,16 +165,13 @@ pub(super) fn mint(tenant: Uuid, seconds: i64) -> Result<String, FloeError> {
             "between 1 second and 24 hours",
         ));
     }
-    let (database, key) = privileged::run(|s| {
-        let database: String = s.run(DATABASE, &[])?.first().get(1)?.unwrap_or_default();
+    let key = privileged::run(|s| {
         let row = s.run(CURRENT_KEY, &[])?;
-        let key = if row.is_empty() {
-            None
-        } else {
-            let row = row.first();
-            key_of(row.get(1)?, row.get(2)?, None)
-        };
-        Ok((database, key))
+        if row.is_empty() {
+            return Ok(None);
+        }
+        let row = row.first();
+        Ok(key_of(row.get(1)?, row.get(2)?, None))
     })?;
     // The first mint makes the database's first key (none is made at install, so that a
     // restore's copy of the keys meets an empty table).
@@ -174,7 +182,12 @@ pub(super) fn mint(tenant: Uuid, seconds: i64) -> Result<String, FloeError> {
             return mint(tenant, seconds);
         }
     };
-    Ok(token::mint(&key, &database, tenant, now_secs() + seconds))
+    Ok(token::mint(
+        &key,
+        &database_name(),
+        tenant,
+        now_secs() + seconds,
+    ))
 }
 
 /// An interval argument in whole seconds (months count 30 days, as Postgres's own
