@@ -12,11 +12,12 @@
 //! - `floe.audit_append_only()` refuses UPDATE, DELETE and TRUNCATE on the log and its seals,
 //!   except for floe's own moves out of the default partition ([`internal`]).
 
-use super::capture::{invalidate_configs, log_change};
+use super::capture::{audit_key, invalidate_configs, log_change};
 use super::custody::{guard_months, is_internal};
 use super::examine::verify;
 use super::registry::{
-    classification_arg, ensure_log_set, target, COLUMNS, DELETE_TABLE, UPSERT_TABLE,
+    classification_arg, ensure_log_set, log_relid_for, names_of, target, COLUMNS, DELETE_TABLE,
+    UPSERT_TABLE,
 };
 use super::seal::seal;
 use crate::error::{ErrorReport, FloeError};
@@ -103,6 +104,10 @@ fn enable_audit(
             });
         }
         ensure_log_set(s)?;
+        // The redaction key exists before the first entry needs it.
+        audit_key(s)?;
+        let (schema, table) = names_of(s, oid)?;
+        let log_relid = log_relid_for(s, oid, &schema, &table)?;
         s.run(
             UPSERT_TABLE,
             &[
@@ -110,6 +115,7 @@ fn enable_audit(
                 redact.clone().into(),
                 classification.clone().into(),
                 s.caller.into(),
+                log_relid.into(),
             ],
         )?;
         Ok(t)

@@ -29,6 +29,9 @@ pub(super) struct TableConfig {
     pub(super) generation: u64,
     /// The audited table: the root of a partition tree, or the table itself.
     pub(super) root: pg_sys::Oid,
+    /// The relid its entries carry (`floe.audit_tables.log_relid`: its oid when auditing
+    /// began, kept through a restore).
+    pub(super) log_relid: pg_sys::Oid,
     pub(super) schema: String,
     pub(super) table: String,
     pub(super) atts: Vec<Att>,
@@ -103,7 +106,7 @@ pub(super) const TABLE_FACTS: &str = "
 SELECT a.redact, a.classification,
        (SELECT t.tenant_column::text FROM floe.tenant_tables t
          WHERE t.relid = a.relid AND t.via_column IS NULL),
-       n.nspname::text, c.relname::text
+       n.nspname::text, c.relname::text, a.log_relid
   FROM floe.audit_tables a
   JOIN pg_catalog.pg_class c ON c.oid = a.relid
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -121,7 +124,36 @@ SELECT a.attname::text
   JOIN pg_catalog.pg_attribute a ON a.attrelid = $1 AND a.attnum = k.attnum
  ORDER BY k.ord";
 
-pub(super) const AUDIT_KEY: &str = "SELECT k.key FROM floe.audit_key k";
+/// The database's redaction key, made on first use (by the first `enable_audit`: not by the
+/// install script, so that a restore brings the old key back without a conflict).
+pub(super) const AUDIT_KEY: &str = "
+WITH made AS (
+    INSERT INTO floe.audit_key (key)
+    SELECT pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+                             OPERATOR(pg_catalog.||) pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+                             OPERATOR(pg_catalog.||) pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 1, 32)
+     WHERE NOT EXISTS (SELECT 1 FROM floe.audit_key)
+    ON CONFLICT DO NOTHING
+    RETURNING key)
+SELECT made.key FROM made UNION ALL SELECT k.key FROM floe.audit_key k";
+
+/// The key, made if there is none yet (a second look when another transaction made it first).
+pub(super) fn audit_key(s: &mut Session<'_, '_>) -> Result<[u8; 32], FloeError> {
+    let mut key_bytes: Option<Vec<u8>> = s.run(AUDIT_KEY, &[])?.first().get::<Vec<u8>>(1)?;
+    if key_bytes.is_none() {
+        key_bytes = s
+            .run("SELECT k.key FROM floe.audit_key k", &[])?
+            .first()
+            .get::<Vec<u8>>(1)?;
+    }
+    key_bytes
+        .unwrap_or_default()
+        .try_into()
+        .map_err(|_| FloeError::Corrupted {
+            message: "floe.audit_key does not hold a 32-byte key".into(),
+            hint: "Restore floe.audit_key from a backup of this database.".into(),
+        })
+}
 
 pub(super) fn load_config(
     s: &mut Session<'_, '_>,
@@ -151,6 +183,7 @@ pub(super) fn load_config(
     let tenant_column: Option<String> = row.get(3)?;
     let schema: String = row.get(4)?.unwrap_or_default();
     let table: String = row.get(5)?.unwrap_or_default();
+    let log_relid: pg_sys::Oid = row.get(6)?.unwrap_or(root);
     let keys: Vec<String> = s
         .run(KEY_COLUMNS, &[relid.into()])?
         .map(|r| r.get::<String>(1).ok().flatten().unwrap_or_default())
@@ -193,6 +226,7 @@ pub(super) fn load_config(
     Ok(TableConfig {
         generation,
         root,
+        log_relid,
         schema,
         table,
         pk,
@@ -222,15 +256,7 @@ pub(super) fn config_for(
         crate::relcache::watch(oid);
     }
     let (key, t) = privileged::run(|s| {
-        let key_bytes: Vec<u8> = s
-            .run(AUDIT_KEY, &[])?
-            .first()
-            .get::<Vec<u8>>(1)?
-            .unwrap_or_default();
-        let key: [u8; 32] = key_bytes.try_into().map_err(|_| FloeError::Corrupted {
-            message: "floe.audit_key does not hold a 32-byte key".into(),
-            hint: "Restore floe.audit_key from a backup of this database.".into(),
-        })?;
+        let key = audit_key(s)?;
         Ok((key, Rc::new(load_config(s, relid, desc, generation)?)))
     })?;
     CACHE.with_borrow_mut(|c| {
@@ -516,7 +542,7 @@ pub(super) fn flush() -> Result<(), FloeError> {
         for group in pending.chunk_by(|a, b| a.cfg.root == b.cfg.root) {
             let cfg = &group[0].cfg;
             let mut args: Vec<pgrx::datum::DatumWithOid<'_>> = vec![
-                cfg.root.into(),
+                cfg.log_relid.into(),
                 cfg.schema.as_str().into(),
                 cfg.table.as_str().into(),
                 cfg.redact.clone().into(),

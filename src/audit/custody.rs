@@ -38,7 +38,8 @@ pub const LOG_SET: &str = "floe.audit_log";
 const OUT_OF_LOG: &str = "
 SELECT c.oid::regclass::text, c.xmin::text,
        (SELECT i.xmin::text FROM pg_catalog.pg_inherits i
-         WHERE i.inhrelid = c.oid AND i.inhdetachpending)
+         WHERE i.inhrelid = c.oid AND i.inhdetachpending),
+       c.oid
   FROM pg_catalog.pg_class c
  WHERE c.relnamespace = 'floe'::regnamespace AND c.relkind = 'r'
    AND c.relname ~ '^audit_log_'
@@ -86,7 +87,12 @@ pub(super) fn guard_months(event: &str) -> Result<(), FloeError> {
                             pg_sys::TransactionId::from_inner(x),
                         )
                     });
-                if written_now {
+                // A month created by this transaction (a restore in one transaction makes
+                // each month before it attaches it) has nothing sealed to lose.
+                let created_now = row
+                    .get::<pg_sys::Oid>(4)?
+                    .is_some_and(created_in_this_transaction);
+                if written_now && !created_now {
                     return Err(refused(&table, "detaching"));
                 }
             }
@@ -103,6 +109,21 @@ pub(super) fn guard_months(event: &str) -> Result<(), FloeError> {
             other.to_string(),
             "Expected ddl_command_end or sql_drop (the event triggers floe_audit_on_ddl and floe_audit_on_drop call this).",
         )),
+    }
+}
+
+/// Whether relation `oid` was created by the current transaction.
+fn created_in_this_transaction(oid: pg_sys::Oid) -> bool {
+    // SAFETY: a relcache lookup of a relation the caller just found in pg_class; the
+    // reference is released before returning.
+    unsafe {
+        let rel = pg_sys::RelationIdGetRelation(oid);
+        if rel.is_null() {
+            return false;
+        }
+        let created = (*rel).rd_createSubid != 0; // InvalidSubTransactionId
+        pg_sys::RelationClose(rel);
+        created
     }
 }
 

@@ -10,14 +10,24 @@ use crate::privileged::{self};
 use pgrx::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
-/// Every table with seals or auditing, and its name now (or that it was dropped).
+/// Every relid with seals or an audited table, and the table's name: now, for an audited
+/// table (entries carry `floe.audit_tables.log_relid`, not the table's oid, which a restore
+/// changes); otherwise as its last sealed entries spell it, for a table no longer audited.
 pub(super) const SEALED_TABLES: &str = "
 SELECT t.relid,
-       coalesce((SELECT c.oid::regclass::text FROM pg_catalog.pg_class c WHERE c.oid = t.relid),
-                'dropped table (oid ' || t.relid::text || ')')
+       coalesce((SELECT a.relid::text FROM floe.audit_tables a WHERE a.log_relid = t.relid),
+                (SELECT pg_catalog.format('%I.%I', l.schema_name, l.table_name)
+                        || CASE WHEN pg_catalog.to_regclass(pg_catalog.format('%I.%I', l.schema_name, l.table_name)) IS NULL
+                                THEN ' (dropped)' ELSE ' (no longer audited)' END
+                   FROM (SELECT s.lo, s.hi FROM floe.audit_seals s WHERE s.relid = t.relid
+                          ORDER BY s.run DESC LIMIT 1) s,
+                        floe.audit_log l
+                  WHERE l.relid = t.relid AND l.xid >= s.lo AND l.xid < s.hi
+                  ORDER BY l.id DESC LIMIT 1),
+                'dropped table (relid ' || t.relid::text || ')')
   FROM (SELECT DISTINCT s.relid FROM floe.audit_seals s
-        UNION SELECT a.relid::oid FROM floe.audit_tables a) t
- ORDER BY 1";
+        UNION SELECT a.log_relid FROM floe.audit_tables a) t
+ ORDER BY 2, 1";
 
 pub(super) const SEALS_OF: &str = "
 SELECT s.run, s.lo::text, s.hi::text, s.entry_ids, s.digests, s.prev_hash, s.hash,
@@ -69,7 +79,7 @@ fn months_gone(
 pub(super) const TRIGGERS_OFF: &str = "
 SELECT o.relation::text, o.trigger_name::text, o.state
   FROM floe.audit_tables a, floe.audit_triggers_off(a.relid) o
- WHERE a.relid::oid = $1";
+ WHERE a.log_relid = $1";
 
 /// Every registered table with an audit trigger that does not fire.
 pub(super) const CAPTURE_OFF: &str = "

@@ -4,6 +4,7 @@
 //! - `record.rs`: what an entry says (JSON of the changed columns, redaction) and its digest,
 //!   and the seal hash that chains a table's seals (pure);
 //! - `verify.rs`: what a comparison of seals and log concludes (pure);
+//! - `identity.rs`: the relid a table's entries carry, kept through a restore (pure);
 //! - `api.rs`: the SQL surface: the triggers, `floe.enable_audit`, the sealing job,
 //!   `floe.verify_audit`;
 //! - machinery: `capture.rs` (turning a row change into an entry and writing it),
@@ -15,6 +16,7 @@ mod api;
 mod capture;
 mod custody;
 mod examine;
+pub mod identity;
 pub mod record;
 mod registry;
 mod seal;

@@ -182,7 +182,8 @@ const CREATE_ARCHIVE_SET: &str = "
 SELECT pg_catalog.set_config('default_tablespace', '', true),
        floe.create_parent('floe.queue_archive', 'finished_at', part_interval => '1 month',
                           premake => 2, default_partition => true),
-       floe.set_retention('floe.queue_archive', '3 months', 'drop')";
+       floe.set_retention('floe.queue_archive', '3 months', 'drop'),
+       floe.complete_own_partitions()";
 
 /// The archive becomes a monthly partition set with the first queue (not in the install
 /// script: partitions made there would be extension members, which retention cannot drop and

@@ -112,8 +112,19 @@ pub fn wake_launcher() {
     if shared_ready() {
         // SAFETY: reads this backend's database id.
         let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
-        set_slot(dboid, |s| s.absent = false);
+        // A DROP EXTENSION earlier (in this session or another) held the scheduler off:
+        // CREATE EXTENSION ends that at once.
+        set_slot(dboid, |s| {
+            s.absent = false;
+            s.dropping_until = 0;
+        });
         WAKE.get().fetch_add(1, Ordering::SeqCst);
+        // Once more at commit: a scheduler started before the extension was visible found
+        // none and said so.
+        pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || {
+            set_slot(dboid, |s| s.absent = false);
+            WAKE.get().fetch_add(1, Ordering::SeqCst);
+        });
     }
 }
 
@@ -134,11 +145,14 @@ pub fn wake_local_scheduler_at_commit() {
     });
 }
 
-fn reload_config_if_asked() {
+/// Re-reads the configuration after a SIGHUP; true when it did.
+fn reload_config_if_asked() -> bool {
     if BackgroundWorker::sighup_received() {
         // SAFETY: the standard SIGHUP handling of a background worker.
         unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        return true;
     }
+    false
 }
 
 #[pg_guard]
@@ -151,7 +165,20 @@ pub extern "C-unwind" fn floe_launcher_main(_arg: pg_sys::Datum) {
     let mut last_scan: Option<Instant> = None;
     let mut warned_cap = false;
     while BackgroundWorker::wait_latch(Some(Duration::from_secs(1))) {
-        reload_config_if_asked();
+        // A reload may have changed floe.max_workers: follow it now, not at the next rescan.
+        let reloaded = reload_config_if_asked();
+        let cap = usize::try_from(gucs::max_workers()).unwrap_or(0);
+        if workers.len() > cap {
+            let mut running: Vec<u32> = workers.keys().copied().collect();
+            running.sort_unstable();
+            for dboid in running.split_off(cap) {
+                if let Some(w) = workers.remove(&dboid) {
+                    log!("floe launcher: floe.max_workers = {cap}: stopping the scheduler of database oid {dboid}");
+                    let _ = w.terminate();
+                }
+            }
+            warned_cap = false;
+        }
         let before = workers.len();
         // A worker that has not started yet is still ours: forgetting it would start a
         // second scheduler for the same database.
@@ -166,7 +193,7 @@ pub extern "C-unwind" fn floe_launcher_main(_arg: pg_sys::Datum) {
         let wake = WAKE.get().load(Ordering::SeqCst);
         let woken = wake != seen_wake;
         seen_wake = wake;
-        if !woken && !freed && last_scan.is_some_and(|t| t.elapsed() < RESCAN) {
+        if !woken && !freed && !reloaded && last_scan.is_some_and(|t| t.elapsed() < RESCAN) {
             continue;
         }
         last_scan = Some(Instant::now());
@@ -201,11 +228,10 @@ pub extern "C-unwind" fn floe_launcher_main(_arg: pg_sys::Datum) {
             if slot.is_some_and(|s| s.absent || s.dropping_until > now) {
                 continue;
             }
-            let cap = usize::try_from(gucs::max_workers()).unwrap_or(0);
             if workers.len() >= cap {
                 if !warned_cap {
                     log!(
-                        "floe launcher: floe.max_workers = {cap} reached; database \"{name}\" has no scheduler (raise floe.max_workers)"
+                        "floe launcher: floe.max_workers = {cap} reached; database \"{name}\" is not checked for floe and gets no scheduler (raise floe.max_workers)"
                     );
                     warned_cap = true;
                 }
@@ -451,39 +477,69 @@ unsafe fn drops_floe(stmt: *mut pg_sys::Node) -> bool {
     }
 }
 
-/// Before DROP DATABASE (of that database) or DROP EXTENSION floe (in this one), stops the
-/// database's scheduler and waits (up to 5 s) for it: a connected worker would make DROP
-/// DATABASE fail, and a running job would hold up DROP EXTENSION until it ends.
-fn stop_scheduler_before_dropdb(stmt: *mut pg_sys::Node) {
+/// The database CREATE DATABASE copies (its TEMPLATE option), if `stmt` is one that names it.
+///
+/// # Safety
+/// `stmt` must be a valid parse node.
+unsafe fn template_of(stmt: *mut pg_sys::Node) -> Option<pg_sys::Oid> {
+    unsafe {
+        if (*stmt).type_ != pg_sys::NodeTag::T_CreatedbStmt {
+            return None;
+        }
+        let create = stmt as *mut pg_sys::CreatedbStmt;
+        let options = pgrx::list::PgList::<pg_sys::DefElem>::from_pg((*create).options);
+        let template = options.iter_ptr().find(|d| {
+            !d.is_null()
+                && !(**d).defname.is_null()
+                && std::ffi::CStr::from_ptr((**d).defname).to_bytes() == b"template"
+        })?;
+        let name = pg_sys::defGetString(template);
+        let oid = pg_sys::get_database_oid(name, true);
+        (oid != pg_sys::InvalidOid).then_some(oid)
+    }
+}
+
+/// Before DROP DATABASE (of that database), CREATE DATABASE ... TEMPLATE (of the template) or
+/// DROP EXTENSION floe (in this one), stops the database's scheduler and waits (up to 5 s) for
+/// it: a connected worker would make DROP DATABASE and CREATE DATABASE fail, and a running
+/// job would hold up DROP EXTENSION until it ends. Returns the template's oid after stopping
+/// its scheduler for CREATE DATABASE (which the caller lets start again afterwards).
+fn stop_scheduler_before_dropdb(stmt: *mut pg_sys::Node) -> Option<u32> {
     // SAFETY: `stmt` is a valid parse node handed to ProcessUtility.
     unsafe {
         if stmt.is_null() {
-            return;
+            return None;
         }
-        let dboid = if (*stmt).type_ == pg_sys::NodeTag::T_DropdbStmt {
+        let template = template_of(stmt);
+        let (dboid, hold) = if (*stmt).type_ == pg_sys::NodeTag::T_DropdbStmt {
             let drop = stmt as *mut pg_sys::DropdbStmt;
-            pg_sys::get_database_oid((*drop).dbname, true)
+            (pg_sys::get_database_oid((*drop).dbname, true), 60)
+        } else if let Some(oid) = template {
+            // Held off while CREATE DATABASE starts copying; a scheduler started later waits
+            // for the copy on the database's lock, which is harmless.
+            (oid, 10)
         } else if drops_floe(stmt) {
-            pg_sys::MyDatabaseId
+            (pg_sys::MyDatabaseId, 60)
         } else {
-            return;
+            return None;
         };
         if dboid == pg_sys::InvalidOid {
-            return;
+            return None;
         }
         let dboid = dboid.to_u32();
         let pid = {
             let mut reg = REGISTRY.exclusive();
             match reg.slot_mut(dboid) {
                 Some(slot) => {
-                    slot.dropping_until = unix_secs() + 60;
+                    slot.dropping_until = unix_secs() + hold;
                     slot.pid
                 }
                 None => 0,
             }
         };
+        let template = template.map(|_| dboid);
         if pid <= 0 {
-            return;
+            return template;
         }
         libc_kill(pid, 15);
         for _ in 0..500 {
@@ -493,6 +549,16 @@ fn stop_scheduler_before_dropdb(stmt: *mut pg_sys::Node) {
             std::thread::sleep(Duration::from_millis(10));
             pg_sys::check_for_interrupts!();
         }
+        template
+    }
+}
+
+/// After CREATE DATABASE ... TEMPLATE: the template's scheduler may start again, and the new
+/// database (a copy of one with floe) gets its own.
+fn after_createdb(template: Option<u32>) {
+    if let Some(dboid) = template {
+        set_slot(dboid, |s| s.dropping_until = 0);
+        WAKE.get().fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -525,9 +591,11 @@ unsafe extern "C-unwind" fn floe_process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     unsafe {
-        if !pstmt.is_null() {
-            stop_scheduler_before_dropdb((*pstmt).utilityStmt);
-        }
+        let template = if pstmt.is_null() {
+            None
+        } else {
+            stop_scheduler_before_dropdb((*pstmt).utilityStmt)
+        };
         match PREV_UTILITY {
             Some(prev) => prev(
                 pstmt,
@@ -550,6 +618,7 @@ unsafe extern "C-unwind" fn floe_process_utility(
                 qc,
             ),
         }
+        after_createdb(template);
     }
 }
 
@@ -565,9 +634,11 @@ unsafe extern "C-unwind" fn floe_process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     unsafe {
-        if !pstmt.is_null() {
-            stop_scheduler_before_dropdb((*pstmt).utilityStmt);
-        }
+        let template = if pstmt.is_null() {
+            None
+        } else {
+            stop_scheduler_before_dropdb((*pstmt).utilityStmt)
+        };
         match PREV_UTILITY {
             Some(prev) => prev(pstmt, query_string, context, params, query_env, dest, qc),
             None => pg_sys::standard_ProcessUtility(
@@ -580,5 +651,6 @@ unsafe extern "C-unwind" fn floe_process_utility(
                 qc,
             ),
         }
+        after_createdb(template);
     }
 }

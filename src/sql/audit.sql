@@ -24,25 +24,26 @@ CREATE TABLE floe.audit_tables (
     redact         text[]      NOT NULL DEFAULT '{}',
     classification text[]      NOT NULL DEFAULT '{}',
     enabled_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    enabled_by     name        NOT NULL DEFAULT CURRENT_USER
+    enabled_by     name        NOT NULL DEFAULT CURRENT_USER,
+    -- The relid the table's entries and seals carry (and its chain hashes cover): its oid
+    -- when auditing began. It stays when a restore gives the table a new oid.
+    log_relid      oid         NOT NULL UNIQUE
 );
 COMMENT ON TABLE floe.audit_tables IS
-  'floe audit: the audited tables (floe.enable_audit), the columns logged only as a keyed BLAKE3 hash, and the classification stamped on their entries.';
+  'floe audit: the audited tables (floe.enable_audit), the columns logged only as a keyed BLAKE3 hash, and the classification stamped on their entries; log_relid is the relid their entries and seals carry (the table''s oid when auditing began, kept through dump and restore).';
 SELECT pg_catalog.pg_extension_config_dump('floe.audit_tables', '');
 GRANT SELECT ON floe.audit_tables TO PUBLIC;
 
 -- The database's key for redaction hashes (so a hash of a guessable value cannot be looked
--- up with another key). 256 bits from pg_strong_random(), through gen_random_uuid().
+-- up with another key). 256 bits from pg_strong_random(), through gen_random_uuid(), made by
+-- the first floe.enable_audit() (not here: a restore brings the old key back, and a
+-- database cloned from a template that never audited gets its own).
 CREATE TABLE floe.audit_key (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     key      bytea   NOT NULL CHECK (pg_catalog.length(key) = 32)
 );
-INSERT INTO floe.audit_key (key)
-SELECT pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
-                         || pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
-                         || pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 1, 32);
 COMMENT ON TABLE floe.audit_key IS
-  'floe audit: the key of the redaction hashes (readable by the extension''s owner only; never changes).';
+  'floe audit: the key of the redaction hashes, made by the first floe.enable_audit() (readable by the extension''s owner only; never changes; dump and restore keep it).';
 SELECT pg_catalog.pg_extension_config_dump('floe.audit_key', '');
 
 CREATE SEQUENCE floe.audit_log_id_seq AS bigint;
@@ -65,7 +66,9 @@ CREATE TABLE floe.audit_log (
     classification text[]
 ) PARTITION BY RANGE (logged_at);
 ALTER SEQUENCE floe.audit_log_id_seq OWNED BY floe.audit_log.id;
-CREATE INDEX audit_log_xid_idx ON floe.audit_log (xid);
+-- The months are ordinary tables that pg_dump dumps with their data: the ids go on after a
+-- restore. (The index on xid is made on each month by floe.complete_own_partitions().)
+SELECT pg_catalog.pg_extension_config_dump('floe.audit_log_id_seq', '');
 COMMENT ON TABLE floe.audit_log IS
   'floe audit: one entry per audited row change (and TRUNCATE), append-only, partitioned by month; sealed into a hash chain per table by floe.audit_seal(); check with floe.verify_audit().';
 GRANT SELECT ON floe.audit_log TO floe_auditor;
@@ -125,7 +128,7 @@ SELECT pg_catalog.pg_extension_config_dump('floe.audit_retired', '');
 GRANT SELECT ON floe.audit_retired TO floe_auditor;
 
 -- Append-only, for everyone: row triggers (cloned to every partition) and TRUNCATE triggers
--- (on every partition too: floe.audit_protect() adds them as partitions are attached).
+-- (on every partition too: floe.complete_own_partitions() adds them as months are made).
 CREATE TRIGGER floe_append_only BEFORE UPDATE OR DELETE ON floe.audit_log
     FOR EACH ROW EXECUTE FUNCTION floe.audit_append_only();
 CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON floe.audit_log
@@ -157,30 +160,6 @@ CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON floe.audit_retired
 ALTER TABLE floe.audit_retired ENABLE ALWAYS TRIGGER floe_append_only;
 ALTER TABLE floe.audit_retired ENABLE ALWAYS TRIGGER floe_append_only_truncate;
 
-CREATE FUNCTION floe.audit_protect() RETURNS integer
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $fn$
-DECLARE
-    part regclass;
-    n    integer := 0;
-BEGIN
-    FOR part IN
-        SELECT p.relid FROM pg_partition_tree('floe.audit_log'::regclass) p
-         WHERE p.isleaf
-           AND NOT EXISTS (SELECT 1 FROM pg_trigger t
-                            WHERE t.tgrelid = p.relid AND t.tgname = 'floe_append_only_truncate')
-    LOOP
-        EXECUTE format('CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON %s
-                        FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_append_only()', part);
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER floe_append_only_truncate', part);
-        n := n + 1;
-    END LOOP;
-    RETURN n;
-END
-$fn$;
-COMMENT ON FUNCTION floe.audit_protect() IS
-  'floe audit: adds the append-only TRUNCATE trigger to partitions of floe.audit_log that lack it (the event trigger floe_audit_on_ddl calls it); returns how many it protected.';
-REVOKE EXECUTE ON FUNCTION floe.audit_protect() FROM PUBLIC;
-
 CREATE FUNCTION floe.audit_on_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
 BEGIN
@@ -191,16 +170,10 @@ BEGIN
                  AND c.objid = 'floe.audit_log'::regclass) THEN
         PERFORM floe.audit_guard_months('ddl_command_end');
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
-                JOIN pg_inherits i ON i.inhrelid = c.objid OR i.inhparent = c.objid
-               WHERE c.classid = 'pg_class'::regclass
-                 AND i.inhparent = 'floe.audit_log'::regclass) THEN
-        PERFORM floe.audit_protect();
-    END IF;
 END
 $fn$;
 COMMENT ON FUNCTION floe.audit_on_ddl() IS
-  'Event trigger: refuses detaching a month of floe.audit_log (only floe''s retention retires months) and protects partitions created or attached under it (append-only TRUNCATE trigger).';
+  'Event trigger: refuses detaching a month of floe.audit_log (only floe''s retention retires months).';
 CREATE EVENT TRIGGER floe_audit_on_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
     EXECUTE FUNCTION floe.audit_on_ddl();
@@ -249,8 +222,8 @@ COMMENT ON FUNCTION floe.audit_triggers_off(regclass) IS
   'floe audit: the audit triggers of tbl (and the row trigger''s clones on its partitions) that do not fire: missing, disabled, or replica only; empty when auditing works.';
 
 -- The sealer: every minute, the entries of transactions that have ended.
-INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
-VALUES ('floe.audit_seal', '1 minute', 'SELECT floe.audit_seal()', true,
+INSERT INTO floe.jobs (jobid, name, schedule, command, builtin, next_run) OVERRIDING SYSTEM VALUE
+VALUES (-4, 'floe.audit_seal', '1 minute', 'SELECT floe.audit_seal()', true,
         pg_catalog.now() + interval '1 minute');
 
 -- Who may run what: sealing is the job's (and the owner's); verification is for auditors.

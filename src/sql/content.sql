@@ -72,6 +72,27 @@ COMMENT ON TABLE floe.content_policies IS
 INSERT INTO floe.content_policies
 VALUES (NULL, interval '0', interval '7 days', interval '30 days', 3, 19, interval '7 days', 1000);
 SELECT pg_catalog.pg_extension_config_dump('floe.content_policies', '');
+-- The global row is made here and dumped with the rest: restoring it (pg_restore's COPY)
+-- updates the one CREATE EXTENSION made instead of failing on the unique tenant.
+CREATE FUNCTION floe.content_policies_restore_global() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+    UPDATE floe.content_policies p
+       SET warm_after = NEW.warm_after, cold_after = NEW.cold_after,
+           archive_after = NEW.archive_after, cold_level = NEW.cold_level,
+           archive_level = NEW.archive_level, retrain_every = NEW.retrain_every,
+           retrain_min_rows = NEW.retrain_min_rows
+     WHERE p.tenant IS NULL;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION floe.content_policies_restore_global() IS
+  'floe content: trigger on floe.content_policies; the global policy (tenant NULL) inserted again (a restore) updates the existing one instead.';
+CREATE TRIGGER floe_restore_global BEFORE INSERT ON floe.content_policies
+    FOR EACH ROW WHEN (NEW.tenant IS NULL) EXECUTE FUNCTION floe.content_policies_restore_global();
 
 -- Columns whose bodies live in the store (floe.manage_content).
 CREATE TABLE floe.content_columns (
@@ -154,6 +175,6 @@ GRANT SELECT ON floe.content_columns TO PUBLIC;
 
 -- Maintenance: every minute, remove released bodies past the grace period, move a batch of
 -- bodies to the tier their last read calls for, and (re)train dictionaries that are due.
-INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
-VALUES ('floe.content_maintenance', '1 minute', 'SELECT floe.content_maintenance()', true,
+INSERT INTO floe.jobs (jobid, name, schedule, command, builtin, next_run) OVERRIDING SYSTEM VALUE
+VALUES (-6, 'floe.content_maintenance', '1 minute', 'SELECT floe.content_maintenance()', true,
         pg_catalog.now() + interval '1 minute');

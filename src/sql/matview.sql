@@ -149,6 +149,6 @@ CREATE EVENT TRIGGER floe_matview_on_ddl ON ddl_command_end
 
 -- The refresher: every 10 seconds, the views that are due (dirty past min_interval, due by
 -- refresh_every or beyond max_staleness); a clean view costs nothing.
-INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
-VALUES ('floe.refresh_due', '10 seconds', 'SELECT pg_catalog.count(*) FROM floe.refresh_due()', true,
+INSERT INTO floe.jobs (jobid, name, schedule, command, builtin, next_run) OVERRIDING SYSTEM VALUE
+VALUES (-5, 'floe.refresh_due', '10 seconds', 'SELECT pg_catalog.count(*) FROM floe.refresh_due()', true,
         pg_catalog.now() + interval '10 seconds');

@@ -173,7 +173,82 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'floe_run_maintenance';
 COMMENT ON PROCEDURE floe.run_maintenance(regclass, timestamptz) IS
   'floe partition manager: create partitions premake ahead, drain default partitions, apply retention; every set (or only parent) in its own transaction when CALLed outside a transaction block. as_of replaces now() (previews and tests).';
 
+-- floe's own partitioned tables (the audit log, the queue archive) keep no index on the
+-- parent: pg_dump would restore the parent's index with CREATE EXTENSION, every month's copy
+-- of it with the month, and the two would collide. Each month gets its own indexes here
+-- instead (and the audit log's months their append-only TRUNCATE trigger), made when a month
+-- is created or attached (event trigger floe_own_partitions); a restore brings them with the
+-- months.
+CREATE FUNCTION floe.complete_own_partitions() RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $fn$
+DECLARE
+    leaf record;
+    ix   record;
+    name text;
+    n    integer := 0;
+BEGIN
+    FOR leaf IN
+        SELECT r.parent, p.relid, c.relname, ns.nspname
+          FROM (VALUES ('floe.audit_log'), ('floe.queue_archive')) r(parent)
+          CROSS JOIN LATERAL pg_partition_tree(to_regclass(r.parent)) p
+          JOIN pg_class c ON c.oid = p.relid
+          JOIN pg_namespace ns ON ns.oid = c.relnamespace
+         WHERE p.isleaf
+         ORDER BY p.relid
+    LOOP
+        FOR ix IN
+            SELECT d.suffix, d.def
+              FROM (VALUES ('floe.audit_log', 'xid_idx', '(xid)'),
+                           ('floe.queue_archive', 'dead_idx', '(queue_id, finished_at) WHERE state = ''dead'''),
+                           ('floe.queue_archive', 'finished_idx', 'USING brin (finished_at) WITH (autosummarize = on)'),
+                           ('floe.queue_archive', 'id_idx', 'USING brin (id) WITH (autosummarize = on)')) d(parent, suffix, def)
+             WHERE d.parent = leaf.parent
+        LOOP
+            name := left(leaf.relname, 63 - length(ix.suffix) - 1) || '_' || ix.suffix;
+            IF to_regclass(format('%I.%I', leaf.nspname, name)) IS NULL THEN
+                EXECUTE format('CREATE INDEX %I ON %I.%I %s', name, leaf.nspname, leaf.relname, ix.def);
+                n := n + 1;
+            END IF;
+        END LOOP;
+        IF leaf.parent = 'floe.audit_log'
+           AND NOT EXISTS (SELECT 1 FROM pg_trigger t
+                            WHERE t.tgrelid = leaf.relid AND t.tgname = 'floe_append_only_truncate') THEN
+            EXECUTE format('CREATE TRIGGER floe_append_only_truncate BEFORE TRUNCATE ON %I.%I
+                            FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_append_only()', leaf.nspname, leaf.relname);
+            EXECUTE format('ALTER TABLE %I.%I ENABLE ALWAYS TRIGGER floe_append_only_truncate', leaf.nspname, leaf.relname);
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION floe.complete_own_partitions() IS
+  'floe: gives every month of floe.audit_log and floe.queue_archive the indexes the parent does not hand down (and the log''s months their append-only TRUNCATE trigger); the event trigger floe_own_partitions calls it; returns how many objects it made.';
+REVOKE EXECUTE ON FUNCTION floe.complete_own_partitions() FROM PUBLIC;
+
+CREATE FUNCTION floe.own_partitions_on_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+    -- pg_dump output (it starts with SET check_function_bodies = false) brings every month's
+    -- indexes and triggers itself: making them here would make its own statements fail.
+    IF current_setting('check_function_bodies') = 'off' THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+                JOIN pg_inherits i ON i.inhrelid = c.objid OR i.inhparent = c.objid
+               WHERE c.classid = 'pg_class'::regclass
+                 AND i.inhparent IN (to_regclass('floe.audit_log'), to_regclass('floe.queue_archive'))) THEN
+        PERFORM floe.complete_own_partitions();
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION floe.own_partitions_on_ddl() IS
+  'Event trigger: completes the months created or attached under floe.audit_log and floe.queue_archive (floe.complete_own_partitions()); stands aside while pg_dump output is restored.';
+CREATE EVENT TRIGGER floe_own_partitions ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION floe.own_partitions_on_ddl();
+
 -- Hourly, like pg_partman's background worker default.
-INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
-VALUES ('floe.partition_maintenance', '1 hour', 'CALL floe.run_maintenance()', true,
+INSERT INTO floe.jobs (jobid, name, schedule, command, builtin, next_run) OVERRIDING SYSTEM VALUE
+VALUES (-2, 'floe.partition_maintenance', '1 hour', 'CALL floe.run_maintenance()', true,
         pg_catalog.now() + interval '1 hour');

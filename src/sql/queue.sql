@@ -87,10 +87,8 @@ CREATE TABLE floe.queue_archive (
 ) PARTITION BY RANGE (finished_at);
 COMMENT ON TABLE floe.queue_archive IS
   'floe queue: finished jobs (completed, dead, cancelled), partitioned by month; read floe.finished_jobs and floe.dead_letters.';
-CREATE INDEX queue_archive_dead_idx ON floe.queue_archive (queue_id, finished_at) WHERE state = 'dead';
-CREATE INDEX queue_archive_finished_idx ON floe.queue_archive USING brin (finished_at)
-    WITH (autosummarize = on);
-CREATE INDEX queue_archive_id_idx ON floe.queue_archive USING brin (id) WITH (autosummarize = on);
+-- Its indexes are made on each month (floe.complete_own_partitions(): dead letters by queue
+-- and time, BRIN on finished_at and id), not on the parent: see partition.sql.
 
 -- Fair queues: the next virtual start of each tenant's jobs, per tier.
 CREATE TABLE floe.queue_clocks (
@@ -187,6 +185,6 @@ GRANT SELECT ON floe.queue_settings, floe.queued_jobs, floe.finished_jobs, floe.
                 floe.queue_metrics TO PUBLIC;
 
 -- Every minute: return expired jobs, dead-letter those out of attempts, record metrics.
-INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
-VALUES ('floe.queue_maintenance', '1 minute', 'SELECT floe.queue_maintenance()', true,
+INSERT INTO floe.jobs (jobid, name, schedule, command, builtin, next_run) OVERRIDING SYSTEM VALUE
+VALUES (-3, 'floe.queue_maintenance', '1 minute', 'SELECT floe.queue_maintenance()', true,
         pg_catalog.now() + interval '1 minute');

@@ -26,7 +26,35 @@ CREATE TABLE floe.jobs (
 COMMENT ON TABLE floe.jobs IS
   'floe scheduler: one row per job (built-in maintenance and users'' SQL), with its next run and last result.';
 CREATE INDEX jobs_due_idx ON floe.jobs (next_run) WHERE enabled;
-SELECT pg_catalog.pg_extension_config_dump('floe.jobs', 'WHERE NOT builtin');
+-- Every job is dumped, the built-in ones too (their settings: alter_job); restoring a built-in
+-- job updates the one CREATE EXTENSION made (floe.jobs_restore_builtin below). Built-in jobs
+-- have fixed negative ids, users' jobs ids from the identity, which is dumped too.
+SELECT pg_catalog.pg_extension_config_dump('floe.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('floe.jobs_jobid_seq', '');
+
+-- A built-in job inserted when one of that name exists (pg_restore's COPY, a plain dump's
+-- COPY): its settings and state go to the existing row, which keeps the command and id of
+-- the installed version.
+CREATE FUNCTION floe.jobs_restore_builtin() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+    UPDATE floe.jobs j
+       SET schedule = NEW.schedule, max_runtime = NEW.max_runtime, retries = NEW.retries,
+           retry_backoff = NEW.retry_backoff, overlap = NEW.overlap, enabled = NEW.enabled,
+           next_run = NEW.next_run, anchor = NEW.anchor, attempt = NEW.attempt,
+           last_start = NEW.last_start, last_finish = NEW.last_finish,
+           last_status = NEW.last_status, last_error = NEW.last_error
+     WHERE j.name = NEW.name AND j.builtin;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION floe.jobs_restore_builtin() IS
+  'floe scheduler: trigger on floe.jobs; a built-in job inserted again (a restore) updates the installed one''s settings instead.';
+CREATE TRIGGER floe_restore_builtin BEFORE INSERT ON floe.jobs
+    FOR EACH ROW WHEN (NEW.builtin) EXECUTE FUNCTION floe.jobs_restore_builtin();
 
 CREATE TABLE floe.job_runs (
     runid        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -70,6 +98,6 @@ CREATE POLICY job_runs_own ON floe.job_runs
 GRANT SELECT, INSERT, UPDATE, DELETE ON floe.jobs, floe.job_runs TO PUBLIC;
 
 -- Built-in jobs are rows like any other: visible, pausable and retimable with alter_job.
-INSERT INTO floe.jobs (name, schedule, command, builtin, next_run)
-VALUES ('floe.prune_job_history', '1 hour', 'SELECT floe.prune_job_history()', true,
+INSERT INTO floe.jobs (jobid, name, schedule, command, builtin, next_run) OVERRIDING SYSTEM VALUE
+VALUES (-1, 'floe.prune_job_history', '1 hour', 'SELECT floe.prune_job_history()', true,
         pg_catalog.now() + interval '1 hour');
