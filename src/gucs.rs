@@ -27,6 +27,8 @@ static MATVIEW_HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 2
 static CONTENT_GC_GRACE: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
 static CONTENT_TIER_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static HEALTH_IDLE_IN_TRANSACTION: GucSetting<i32> = GucSetting::<i32>::new(300);
+static HEALTH_XMIN_AGE: GucSetting<i32> = GucSetting::<i32>::new(900);
 
 /// Registers every floe setting. Called once from `_PG_init`.
 pub fn init() {
@@ -113,6 +115,27 @@ transaction; a smaller batch keeps the job short.",
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
+        c"floe.health_idle_in_transaction",
+        c"How long a session may sit idle in a transaction before floe.health() reports it.",
+        c"server.idle_in_transaction warns from this age and is critical from 12 times it.",
+        &HEALTH_IDLE_IN_TRANSACTION,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"floe.health_xmin_age",
+        c"How old the oldest snapshot may be before floe.health() reports it.",
+        c"server.xmin_horizon warns when a transaction holding back VACUUM began longer ago than \
+this, and is critical from 16 times it.",
+        &HEALTH_XMIN_AGE,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
         c"floe.max_workers",
         c"Most floe scheduler workers (one per database) the launcher starts.",
         c"Databases beyond the cap get no scheduler; the launcher logs which. Each worker also takes a max_worker_processes slot.",
@@ -197,6 +220,14 @@ pub fn partition_drain_batch() -> i32 {
 }
 
 /// `floe.max_workers`.
+pub fn health_idle_in_transaction_secs() -> i32 {
+    HEALTH_IDLE_IN_TRANSACTION.get()
+}
+
+pub fn health_xmin_age_secs() -> i32 {
+    HEALTH_XMIN_AGE.get()
+}
+
 pub fn max_workers() -> i32 {
     MAX_WORKERS.get()
 }

@@ -1,10 +1,14 @@
 //! Health and inventory: `floe.version()` and `floe.health()`.
 //!
 //! `checks.rs` decides what the facts mean (pure); `api.rs` gathers the facts from the
-//! catalog and returns the rows. Other modules contribute checks as they land.
+//! catalog and returns the rows. Other modules contribute checks as they land. `server.rs`
+//! (pure) and `server_facts.rs` are the connection checks: connections in use, sessions idle in
+//! a transaction, the xmin horizon.
 
 mod api;
 pub mod checks;
+pub mod server;
+mod server_facts;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
