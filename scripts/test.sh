@@ -15,7 +15,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 floe_is_root || die "run this as root: it installs packages and the extension (the servers it starts run as $FLOE_OS_USER)"
-ensure_toolchain
+# pgbouncer and psycopg: the pooler test (pg_test/tests/pgbouncer.sh) runs Debian's pgbouncer
+# as the cluster user, with clients in Debian's python3.
+ensure_toolchain pgbouncer python3-psycopg
 use_test_prefix
 cd "$FLOE_ROOT"
 
