@@ -70,7 +70,12 @@ impl<'conn> Session<'_, 'conn> {
                 stmt
             }
         };
-        Ok(self.client.update(&*stmt, None, args)?)
+        // Every statement is prepared as mutating (prepare_mut: run with read_only = false,
+        // seeing the transaction's own writes); select() runs it without pgrx's update()'s
+        // first step, asking for a transaction id. A write gets one when it writes; a read
+        // stays a read: a read-only transaction through floe writes no commit record, and
+        // works on a hot standby, where asking for an id is an error.
+        Ok(self.client.select(&*stmt, None, args)?)
     }
 
     /// Creates something once per database: when `exists` (a statement returning one
@@ -135,12 +140,19 @@ fn extension_owner() -> Result<pg_sys::Oid, FloeError> {
     {
         return Ok(owner);
     }
-    let owner = Spi::get_one::<pg_sys::Oid>(
+    let owner = Spi::connect(|client| {
         // Run as the caller under the caller's search_path: the operator is spelled out so
-        // that no `=` of the caller's schemas can answer instead.
-        "SELECT extowner FROM pg_catalog.pg_extension
-          WHERE extname OPERATOR(pg_catalog.=) 'floe'::pg_catalog.name",
-    )?
+        // that no `=` of the caller's schemas can answer instead. (A read: no transaction id.)
+        client
+            .select(
+                "SELECT extowner FROM pg_catalog.pg_extension
+                  WHERE extname OPERATOR(pg_catalog.=) 'floe'::pg_catalog.name",
+                Some(1),
+                &[],
+            )?
+            .first()
+            .get::<pg_sys::Oid>(1)
+    })?
     .ok_or_else(|| FloeError::WrongState {
         message: "extension floe is not installed in this database".into(),
         hint: "CREATE EXTENSION floe;".into(),
@@ -223,4 +235,30 @@ fn run_as_owner<T>(
         pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
     }
     out
+}
+
+/// Whether this server is a hot standby (recovery in progress): only reads work there.
+pub fn in_recovery() -> bool {
+    // SAFETY: reads shared recovery state.
+    unsafe { pg_sys::RecoveryInProgress() }
+}
+
+/// Runs a utility statement (floe's `SET LOCAL` of the tenant context) through SPI without
+/// asking for a transaction id, as pgrx's `Spi::run` does: a read-only transaction that sets
+/// its tenant stays read-only (no xid, no commit record to flush) and works on a standby.
+pub fn run_utility(sql: &str) -> Result<(), FloeError> {
+    let text = std::ffi::CString::new(sql).map_err(|_| FloeError::Internal {
+        message: "a statement with a NUL byte".into(),
+    })?;
+    Spi::connect(|_client| {
+        // SAFETY: inside an SPI connection (pgrx finishes it); read_only = false, so the
+        // statement may be a utility command; an ERROR unwinds through pgrx's guard.
+        let rc = unsafe { pg_sys::SPI_execute(text.as_ptr(), false, 0) };
+        if rc < 0 {
+            return Err(FloeError::Internal {
+                message: format!("SPI_execute returned {rc} for a utility statement"),
+            });
+        }
+        Ok(())
+    })
 }

@@ -66,3 +66,11 @@ SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'floe'::regnamespace)
      + (SELECT count(*) FROM pg_proc WHERE pronamespace = 'floe'::regnamespace) AS objects_left;
 CREATE EXTENSION floe;
 SELECT floe.version() IS NOT NULL AS back;
+-- Reading through floe takes no transaction id (a read-only transaction writes no commit
+-- record, and works on a hot standby): setting a tenant, health, inventory.
+BEGIN;
+SELECT floe.set_tenant('00000000-0000-0000-0000-00000000abcd');
+SELECT count(*) > 0 AS checks FROM floe.health();
+SELECT count(*) AS rows FROM floe.inventory();
+SELECT pg_current_xact_id_if_assigned() IS NULL AS no_xid;
+COMMIT;

@@ -104,7 +104,13 @@ fn gather() -> Result<Vec<Check>, FloeError> {
                 loaded_at_start,
                 listed_for_next_start,
             }),
-            checks::scheduler_check(&database, workers, loaded_at_start),
+            checks::standby_check(crate::privileged::in_recovery()),
+            checks::scheduler_check(
+                &database,
+                workers,
+                loaded_at_start,
+                crate::privileged::in_recovery(),
+            ),
         ])
     })
     .and_then(|mut core| {

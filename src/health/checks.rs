@@ -185,8 +185,34 @@ pub fn preload_check(facts: PreloadFacts) -> Check {
 }
 
 /// `scheduler.running`: whether a floe scheduler worker serves this database.
-pub fn scheduler_check(database: &str, workers: i64, loaded_at_start: bool) -> Check {
+/// `core.standby`: whether this server is a primary or a hot standby, and what holds there.
+pub fn standby_check(in_recovery: bool) -> Check {
+    const NAME: &str = "core.standby";
+    if in_recovery {
+        Check::ok(
+            NAME,
+            "a hot standby: floe's data reads here as replayed from the primary (content, views, isolation); no floe worker runs until it is promoted, and the job, queue and maintenance checks describe the primary's state as of the last replay".into(),
+        )
+    } else {
+        Check::ok(NAME, "a primary: floe's workers and writes run here".into())
+    }
+}
+
+/// `scheduler.running`: a scheduler worker serves the database (on a standby none should:
+/// it starts when the standby is promoted).
+pub fn scheduler_check(
+    database: &str,
+    workers: i64,
+    loaded_at_start: bool,
+    in_recovery: bool,
+) -> Check {
     const NAME: &str = "scheduler.running";
+    if in_recovery {
+        return Check::ok(
+            NAME,
+            format!("a hot standby: the scheduler of \"{database}\" starts when it is promoted"),
+        );
+    }
     if workers > 0 {
         return Check::ok(
             NAME,
@@ -273,8 +299,13 @@ mod tests {
 
     #[test]
     fn scheduler_check_states() {
-        assert_eq!(scheduler_check("oltp", 1, true).status, Status::Ok);
-        let off = scheduler_check("oltp", 0, false);
+        assert_eq!(scheduler_check("oltp", 1, true, false).status, Status::Ok);
+        let standby = scheduler_check("oltp", 0, true, true);
+        assert_eq!(standby.status, Status::Ok);
+        assert!(standby.detail.contains("starts when it is promoted"));
+        assert!(standby_check(true).detail.starts_with("a hot standby"));
+        assert!(standby_check(false).detail.starts_with("a primary"));
+        let off = scheduler_check("oltp", 0, false, false);
         assert_eq!(off.status, Status::Warn);
         let hint = off.hint.unwrap();
         assert!(hint.contains("shared_preload_libraries") && hint.contains("run_due_jobs"));

@@ -39,7 +39,7 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
         .into());
     }
     let stmt = set_statement(local, &to_uuid(tenant).to_string())?;
-    Spi::run(&stmt).map_err(FloeError::from)?;
+    crate::privileged::run_utility(&stmt)?;
     Ok(())
 }
 
@@ -50,7 +50,7 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
 fn set_tenant_token(token: Option<&str>) -> Result<Option<pgrx::Uuid>, ErrorReport> {
     let tenant = tokens::verify(token.unwrap_or(""))?;
     let stmt = set_statement(true, &tenant.to_string())?;
-    Spi::run(&stmt).map_err(FloeError::from)?;
+    crate::privileged::run_utility(&stmt)?;
     tokens::record_verified(tenant);
     Ok(Some(to_pg(tenant)))
 }
@@ -93,7 +93,7 @@ fn tenant_token_roles_changed<'a>(
 fn clear_tenant(local: default!(Option<bool>, true)) -> Result<(), ErrorReport> {
     let local = required(local, "local")?;
     let stmt = set_statement(local, "")?;
-    Spi::run(&stmt).map_err(FloeError::from)?;
+    crate::privileged::run_utility(&stmt)?;
     Ok(())
 }
 
