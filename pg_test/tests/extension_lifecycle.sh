@@ -14,6 +14,10 @@ qd eco "CREATE EXTENSION floe"
 wait_for 5 "eco has its scheduler" qd postgres "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'eco'"
 
 echo "# DROP EXTENSION, CREATE EXTENSION"
+expect_match "$(qd eco "BEGIN; DROP EXTENSION floe CASCADE; SELECT 1/0; COMMIT" 2>&1 || true)" "division by zero" \
+    "a DROP EXTENSION that rolls back (an error after it)"
+wait_for 2 "its scheduler is back within 2 s" \
+    qd postgres "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'eco'"
 qd eco "DROP EXTENSION floe CASCADE"
 wait_for 5 "the scheduler leaves with the extension" qd postgres "SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'eco'"
 qd eco "CREATE EXTENSION floe"

@@ -519,6 +519,12 @@ fn stop_scheduler_before_dropdb(stmt: *mut pg_sys::Node) -> Option<u32> {
             // for the copy on the database's lock, which is harmless.
             (oid, 10)
         } else if drops_floe(stmt) {
+            // A DROP EXTENSION rolled back lets the scheduler return at once.
+            let dboid = pg_sys::MyDatabaseId.to_u32();
+            pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, move || {
+                set_slot(dboid, |s| s.dropping_until = 0);
+                WAKE.get().fetch_add(1, Ordering::SeqCst);
+            });
             (pg_sys::MyDatabaseId, 60)
         } else {
             return None;
