@@ -42,7 +42,7 @@ unsafe fn guc_record(name: &CStr) -> *mut pg_sys::config_generic {
     }
     #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
     {
-        pg_sys::find_option(name.as_ptr(), false, true, pg_sys::ERROR as i32)
+        pg_sys::find_option(name.as_ptr(), false, true, pgrx::PgLogLevel::ERROR as i32)
     }
 }
 
@@ -104,5 +104,67 @@ pub fn local_transaction_id() -> u32 {
         {
             (*proc_).vxid.lxid
         }
+    }
+}
+
+/// Attribute `i` of a tuple descriptor (`TupleDescAttr`): an array field up to 17; from 18 the
+/// attributes follow the compact ones, behind Postgres's inline function.
+///
+/// # Safety
+/// `desc` is a valid tuple descriptor and `i` < its `natts`.
+pub unsafe fn tuple_desc_attr<'a>(
+    desc: pg_sys::TupleDesc,
+    i: usize,
+) -> &'a pg_sys::FormData_pg_attribute {
+    #[cfg(not(feature = "pg18"))]
+    {
+        // SAFETY: the caller's contract.
+        unsafe { &*(*desc).attrs.as_ptr().add(i) }
+    }
+    #[cfg(feature = "pg18")]
+    {
+        // SAFETY: the caller's contract.
+        unsafe { &*pg_sys::TupleDescAttr(desc, i as i32) }
+    }
+}
+
+/// Installs a signal handler the way the backend does (`pqsignal`, `pqsignal_be` from 18).
+///
+/// # Safety
+/// Called on the backend's main thread, with a handler safe to run as a signal handler.
+pub unsafe fn install_signal_handler(
+    signo: i32,
+    handler: unsafe extern "C-unwind" fn(std::ffi::c_int),
+) {
+    #[cfg(not(feature = "pg18"))]
+    // SAFETY: the caller's contract.
+    unsafe {
+        pg_sys::pqsignal(signo, Some(handler));
+    }
+    #[cfg(feature = "pg18")]
+    // SAFETY: the caller's contract.
+    unsafe {
+        pg_sys::pqsignal_be(signo, Some(handler));
+    }
+}
+
+/// `PortalRun` to completion into `dest` (its `run_once` argument went away in 18).
+///
+/// # Safety
+/// `portal` was started with `PortalStart`; `dest` and `qc` are valid.
+pub unsafe fn portal_run(
+    portal: pg_sys::Portal,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    #[cfg(not(feature = "pg18"))]
+    // SAFETY: the caller's contract.
+    unsafe {
+        pg_sys::PortalRun(portal, std::ffi::c_long::MAX, true, true, dest, dest, qc);
+    }
+    #[cfg(feature = "pg18")]
+    // SAFETY: the caller's contract.
+    unsafe {
+        pg_sys::PortalRun(portal, std::ffi::c_long::MAX, true, dest, dest, qc);
     }
 }

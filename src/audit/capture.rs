@@ -68,13 +68,7 @@ thread_local! {
     static CACHE: RefCell<Option<Cache>> = const { RefCell::new(None) };
 }
 
-/// SAFETY: `i` < natts of `desc`.
-unsafe fn tuple_desc_attr<'a>(
-    desc: pg_sys::TupleDesc,
-    i: usize,
-) -> &'a pg_sys::FormData_pg_attribute {
-    &*(*desc).attrs.as_ptr().add(i)
-}
+use crate::compat::tuple_desc_attr;
 
 pub(super) fn name_str(n: &pg_sys::NameData) -> &str {
     // SAFETY: NameData is NUL-terminated within its 64 bytes.

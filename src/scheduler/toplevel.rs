@@ -71,15 +71,7 @@ pub fn run_top_level(sql: &str, lock_timeout_ms: i32) -> Result<(), String> {
             pg_sys::PortalStart(portal, std::ptr::null_mut(), 0, std::ptr::null_mut());
             let dest = pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestNone);
             let mut qc: pg_sys::QueryCompletion = std::mem::zeroed();
-            pg_sys::PortalRun(
-                portal,
-                std::ffi::c_long::MAX,
-                true,
-                true,
-                dest,
-                dest,
-                &mut qc,
-            );
+            crate::compat::portal_run(portal, dest, &mut qc);
             pg_sys::PortalDrop(portal, false);
             pg_sys::CommitTransactionCommand();
             Ok(())

@@ -287,7 +287,7 @@ pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
     // handler makes the next interrupt check exit, where pgrx's would wait for the job.
     // SAFETY: installing the standard backend handler; signals are unblocked by pgrx above.
     unsafe {
-        pg_sys::pqsignal(15, Some(postgres_die));
+        crate::compat::install_signal_handler(15, postgres_die);
     }
     let dboid = arg.value() as u32;
     IS_SCHEDULER.store(true, std::sync::atomic::Ordering::Relaxed);
