@@ -38,12 +38,13 @@ stage() {
     echo "$work"
 }
 
-# pg_regress's per-test lines end in "... ok" or "... FAILED"; count them.
+# pg_regress's per-test lines end in "... ok" or "... FAILED" (up to PostgreSQL 15), or are
+# TAP lines "ok N - name" / "not ok N - name" (16 on); count them.
 count_and_record() {
     local layer=$1 out=$2 work=$3
     local passed failed
-    passed=$(grep -cE '\.\.\. ok' "$out" || true)
-    failed=$(grep -cE '\.\.\. FAILED|failed \(ignored\)' "$out" || true)
+    passed=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' "$out" || true)
+    failed=$(grep -cE '\.\.\. FAILED|failed \(ignored\)|^not ok [0-9]+ ' "$out" || true)
     if [ "$failed" -gt 0 ] || ! grep -qE 'All [0-9]+ tests passed' "$out"; then
         [ -f "$work/out/regression.diffs" ] && cat "$work/out/regression.diffs"
         # Keep the actual output for review (gitignored): pg_test/results/<layer>/

@@ -107,6 +107,10 @@ pub fn local_transaction_id() -> u32 {
     }
 }
 
+/// Whether a partitioned table's identity columns are its partitions' too (PostgreSQL 17 on):
+/// a table attached as a partition must then have no identity of its own.
+pub const PARTITIONS_SHARE_IDENTITY: bool = cfg!(any(feature = "pg17", feature = "pg18"));
+
 /// Attribute `i` of a tuple descriptor (`TupleDescAttr`): an array field up to 17; from 18 the
 /// attributes follow the compact ones, behind Postgres's inline function.
 ///

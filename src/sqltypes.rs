@@ -200,8 +200,15 @@ pub fn micros_of(i: Option<Interval>) -> Option<Micros> {
     i.map(|i| i.as_micros().clamp(0, i64::MAX as i128) as Micros)
 }
 
+/// An interval of `us` microseconds (all in its time part, as `make_interval(secs => …)`
+/// gives), built directly: pgrx's `from_micros` goes through a float and `make_interval`,
+/// which from PostgreSQL 17 refuses what is near the range's end ("interval out of range").
 pub fn interval(us: Micros) -> Interval {
-    Interval::from_micros(us)
+    match Interval::new(0, 0, us) {
+        Ok(i) => i,
+        // (Only a month count of another sign than the rest is refused: none here.)
+        Err(_) => Interval::from_micros(0),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

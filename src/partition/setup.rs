@@ -408,26 +408,37 @@ pub(super) fn convert(
             "CREATE TABLE {new} (LIKE {old} INCLUDING ALL) PARTITION BY RANGE ({col})"
         ))?;
         // Identity columns continue from where the old table's sequences are.
-        let identities: Vec<(String, String)> = Spi::connect(|client| {
+        let identities: Vec<(String, String, String)> = Spi::connect(|client| {
             let mut out = Vec::new();
             for row in client.select(
-                "SELECT pg_catalog.pg_get_serial_sequence($1, attname), pg_catalog.pg_get_serial_sequence($2, attname)
+                "SELECT pg_catalog.pg_get_serial_sequence($1, attname), pg_catalog.pg_get_serial_sequence($2, attname),
+                        attname::text
                    FROM pg_catalog.pg_attribute
                   WHERE attrelid = $3 AND attidentity <> '' AND NOT attisdropped",
                 None,
                 &[old.as_str().into(), new.as_str().into(), table.oid.into()],
             )? {
-                if let (Some(a), Some(b)) = (row.get::<String>(1)?, row.get::<String>(2)?) {
-                    out.push((a, b));
+                if let (Some(a), Some(b), Some(c)) =
+                    (row.get::<String>(1)?, row.get::<String>(2)?, row.get::<String>(3)?)
+                {
+                    out.push((a, b, c));
                 }
             }
             Ok::<_, FloeError>(out)
         })?;
-        for (from, to) in identities {
+        for (from, to, column) in identities {
             Spi::run(&format!(
                 "SELECT pg_catalog.setval({}, last_value, is_called) FROM {from}",
                 ql(&to)
             ))?;
+            if crate::compat::PARTITIONS_SHARE_IDENTITY {
+                // From PostgreSQL 17 a partition takes its parent's identity and may not
+                // bring its own: the old table's goes (its sequence went over above).
+                Spi::run(&format!(
+                    "ALTER TABLE {old} ALTER COLUMN {} DROP IDENTITY",
+                    qi(&column)
+                ))?;
+            }
         }
         Spi::run(&format!("ALTER TABLE {new} ATTACH PARTITION {old} DEFAULT"))?;
         // Foreign keys the table had: on the parent too (the partition's own is adopted).
