@@ -10,7 +10,12 @@
 #   5. calendar            the regress suites, the isolation specs, the partition, queue and
 #                          scheduler scenarios and pg_test/calendar/edge.sh, each with the
 #                          servers' clock moved to just before a calendar edge (CALENDAR_POINTS)
-# Usage: pg_test/run.sh [regress|isolation|scenarios|security|calendar]... (default: all). Writes
+#   major          (for PostgreSQL 16 and 18) the regress suites, the upgrade and platform
+#                  scenarios, labelled with the major
+#   major-upgrade  pg_test/majors/major_upgrade.sh: pg_upgrade from FLOE_PG_BIN to
+#                  FLOE_NEW_PG_BIN
+# Usage: pg_test/run.sh [regress|isolation|scenarios|security|calendar|major|major-upgrade]...
+# (default: the first five). Writes
 # "<layer> <passed> <failed>" lines to $FLOE_COUNTS when that is set.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -163,6 +168,17 @@ for layer in "${LAYERS[@]}"; do
     scenarios) run_scenarios ;;
     security) run_scenarios security "$HERE"/security/*.sh ;;
     calendar) run_calendar ;;
+    major)
+        # Another major than 15: the suites with the same expected files, the upgrade from
+        # every kept release and the reference platform.
+        major=$("$FLOE_PG_BIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+        run_regress "regress-pg$major"
+        run_scenarios "scenarios-pg$major" "$HERE/tests/upgrade.sh" "$HERE/tests/platform.sh"
+        ;;
+    major-upgrade)
+        # pg_upgrade from FLOE_PG_BIN (15) to FLOE_NEW_PG_BIN, floe installed in both.
+        run_scenarios major-upgrade "$HERE/majors/major_upgrade.sh"
+        ;;
     *)
         echo "unknown layer $layer" >&2
         exit 2

