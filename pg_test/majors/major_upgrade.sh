@@ -66,3 +66,8 @@ expect_eq "$(qd olap "SELECT count(*) FROM floe.health() WHERE check_name LIKE '
     "partition maintenance runs"
 expect_match "$(qd oltp "SET ROLE platform_app; SELECT count(*) FROM app.leads" 2>&1 || true)" "no tenant is set" \
     "isolation holds for the application role"
+
+echo "# the old major's build is refused by the new server"
+old_lib=$("$OLD_BIN/pg_config" --pkglibdir)/floe.so
+expect_match "$(qd postgres "LOAD '$old_lib'" 2>&1 || true)" "could not load library|incompatible library" \
+    "LOAD of floe built for $("$OLD_BIN/pg_config" --version) fails; nothing of it runs"
