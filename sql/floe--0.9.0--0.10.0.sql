@@ -199,3 +199,34 @@ COMMENT ON FUNCTION floe.content_policies_restore_global() IS
 CREATE TRIGGER floe_restore_global BEFORE INSERT ON floe.content_policies
     FOR EACH ROW WHEN (NEW.tenant IS NULL) EXECUTE FUNCTION floe.content_policies_restore_global();
 
+
+-- 5. No foreign keys between floe's tables (pg_restore -j loads them in any order) ----------
+ALTER TABLE floe.content DROP CONSTRAINT content_dictionary_fkey;
+ALTER TABLE floe.audit_seals DROP CONSTRAINT audit_seals_run_fkey;
+ALTER TABLE floe.matview_sources DROP CONSTRAINT matview_sources_view_fkey;
+CREATE FUNCTION floe.content_dictionary_in_use() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+    IF EXISTS (SELECT 1 FROM floe.content c WHERE c.dictionary = OLD.id) THEN
+        RAISE EXCEPTION 'content dictionary % is used by stored bodies', OLD.id
+              USING ERRCODE = 'foreign_key_violation',
+                    HINT = 'floe.content_gc() drops a dictionary once no body uses it.';
+    END IF;
+    RETURN OLD;
+END
+$fn$;
+COMMENT ON FUNCTION floe.content_dictionary_in_use() IS
+  'floe content: trigger on floe.content_dictionaries; refuses deleting a dictionary a stored body uses.';
+CREATE TRIGGER floe_in_use BEFORE DELETE ON floe.content_dictionaries
+    FOR EACH ROW EXECUTE FUNCTION floe.content_dictionary_in_use();
+CREATE FUNCTION floe.matview_sources_follow() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+    DELETE FROM floe.matview_sources s WHERE s.view = OLD.view;
+    RETURN OLD;
+END
+$fn$;
+COMMENT ON FUNCTION floe.matview_sources_follow() IS
+  'floe matview: trigger on floe.matviews; an unregistered view''s rows in floe.matview_sources go with it.';
+CREATE TRIGGER floe_sources AFTER DELETE ON floe.matviews
+    FOR EACH ROW EXECUTE FUNCTION floe.matview_sources_follow();

@@ -32,7 +32,7 @@ CREATE TABLE floe.content (
     hash         bytea       NOT NULL CHECK (pg_catalog.length(hash) = 32),   -- BLAKE3 of the raw bytes
     tier         text        NOT NULL CHECK (tier IN ('hot', 'warm', 'cold', 'archive')),
     codec        text        NOT NULL CHECK (codec IN ('none', 'lz4', 'zstd')),
-    dictionary   integer     REFERENCES floe.content_dictionaries (id),       -- NO ACTION: never deleted while used
+    dictionary   integer,    -- a floe.content_dictionaries id, never deleted while used (trigger floe_in_use)
     raw_size     integer     NOT NULL CHECK (raw_size >= 0),
     stored_size  integer     NOT NULL CHECK (stored_size >= 0),              -- the frame, header included
     refs         bigint      NOT NULL CHECK (refs >= 0),
@@ -51,6 +51,26 @@ CREATE INDEX content_released_idx ON floe.content (released_at) WHERE refs = 0;
 COMMENT ON TABLE floe.content IS
   'floe content: one row per distinct body per tenant (key: tenant and the BLAKE3 hash of the raw bytes), stored as a floe frame in its tier''s codec, with a reference count.';
 SELECT pg_catalog.pg_extension_config_dump('floe.content', '');
+
+-- No foreign keys between floe's tables: pg_restore -j loads their data in parallel, in any
+-- order, after CREATE EXTENSION made the tables (and would have made the keys). A dictionary
+-- a body uses is kept by this trigger instead (content_gc() only drops unused ones, never a
+-- tenant's newest, the one bodies are moved onto).
+CREATE FUNCTION floe.content_dictionary_in_use() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+    IF EXISTS (SELECT 1 FROM floe.content c WHERE c.dictionary = OLD.id) THEN
+        RAISE EXCEPTION 'content dictionary % is used by stored bodies', OLD.id
+              USING ERRCODE = 'foreign_key_violation',
+                    HINT = 'floe.content_gc() drops a dictionary once no body uses it.';
+    END IF;
+    RETURN OLD;
+END
+$fn$;
+COMMENT ON FUNCTION floe.content_dictionary_in_use() IS
+  'floe content: trigger on floe.content_dictionaries; refuses deleting a dictionary a stored body uses.';
+CREATE TRIGGER floe_in_use BEFORE DELETE ON floe.content_dictionaries
+    FOR EACH ROW EXECUTE FUNCTION floe.content_dictionary_in_use();
 
 -- Tiering and retraining policy: the row with tenant NULL is the global policy; a tenant's
 -- row overrides the columns it sets (NULL = the global value).

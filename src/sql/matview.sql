@@ -28,7 +28,7 @@ COMMENT ON TABLE floe.matviews IS
 SELECT pg_catalog.pg_extension_config_dump('floe.matviews', '');
 
 CREATE TABLE floe.matview_sources (
-    view    regclass NOT NULL REFERENCES floe.matviews ON DELETE CASCADE,
+    view    regclass NOT NULL,   -- a floe.matviews view; its rows go with it (trigger floe_sources)
     source  regclass NOT NULL,
     kind    "char"   NOT NULL,   -- the source's relkind: r, p (tables), m (a matview), f (foreign)
     PRIMARY KEY (view, source)
@@ -37,6 +37,20 @@ COMMENT ON TABLE floe.matview_sources IS
   'floe matview: the relations each registered view reads, directly or through plain views (found in pg_rewrite and pg_depend at registration).';
 CREATE INDEX matview_sources_source_idx ON floe.matview_sources (source);
 SELECT pg_catalog.pg_extension_config_dump('floe.matview_sources', '');
+
+-- An unregistered view's sources go with it (a trigger, not ON DELETE CASCADE: floe's tables
+-- have no foreign keys between them, so that pg_restore -j may load them in any order).
+CREATE FUNCTION floe.matview_sources_follow() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+BEGIN
+    DELETE FROM floe.matview_sources s WHERE s.view = OLD.view;
+    RETURN OLD;
+END
+$fn$;
+COMMENT ON FUNCTION floe.matview_sources_follow() IS
+  'floe matview: trigger on floe.matviews; an unregistered view''s rows in floe.matview_sources go with it.';
+CREATE TRIGGER floe_sources AFTER DELETE ON floe.matviews
+    FOR EACH ROW EXECUTE FUNCTION floe.matview_sources_follow();
 
 -- Without shared_preload_libraries there is no shared memory: the change trigger inserts a
 -- row per view and transaction instead (no row is ever updated, so writers never wait on
