@@ -162,6 +162,15 @@ package_for() {
     done
 }
 
+# install_major MAJOR: builds the package for that major's private install (ensure_major) and
+# installs it there, safely under running servers.
+install_major() {
+    local out=$FLOE_ROOT/target/floe-package/pg$1
+    package_for "$(major_pg_config "$1")" "$out"
+    step "installing floe into PostgreSQL $1 (atomic replace)"
+    install_tree "$out" /
+}
+
 # install_release [ROOT]: builds the package and installs it under ROOT (default /, the
 # system PostgreSQL; the tests pass their private copy), safely under running servers.
 install_release() {

@@ -24,9 +24,7 @@ else
     DEMO_DIR=$FLOE_OS_HOME/demo-pg$FLOE_PG
     ensure_major "$FLOE_PG"
     ensure_pgrx_init "$PG_CONFIG" "$FLOE_PG" "$(major_pg_config "$FLOE_PG")"
-    package_for "$(major_pg_config "$FLOE_PG")" "$FLOE_ROOT/target/floe-package/pg$FLOE_PG"
-    step "installing floe into PostgreSQL $FLOE_PG (atomic replace)"
-    install_tree "$FLOE_ROOT/target/floe-package/pg$FLOE_PG" /
+    install_major "$FLOE_PG"
     FLOE_PG_BIN=$(major_root "$FLOE_PG")/bin
     export FLOE_PG_BIN
 fi

@@ -91,8 +91,7 @@ bash "$FLOE_ROOT/pg_test/run.sh" || true
 for major in $FLOE_EXTRA_MAJORS; do
     step "PostgreSQL $major: #[pg_test]s (cargo pgrx test pg$major)"
     cargo_tests "$major" "cargo-pg$major"
-    package_for "$(major_pg_config "$major")" "$FLOE_ROOT/target/floe-package/pg$major"
-    install_tree "$FLOE_ROOT/target/floe-package/pg$major" /
+    install_major "$major"
     step "PostgreSQL $major: pg_regress, upgrade, platform (pg_test/run.sh major)"
     FLOE_PG_BIN=$(major_root "$major")/bin bash "$FLOE_ROOT/pg_test/run.sh" major || true
 done

@@ -16,8 +16,7 @@ use super::capture::{audit_key, invalidate_configs, log_change};
 use super::custody::{guard_months, is_internal};
 use super::examine::verify;
 use super::registry::{
-    classification_arg, ensure_log_set, log_relid_for, names_of, target, COLUMNS, DELETE_TABLE,
-    UPSERT_TABLE,
+    classification_arg, ensure_log_set, log_relid_for, target, COLUMNS, DELETE_TABLE, UPSERT_TABLE,
 };
 use super::seal::seal;
 use crate::error::{ErrorReport, FloeError};
@@ -106,8 +105,7 @@ fn enable_audit(
         ensure_log_set(s)?;
         // The redaction key exists before the first entry needs it.
         audit_key(s)?;
-        let (schema, table) = names_of(s, oid)?;
-        let log_relid = log_relid_for(s, oid, &schema, &table)?;
+        let log_relid = log_relid_for(s, oid)?;
         s.run(
             UPSERT_TABLE,
             &[

@@ -40,13 +40,16 @@ VALUES ($1, $2, $3, pg_catalog.pg_get_userbyid($4), $5)
 ON CONFLICT (relid) DO UPDATE SET redact = EXCLUDED.redact, classification = EXCLUDED.classification";
 
 /// What decides the relid of a table's entries (see `identity.rs`): its registry row if it
-/// has one, whether another table carries its oid, the names in the entries under its oid
+/// has one, its `schema.table`, whether another table carries its oid, the names in the entries under its oid
 /// (its last seal's and the unsealed ones), and the largest relid in use.
 pub(super) const LOG_RELID_FACTS: &str = "
 WITH horizon AS (SELECT coalesce((SELECT r.horizon FROM floe.audit_seal_runs r ORDER BY r.run DESC LIMIT 1),
                                  '0'::xid8) AS h),
      last_seal AS (SELECT s.lo, s.hi FROM floe.audit_seals s WHERE s.relid = $1 ORDER BY s.run DESC LIMIT 1)
 SELECT (SELECT a.log_relid FROM floe.audit_tables a WHERE a.relid = $1),
+       (SELECT n.nspname::text || '.' || c.relname::text
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = $1),
        EXISTS (SELECT 1 FROM floe.audit_tables a WHERE a.log_relid = $1 AND a.relid <> $1),
        EXISTS (SELECT 1 FROM last_seal),
        ARRAY(SELECT DISTINCT l.schema_name::text || '.' || l.table_name::text
@@ -59,52 +62,33 @@ SELECT (SELECT a.log_relid FROM floe.audit_tables a WHERE a.relid = $1),
                            (SELECT pg_catalog.max(l.relid::int8) FROM floe.audit_log l
                              WHERE l.xid >= (SELECT h FROM horizon)))";
 
-/// The schema and name of table `oid`, as they are spelled.
-pub(super) fn names_of(
-    s: &mut Session<'_, '_>,
-    oid: pg_sys::Oid,
-) -> Result<(String, String), FloeError> {
-    let rows = s.run(TABLE_INFO, &[oid.into(), s.caller.into()])?;
-    let row = rows.first();
-    Ok((
-        row.get::<String>(2)?.unwrap_or_default(),
-        row.get::<String>(3)?.unwrap_or_default(),
-    ))
-}
-
-/// The relid the entries of table `oid` (`schema`.`table`) carry: the one it has, or one for
-/// it now.
+/// The relid the entries of table `oid` carry: the one it has, or one for it now.
 pub(super) fn log_relid_for(
     s: &mut Session<'_, '_>,
     oid: pg_sys::Oid,
-    schema: &str,
-    table: &str,
 ) -> Result<pg_sys::Oid, FloeError> {
     let rows = s.run(LOG_RELID_FACTS, &[oid.into()])?;
     let row = rows.first();
     if let Some(existing) = row.get::<pg_sys::Oid>(1)? {
         return Ok(existing);
     }
+    let name: String = row.get(2)?.unwrap_or_default();
     let history = super::identity::History {
-        claimed: row.get::<bool>(2)?.unwrap_or(false),
-        sealed: row.get::<bool>(3)?.unwrap_or(false),
-        names: row.get::<Vec<String>>(4)?.unwrap_or_default(),
+        claimed: row.get::<bool>(3)?.unwrap_or(false),
+        sealed: row.get::<bool>(4)?.unwrap_or(false),
+        names: row.get::<Vec<String>>(5)?.unwrap_or_default(),
     };
     let max_known = row
-        .get::<i64>(5)?
+        .get::<i64>(6)?
         .and_then(|m| u32::try_from(m).ok())
         .unwrap_or(0);
-    super::identity::choose(
-        oid.to_u32(),
-        &format!("{schema}.{table}"),
-        &history,
-        max_known,
-    )
-    .map(pg_sys::Oid::from)
-    .ok_or_else(|| FloeError::WrongState {
-        message: "no relid is left for the audit log's entries".into(),
-        hint: "The audit log carries relids up to 4294967295; contact floe's maintainers.".into(),
-    })
+    super::identity::choose(oid.to_u32(), &name, &history, max_known)
+        .map(pg_sys::Oid::from)
+        .ok_or_else(|| FloeError::WrongState {
+            message: "no relid is left for the audit log's entries".into(),
+            hint: "The audit log carries relids up to 4294967295; contact floe's maintainers."
+                .into(),
+        })
 }
 
 pub(super) const DELETE_TABLE: &str = "DELETE FROM floe.audit_tables WHERE relid = $1 RETURNING 1";

@@ -98,19 +98,15 @@ fn gather() -> Result<Vec<Check>, FloeError> {
             None
         };
         let loaded_at_start = super::loaded_at_start();
+        let standby = crate::privileged::in_recovery();
         Ok::<_, FloeError>(vec![
             checks::version_check(env!("CARGO_PKG_VERSION"), installed.as_deref(), &server),
             checks::preload_check(checks::PreloadFacts {
                 loaded_at_start,
                 listed_for_next_start,
             }),
-            checks::standby_check(crate::privileged::in_recovery()),
-            checks::scheduler_check(
-                &database,
-                workers,
-                loaded_at_start,
-                crate::privileged::in_recovery(),
-            ),
+            checks::standby_check(standby),
+            checks::scheduler_check(&database, workers, loaded_at_start, standby),
         ])
     })
     .and_then(|mut core| {

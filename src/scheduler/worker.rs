@@ -114,18 +114,22 @@ pub fn wake_launcher() {
         let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
         // A DROP EXTENSION earlier (in this session or another) held the scheduler off:
         // CREATE EXTENSION ends that at once.
-        set_slot(dboid, |s| {
-            s.absent = false;
-            s.dropping_until = 0;
-        });
-        WAKE.get().fetch_add(1, Ordering::SeqCst);
+        release(dboid);
         // Once more at commit: a scheduler started before the extension was visible found
         // none and said so.
-        pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || {
-            set_slot(dboid, |s| s.absent = false);
-            WAKE.get().fetch_add(1, Ordering::SeqCst);
-        });
+        pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || release(dboid));
     }
+}
+
+/// Lets the launcher start database `dboid`'s scheduler at once: ends a hold (DROP
+/// DATABASE/EXTENSION, CREATE DATABASE ... TEMPLATE), forgets that it lacked floe, and wakes
+/// the launcher.
+fn release(dboid: u32) {
+    set_slot(dboid, |s| {
+        s.absent = false;
+        s.dropping_until = 0;
+    });
+    WAKE.get().fetch_add(1, Ordering::SeqCst);
 }
 
 /// Wakes this database's scheduler when the current transaction commits (after a job was
@@ -521,10 +525,7 @@ fn stop_scheduler_before_dropdb(stmt: *mut pg_sys::Node) -> Option<u32> {
         } else if drops_floe(stmt) {
             // A DROP EXTENSION rolled back lets the scheduler return at once.
             let dboid = pg_sys::MyDatabaseId.to_u32();
-            pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, move || {
-                set_slot(dboid, |s| s.dropping_until = 0);
-                WAKE.get().fetch_add(1, Ordering::SeqCst);
-            });
+            pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, move || release(dboid));
             (pg_sys::MyDatabaseId, 60)
         } else {
             return None;
@@ -563,8 +564,7 @@ fn stop_scheduler_before_dropdb(stmt: *mut pg_sys::Node) -> Option<u32> {
 /// database (a copy of one with floe) gets its own.
 fn after_createdb(template: Option<u32>) {
     if let Some(dboid) = template {
-        set_slot(dboid, |s| s.dropping_until = 0);
-        WAKE.get().fetch_add(1, Ordering::SeqCst);
+        release(dboid);
     }
 }
 

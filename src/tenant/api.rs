@@ -10,7 +10,7 @@ use super::isolate::{
     require_owner, run_steps, DdlScope,
 };
 use super::plan::{self, QualName, Tenancy};
-use super::session::{admin_active, read_context, set_statement, token_required};
+use super::session::{admin_active, read_context, set_context, token_required};
 use super::tokens;
 use crate::error::{required, ErrorReport, FloeError};
 use crate::sqltypes::{to_pg_uuid as to_pg, to_uuid, Name};
@@ -38,8 +38,7 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
         }
         .into());
     }
-    let stmt = set_statement(local, &to_uuid(tenant).to_string())?;
-    crate::privileged::run_utility(&stmt)?;
+    set_context(local, &to_uuid(tenant).to_string())?;
     Ok(())
 }
 
@@ -49,8 +48,7 @@ fn set_tenant(tenant: Option<pgrx::Uuid>, local: default!(bool, true)) -> Result
 #[pg_extern(volatile)]
 fn set_tenant_token(token: Option<&str>) -> Result<Option<pgrx::Uuid>, ErrorReport> {
     let tenant = tokens::verify(token.unwrap_or(""))?;
-    let stmt = set_statement(true, &tenant.to_string())?;
-    crate::privileged::run_utility(&stmt)?;
+    set_context(true, &tenant.to_string())?;
     tokens::record_verified(tenant);
     Ok(Some(to_pg(tenant)))
 }
@@ -92,8 +90,7 @@ fn tenant_token_roles_changed<'a>(
 #[pg_extern(volatile)]
 fn clear_tenant(local: default!(Option<bool>, true)) -> Result<(), ErrorReport> {
     let local = required(local, "local")?;
-    let stmt = set_statement(local, "")?;
-    crate::privileged::run_utility(&stmt)?;
+    set_context(local, "")?;
     Ok(())
 }
 

@@ -119,7 +119,13 @@ pub(super) fn admin_active() -> bool {
 }
 
 /// `SET [LOCAL] <setting> = <value>`, with each part of the setting name quoted.
-pub(super) fn set_statement(local: bool, value: &str) -> Result<String, FloeError> {
+/// Sets the tenant context with a real `SET [LOCAL]` statement (so that Citus forwards it),
+/// run through SPI without taking a transaction id (`privileged::run_utility`).
+pub(super) fn set_context(local: bool, value: &str) -> Result<(), FloeError> {
+    crate::privileged::run_utility(&set_statement(local, value)?)
+}
+
+fn set_statement(local: bool, value: &str) -> Result<String, FloeError> {
     gucs::with_tenant_setting(|name| {
         let name = name.to_str().unwrap_or("");
         let parts = super::context::setting_parts(name).map_err(FloeError::from)?;
