@@ -173,7 +173,8 @@ for layer in "${LAYERS[@]}"; do
         # every kept release and the reference platform.
         major=$("$FLOE_PG_BIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
         run_regress "regress-pg$major"
-        run_scenarios "scenarios-pg$major" "$HERE/tests/upgrade.sh" "$HERE/tests/platform.sh"
+        run_scenarios "scenarios-pg$major" "$HERE/tests/upgrade.sh" "$HERE/tests/platform.sh" \
+            "$HERE/tests/buffer_writes.sh"
         ;;
     major-upgrade)
         # pg_upgrade from FLOE_PG_BIN (15) to FLOE_NEW_PG_BIN, floe installed in both.

@@ -172,3 +172,26 @@ pub unsafe fn portal_run(
         pg_sys::PortalRun(portal, std::ffi::c_long::MAX, true, dest, dest, qc);
     }
 }
+
+/// Blocks of tables and indexes written since the statistics were reset: by backends in
+/// normal operation (evictions), by everyone in normal operation, and by backends' bulk
+/// operations (NULL up to 15, where `pg_stat_bgwriter.buffers_backend` counts evictions and
+/// bulk writes as one). `health::server::buffer_writes_check` reads the three columns.
+#[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+pub const BUFFER_WRITES: &str = "
+SELECT b.buffers_backend::int8,
+       (b.buffers_backend OPERATOR(pg_catalog.+) b.buffers_clean
+        OPERATOR(pg_catalog.+) b.buffers_checkpoint)::int8,
+       NULL::int8
+  FROM pg_catalog.pg_stat_bgwriter b";
+/// See the other majors' definition; from 16 `pg_stat_io` separates the contexts.
+#[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+pub const BUFFER_WRITES: &str = "
+SELECT coalesce(pg_catalog.sum(i.writes) FILTER (WHERE i.context OPERATOR(pg_catalog.=) 'normal'
+           AND i.backend_type NOT IN ('checkpointer', 'background writer')), 0)::int8,
+       coalesce(pg_catalog.sum(i.writes) FILTER (WHERE i.context OPERATOR(pg_catalog.=) 'normal'), 0)::int8,
+       coalesce(pg_catalog.sum(i.writes) FILTER (WHERE i.context OPERATOR(pg_catalog.<>) 'normal'
+           AND i.backend_type NOT IN ('checkpointer', 'background writer')), 0)::int8
+  FROM pg_catalog.pg_stat_io i
+ WHERE i.object OPERATOR(pg_catalog.=) 'relation'
+   AND i.backend_type OPERATOR(pg_catalog.<>) 'standalone backend'";

@@ -1,5 +1,6 @@
 //! Connection health (pure): what `floe.health()` says about the server's connections, the
-//! sessions left idle in a transaction and the oldest snapshot holding back cleanup.
+//! sessions left idle in a transaction, the oldest snapshot holding back cleanup, and queries
+//! that write out shared buffers themselves.
 //!
 //! These are the conditions behind a pooler that stops handing out connections, maintenance
 //! that queues behind a forgotten `BEGIN` (partition DETACH/ATTACH, refreshes, VACUUM), and
@@ -192,6 +193,62 @@ pub fn xmin_horizon_check(h: &Horizon, limit_secs: i64) -> Check {
     }
 }
 
+/// Who wrote the shared buffers of tables and indexes to disk, in blocks since the counters
+/// were last reset: `by_backends` by the processes that needed a buffer (client backends,
+/// autovacuum, background workers: an eviction), `total` with the checkpointer and the
+/// background writer. `bulk` is what backends wrote through their small ring of buffers
+/// (COPY, CREATE TABLE AS, VACUUM, large scans): expected, and no sign of a small
+/// `shared_buffers`. PostgreSQL 16's `pg_stat_io` tells the two apart; up to 15
+/// `pg_stat_bgwriter.buffers_backend` counts both as one (`bulk` is `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferWrites {
+    pub by_backends: i64,
+    pub total: i64,
+    pub bulk: Option<i64>,
+}
+
+/// Writes (8 kB blocks, about 80 MB) below which `server.buffer_writes` says nothing: a share
+/// of a few writes means nothing.
+pub const BUFFER_WRITES_MIN: i64 = 10_000;
+
+/// `server.buffer_writes`: warn when backends wrote half or more of the buffers written in
+/// normal operation (at least [`BUFFER_WRITES_MIN`]): they waited for their own writes, because
+/// `shared_buffers` is too small for the working set or the background writer does too little.
+/// Never above ok where the bulk writes cannot be told apart (up to PostgreSQL 15): a `COPY`
+/// would raise it falsely, so the figures are only shown.
+pub fn buffer_writes_check(w: BufferWrites) -> Check {
+    const NAME: &str = "server.buffer_writes";
+    let percent = if w.total > 0 {
+        w.by_backends * 100 / w.total
+    } else {
+        0
+    };
+    let Some(bulk) = w.bulk else {
+        return Check::ok(
+            NAME,
+            format!(
+                "backends wrote {} of {} buffers ({percent} %), bulk writes (COPY, VACUUM) included: PostgreSQL 16's pg_stat_io tells evictions apart",
+                w.by_backends, w.total
+            ),
+        );
+    };
+    let detail = format!(
+        "backends evicted {} of {} buffers written ({percent} %); {bulk} more written by bulk operations (COPY, VACUUM, large scans)",
+        w.by_backends, w.total
+    );
+    if w.by_backends < BUFFER_WRITES_MIN || percent < 50 {
+        return Check::ok(NAME, detail);
+    }
+    Check {
+        name: NAME,
+        status: Status::Warn,
+        detail,
+        hint: Some(
+            "Queries wait for their own writes: raise shared_buffers (restart), let the background writer do more (bgwriter_lru_maxpages, bgwriter_lru_multiplier), then SELECT pg_stat_reset_shared('io') so the check counts anew.".into(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +357,35 @@ mod tests {
         assert!(c.detail.contains("prepared transaction tx1 is 33 min old"));
     }
 
+    #[test]
+    fn buffer_writes_by_share_and_volume() {
+        let w = |by_backends, total| BufferWrites {
+            by_backends,
+            total,
+            bulk: Some(50_000),
+        };
+        // Bulk writes do not count; few writes say nothing.
+        assert_eq!(buffer_writes_check(w(0, 0)).status, Status::Ok);
+        assert_eq!(buffer_writes_check(w(9_999, 9_999)).status, Status::Ok);
+        assert_eq!(buffer_writes_check(w(10_000, 20_001)).status, Status::Ok);
+        let c = buffer_writes_check(w(10_000, 20_000));
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.detail.contains("10000 of 20000 buffers written (50 %)"),
+            "{}",
+            c.detail
+        );
+        assert!(c.hint.unwrap().contains("shared_buffers"));
+        // Up to 15 the same figures are only shown.
+        let old = buffer_writes_check(BufferWrites {
+            by_backends: 90_000,
+            total: 90_000,
+            bulk: None,
+        });
+        assert_eq!(old.status, Status::Ok);
+        assert!(old.detail.contains("pg_stat_io"), "{}", old.detail);
+    }
+
     proptest! {
         /// More connections never make the check milder.
         #[test]
@@ -316,6 +402,14 @@ mod tests {
             let check = |secs| idle_in_transaction_check(&[Session { pid: 1, secs }], limit).status;
             prop_assert!(check(lo) <= check(hi));
             prop_assert_eq!(check(limit - 1), Status::Ok);
+        }
+
+        /// More backend writes out of the same total never lower the status.
+        #[test]
+        fn buffer_writes_monotone(total in 0i64..1_000_000, a in 0i64..1_000_000, b in 0i64..1_000_000, bulk in proptest::option::of(0i64..1_000_000)) {
+            let (lo, hi) = (a.min(b).min(total), a.max(b).min(total));
+            let check = |by_backends| buffer_writes_check(BufferWrites { by_backends, total, bulk }).status;
+            prop_assert!(check(lo) <= check(hi));
         }
     }
 }

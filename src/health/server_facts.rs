@@ -1,9 +1,10 @@
-//! The facts behind the connection checks of `server.rs`, read from `pg_stat_activity`,
-//! `pg_replication_slots` and `pg_prepared_xacts` as the extension's owner (an ordinary role
+//! The facts behind the server checks of `server.rs`, read from `pg_stat_activity`,
+//! `pg_replication_slots`, `pg_prepared_xacts` and the I/O statistics (`compat::BUFFER_WRITES`)
+//! as the extension's owner (an ordinary role
 //! sees other roles' sessions without their state). Only pids, ages and counts come out.
 
 use super::checks::Check;
-use super::server::{self, Connections, Horizon, Session};
+use super::server::{self, BufferWrites, Connections, Horizon, Session};
 use crate::error::FloeError;
 use crate::privileged;
 
@@ -48,7 +49,8 @@ SELECT a.pid, a.secs, a.age, sl.name, sl.age, p.gid, p.secs, p.age
           FROM pg_catalog.pg_prepared_xacts x
          ORDER BY pg_catalog.age(x.transaction) DESC LIMIT 1) p ON true";
 
-/// `server.connections`, `server.idle_in_transaction`, `server.xmin_horizon`.
+/// `server.connections`, `server.idle_in_transaction`, `server.xmin_horizon`,
+/// `server.buffer_writes`.
 pub fn health_checks() -> Result<Vec<Check>, FloeError> {
     privileged::run(|s| {
         let row = s.run(CONNECTIONS, &[])?;
@@ -78,6 +80,13 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
             (Some(gid), Some(secs), Some(age)) => Some((gid, secs, age)),
             _ => None,
         };
+        let w = s.run(crate::compat::BUFFER_WRITES, &[])?;
+        let w = w.first();
+        let writes = BufferWrites {
+            by_backends: w.get::<i64>(1)?.unwrap_or(0),
+            total: w.get::<i64>(2)?.unwrap_or(0),
+            bulk: w.get::<i64>(3)?,
+        };
         Ok(vec![
             server::connections_check(connections),
             server::idle_in_transaction_check(
@@ -92,6 +101,7 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
                 },
                 crate::gucs::health_xmin_age_secs().into(),
             ),
+            server::buffer_writes_check(writes),
         ])
     })
 }
