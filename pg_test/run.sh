@@ -173,6 +173,7 @@ for layer in "${LAYERS[@]}"; do
         # every kept release and the reference platform.
         major=$("$FLOE_PG_BIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
         run_regress "regress-pg$major"
+        run_isolation "isolation-pg$major"
         run_scenarios "scenarios-pg$major" "$HERE/tests/upgrade.sh" "$HERE/tests/platform.sh" \
             "$HERE/tests/buffer_writes.sh"
         ;;
