@@ -177,6 +177,15 @@ for layer in "${LAYERS[@]}"; do
         run_scenarios "scenarios-pg$major" "$HERE/tests/upgrade.sh" "$HERE/tests/platform.sh" \
             "$HERE/tests/buffer_writes.sh"
         ;;
+    citus)
+        # A coordinator and two workers (Citus installed into FLOE_PG_BIN's PostgreSQL by
+        # scripts/common.sh's ensure_citus).
+        if [ -f "$("$FLOE_PG_BIN/pg_config" --pkglibdir)/citus.so" ]; then
+            run_scenarios citus "$HERE"/citus/*.sh
+        else
+            echo "citus: skipped: no Citus in $FLOE_PG_BIN's PostgreSQL"
+        fi
+        ;;
     major-upgrade)
         # pg_upgrade from FLOE_PG_BIN (15) to FLOE_NEW_PG_BIN, floe installed in both.
         run_scenarios major-upgrade "$HERE/majors/major_upgrade.sh"

@@ -211,6 +211,61 @@ ensure_test_prefix() {
     echo "$want" >"$stamp"
 }
 
+# ---------------------------------------------------------------------------------------
+# Citus (issue #25): not in the registries this machine reaches; its source is vendored
+# beside the project (FLOE_CITUS_TARBALL). Built once per machine into a cache named by the
+# tarball's sha256, then installed into the tests' private PostgreSQL copy, where it can
+# disturb nothing (only servers started with citus in shared_preload_libraries load it).
+# ---------------------------------------------------------------------------------------
+# Beside the project (../shared/vendor), or beside the repository a CI clone came from.
+citus_tarball() {
+    local origin candidate
+    origin=$(git -C "$FLOE_ROOT" config --get remote.origin.url 2>/dev/null || true)
+    for candidate in "$FLOE_ROOT/../shared/vendor" ${origin:+"$origin/../shared/vendor"}; do
+        if [ -f "$candidate/citus-13.2.2.tar.gz" ]; then
+            echo "$candidate/citus-13.2.2.tar.gz"
+            return
+        fi
+    done
+    echo "$FLOE_ROOT/../shared/vendor/citus-13.2.2.tar.gz"
+}
+FLOE_CITUS_TARBALL=${FLOE_CITUS_TARBALL:-$(citus_tarball)}
+FLOE_CITUS_SHA256=dd2453caec20a830e5e63f1def5c5a98cb6f57ae510407cdcd800916fcdab430
+
+citus_source_present() { [ -f "$FLOE_CITUS_TARBALL" ]; }
+
+# ensure_citus: Citus installed into $FLOE_TEST_PREFIX (after use_test_prefix), from the
+# vendored source (citus_source_present).
+ensure_citus() {
+    local sha build stamp=$FLOE_TEST_PREFIX/.floe-citus
+    sha=$(sha256sum "$FLOE_CITUS_TARBALL" | cut -d' ' -f1)
+    [ "$sha" = "$FLOE_CITUS_SHA256" ] || die "$FLOE_CITUS_TARBALL is not Citus 13.2.2 (sha256 $sha)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sha" ] &&
+        [ -f "$FLOE_TEST_PREFIX/usr/lib/postgresql/$PG_MAJOR/lib/citus.so" ]; then
+        return 0
+    fi
+    ensure_packages liblz4-dev libzstd-dev libcurl4-openssl-dev libkrb5-dev
+    build=$FLOE_OS_HOME/citus-build-$sha
+    if [ ! -f "$build/.built" ]; then
+        step "building Citus 13.2.2 (once per machine, about 70 s on 2 cores)"
+        rm -rf "$build"
+        mkdir -p "$build"
+        tar -xzf "$FLOE_CITUS_TARBALL" -C "$build" --strip-components=1
+        (cd "$build" && ./configure --quiet PG_CONFIG="$FLOE_TEST_PG_CONFIG" >configure.log 2>&1 &&
+            make -s -j2 >make.log 2>&1) || {
+            tail -n 30 "$build/make.log" "$build/configure.log" 2>/dev/null >&2
+            die "building Citus failed (logs in $build)"
+        }
+        touch "$build/.built"
+    fi
+    step "installing Citus into $FLOE_TEST_PREFIX"
+    (cd "$build" && make -s install PG_CONFIG="$FLOE_TEST_PG_CONFIG" >install.log 2>&1) || {
+        tail -n 30 "$build/install.log" >&2
+        die "installing Citus failed"
+    }
+    echo "$sha" >"$stamp"
+}
+
 # Points this shell (cargo pgrx, the test layers) at the private copy.
 use_test_prefix() {
     ensure_test_prefix

@@ -7,7 +7,8 @@
 #      specs, scenario tests (multi-session, fault, preload, installing under load) and the
 #      calendar layer (suites and scenarios with the servers' clock moved to year end, leap
 #      day and DST switches), each on a throwaway cluster
-#   3. PostgreSQL 16 and 18 (private installs from PyPI wheels, see common.sh): the
+#   3. Citus 13.2.2 (from the vendored source, when present): a coordinator and two workers
+#   4. PostgreSQL 16 and 18 (private installs from PyPI wheels, see common.sh): the
 #      #[pg_test]s, and with the release build the pg_regress suite, the upgrade test and the
 #      reference platform
 # Every layer runs against a private copy of PostgreSQL ($FLOE_TEST_PREFIX, see common.sh):
@@ -84,6 +85,16 @@ install_release "$FLOE_TEST_PREFIX"
 
 step "pg_regress, isolation and scenario tests (pg_test/run.sh)"
 bash "$FLOE_ROOT/pg_test/run.sh" || true
+
+# Citus (issue #25): a coordinator and two workers on this machine, when its source is
+# vendored beside the project (built once per machine, cached by the tarball's hash).
+if citus_source_present; then
+    ensure_citus
+    step "Citus: a coordinator and two workers (pg_test/run.sh citus)"
+    bash "$FLOE_ROOT/pg_test/run.sh" citus || true
+else
+    echo "citus: skipped: no Citus source at $FLOE_CITUS_TARBALL"
+fi
 
 # The other majors (16, 18): the #[pg_test]s (pure unit tests ran above), then the release
 # build installed into that major's private install and the pg_regress suite (the same

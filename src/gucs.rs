@@ -16,6 +16,7 @@ static TENANT_SETTING: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"app.current_tenant_id"));
 static TENANT_ADMIN: GucSetting<bool> = GucSetting::<bool>::new(false);
 static SESSION_TENANT: GucSetting<bool> = GucSetting::<bool>::new(false);
+static CITUS_TENANT_ROUTING: GucSetting<bool> = GucSetting::<bool>::new(true);
 static JOB_HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(8);
 static DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
@@ -59,6 +60,18 @@ SET LOCAL); one left from an earlier transaction, ALTER ROLE ... SET or the conn
 options is refused, since behind a transaction pooler it would reach other clients. On: \
 for dedicated connections only. Superuser-only.",
         &SESSION_TENANT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"floe.citus_tenant_routing",
+        c"On Citus, pin queries on tenant-isolated tables to the current tenant.",
+        c"On (the default): floe's planner hook adds tenant_id = '<current tenant>' to the row \
+security quals of every tenant-isolated table a query reads, so that Citus routes it to the \
+tenant's one shard and the coordinator, not the workers alone, judges the tenant. Off: such \
+queries fan out to every shard and the workers' policies filter (for comparison). \
+Superuser-only.",
+        &CITUS_TENANT_ROUTING,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -277,6 +290,11 @@ pub fn tenant_admin() -> bool {
 /// ALTER ROLE ... SET): ignored, and worth saying so in an error.
 pub fn tenant_admin_stale() -> bool {
     TENANT_ADMIN.get() && !crate::compat::set_in_this_transaction(c"floe.tenant_admin")
+}
+
+/// `floe.citus_tenant_routing`: floe's planner hook pins tenant queries on Citus.
+pub fn citus_tenant_routing() -> bool {
+    CITUS_TENANT_ROUTING.get()
 }
 
 /// `floe.session_tenant`: a tenant context set for the whole session counts too.

@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 pub mod audit;
+pub mod citus;
 pub mod compat;
 pub mod content;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod testing;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    citus::init();
     health::init();
     matview::init();
     scheduler::init();

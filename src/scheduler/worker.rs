@@ -597,6 +597,11 @@ unsafe extern "C-unwind" fn floe_process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     unsafe {
+        // On a Citus coordinator, before Citus sees it (a refusal, or COPY TO as a query).
+        let pstmt = match crate::citus::utility::before(pstmt) {
+            Ok(p) => p,
+            Err(e) => e.raise(),
+        };
         let template = if pstmt.is_null() {
             None
         } else {
@@ -640,6 +645,11 @@ unsafe extern "C-unwind" fn floe_process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     unsafe {
+        // On a Citus coordinator, before Citus sees it (a refusal, or COPY TO as a query).
+        let pstmt = match crate::citus::utility::before(pstmt) {
+            Ok(p) => p,
+            Err(e) => e.raise(),
+        };
         let template = if pstmt.is_null() {
             None
         } else {

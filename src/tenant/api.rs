@@ -191,8 +191,10 @@ fn disable_tenant_isolation(
             None => Tenancy::Column { column },
         };
         let indexed = tenancy.indexed_column().to_string();
-        let root_state = rel_state(client, oid, &indexed, oid)?;
-        let parts = partitions(client, oid, &indexed)?;
+        // Disabling drops floe's policies whatever their style.
+        let style = super::isolate::policy_style(&tenancy);
+        let root_state = rel_state(client, oid, &indexed, oid, style)?;
+        let parts = partitions(client, oid, &indexed, style)?;
         Ok::<_, FloeError>((info, reg, tenancy, root_state, parts))
     })?;
     let steps = plan::disable_steps(&info.name, &root_state, &parts, &reg);

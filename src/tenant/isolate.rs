@@ -3,7 +3,7 @@
 //! does with a row (`guard.rs` decides).
 
 use super::guard::{self, Decision, GuardError, Op};
-use super::plan::{self, Options, QualName, Registration, RelState, Step, Tenancy};
+use super::plan::{self, Options, PolicyStyle, QualName, Registration, RelState, Step, Tenancy};
 use super::session::{admin_active, read_context};
 use crate::error::{tenant_denied, tenant_key, FloeError};
 use crate::sqltypes::{to_pg_uuid as to_pg, to_uuid};
@@ -47,12 +47,11 @@ pub(super) fn qi(ident: &str) -> String {
 pub(super) fn guard_row<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, FloeError> {
+    // On a Citus worker the trigger fires on a shard (leads_102008): name the table.
     let table = || {
-        format!(
-            "{}.{}",
-            trigger.table_schema().unwrap_or_default(),
-            trigger.table_name().unwrap_or_default()
-        )
+        let schema = trigger.table_schema().unwrap_or_default();
+        let name = trigger.table_name().unwrap_or_default();
+        crate::citus::table_of_shard(&schema, &name).unwrap_or_else(|| format!("{schema}.{name}"))
     };
     let misuse = |why: &str| FloeError::WrongState {
         message: format!("floe.tenant_guard on {}: {why}", table()),
@@ -175,21 +174,40 @@ SELECT c.relrowsecurity, c.relforcerowsecurity,
               AND r.polrelid = $3 AND r.polname = 'floe_tenant_isolation' AND p.polpermissive
               AND p.polroles = r.polroles AND p.polcmd = r.polcmd
               AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) IS NOT DISTINCT FROM pg_catalog.pg_get_expr(r.polqual, r.polrelid)
-              AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) IS NOT DISTINCT FROM pg_catalog.pg_get_expr(r.polwithcheck, r.polrelid))
+              AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) IS NOT DISTINCT FROM pg_catalog.pg_get_expr(r.polwithcheck, r.polrelid)),
+       -- floe's policies read the context in a sub-select exactly when $4 asks for it
+       NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_policy p
+            WHERE p.polrelid = c.oid AND p.polname IN ('floe_tenant_isolation', 'floe_tenant_admin')
+              AND (pg_catalog.strpos(p.polqual::text, '{SUBLINK') > 0) IS DISTINCT FROM $4)
   FROM pg_catalog.pg_class c WHERE c.oid = $1";
 
-/// What is in place on `oid` (a tree's root, or one of its partitions: `root`).
+/// The style of floe's policies for a table of this tenancy: without a sub-select in a
+/// database with Citus (which propagates policies to shards and refuses sub-selects there),
+/// with one (an InitPlan) everywhere else. Tenancy through a parent table needs its
+/// sub-select: such a table stays local on Citus.
+pub(super) fn policy_style(tenancy: &Tenancy) -> PolicyStyle {
+    match tenancy {
+        Tenancy::Column { .. } if crate::citus::present() => PolicyStyle::Plain,
+        _ => PolicyStyle::InitPlan,
+    }
+}
+
+/// What is in place on `oid` (a tree's root, or one of its partitions: `root`), floe's
+/// policies compared with `style`.
 pub(super) fn rel_state(
     client: &SpiClient<'_>,
     oid: pg_sys::Oid,
     column: &str,
     root: pg_sys::Oid,
+    style: PolicyStyle,
 ) -> Result<RelState, FloeError> {
+    let subselect = style == PolicyStyle::InitPlan;
     let row = client
         .select(
             REL_STATE,
             Some(1),
-            &[oid.into(), column.into(), root.into()],
+            &[oid.into(), column.into(), root.into(), subselect.into()],
         )?
         .first();
     let flag = |i: usize| -> Result<bool, FloeError> { Ok(row.get::<bool>(i)?.unwrap_or(false)) };
@@ -202,6 +220,7 @@ pub(super) fn rel_state(
         has_guard_update: flag(6)?,
         has_tenant_index: flag(7)?,
         policy_matches: flag(8)?,
+        style_matches: flag(9)?,
     })
 }
 
@@ -210,6 +229,7 @@ pub(super) fn partitions(
     client: &SpiClient<'_>,
     oid: pg_sys::Oid,
     column: &str,
+    style: PolicyStyle,
 ) -> Result<Vec<(QualName, RelState)>, FloeError> {
     let rows = client.select(
         "SELECT t.relid::oid, n.nspname::text, c.relname::text
@@ -234,7 +254,7 @@ pub(super) fn partitions(
     }
     found
         .into_iter()
-        .map(|(part, name)| Ok((name, rel_state(client, part, column, oid)?)))
+        .map(|(part, name)| Ok((name, rel_state(client, part, column, oid, style)?)))
         .collect()
 }
 
@@ -444,10 +464,32 @@ pub(super) fn require_owner(
 
 pub(super) fn run_steps(steps: &[Step], tenancy: &Tenancy) -> Result<Vec<String>, FloeError> {
     let mut done = Vec::with_capacity(steps.len());
+    let style = policy_style(tenancy);
+    // Citus refuses triggers on its tables unless told they are safe: floe's guard reads only
+    // the tenant context and the row it is given, on the shard's node.
+    let citus_triggers =
+        crate::citus::present() && steps.iter().any(|s| matches!(s, Step::Guard { .. }));
+    let before = if citus_triggers {
+        let before = Spi::get_one::<String>(
+            "SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers')",
+        )?;
+        Spi::get_one::<String>(
+            "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true)",
+        )?;
+        before
+    } else {
+        None
+    };
     for step in steps {
-        let sql = plan::render(step, tenancy, &qi);
+        let sql = plan::render(step, tenancy, style, &qi);
         Spi::run(&sql)?;
         done.push(sql);
+    }
+    if citus_triggers {
+        Spi::get_one_with_args::<String>(
+            "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)",
+            &[before.unwrap_or_else(|| "off".into()).as_str().into()],
+        )?;
     }
     Ok(done)
 }
@@ -474,8 +516,9 @@ pub(super) fn enable(
         let tenancy = resolve_tenancy(client, oid, &info.name, tenant_column, via)?;
         let prev = registration(client, oid, &info.name.schema)?;
         let column = tenancy.indexed_column().to_string();
-        let root_state = rel_state(client, oid, &column, oid)?;
-        let parts = partitions(client, oid, &column)?;
+        let style = policy_style(&tenancy);
+        let root_state = rel_state(client, oid, &column, oid, style)?;
+        let parts = partitions(client, oid, &column, style)?;
         Ok::<_, FloeError>((info, tenancy, prev, root_state, parts))
     })?;
     let changed = prev
@@ -606,7 +649,8 @@ pub fn apply_to_partitions(oid: pg_sys::Oid) -> Result<usize, FloeError> {
             }
             None => Tenancy::Column { column: reg.column },
         };
-        let parts = partitions(client, reg.root, tenancy.indexed_column())?;
+        let style = policy_style(&tenancy);
+        let parts = partitions(client, reg.root, tenancy.indexed_column(), style)?;
         Ok(Some((tenancy, parts, reg.force)))
     })?;
     let Some((tenancy, parts, force)) = found else {

@@ -23,4 +23,7 @@ mod tokens;
 
 pub use inspect::health_checks;
 pub use isolate::{apply_to_partitions, as_floe_ddl, isolate_retired};
-pub use session::{authorize, context_tenant, serving_a_tenant};
+pub use session::{
+    authorize, context_tenant, policy_context, serving_a_tenant,
+    token_required as token_required_error, token_role,
+};

@@ -49,14 +49,20 @@ impl Tenancy {
         }
     }
 
-    /// The policy expression. The context is read in an uncorrelated sub-select, which the
-    /// planner turns into an InitPlan: evaluated once per statement, and usable as an index
-    /// condition (`tenant_id = $0`, `company_id = ANY ($0)`).
-    pub fn policy_expr(&self, quote: &dyn Fn(&str) -> String) -> String {
+    /// The policy expression. In the [`PolicyStyle::InitPlan`] style the context is read in
+    /// an uncorrelated sub-select, which the planner turns into an InitPlan: evaluated once
+    /// per statement, and usable as an index condition (`tenant_id = $0`, `company_id = ANY
+    /// ($0)`). In the [`PolicyStyle::Plain`] style (Citus, which refuses sub-selects in
+    /// policies) the stable function is called directly: still an index condition, evaluated
+    /// once per scan.
+    pub fn policy_expr(&self, style: PolicyStyle, quote: &dyn Fn(&str) -> String) -> String {
         match self {
-            Tenancy::Column { column } => {
-                format!("{} = (SELECT floe.current_tenant())", quote(column))
-            }
+            Tenancy::Column { column } => match style {
+                PolicyStyle::InitPlan => {
+                    format!("{} = (SELECT floe.current_tenant())", quote(column))
+                }
+                PolicyStyle::Plain => format!("{} = floe.current_tenant()", quote(column)),
+            },
             Tenancy::Via {
                 fk_column,
                 parent,
@@ -71,6 +77,17 @@ impl Tenancy {
             ),
         }
     }
+}
+
+/// How floe's policies read the tenant context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyStyle {
+    /// In a sub-select (an InitPlan): once per statement. The default.
+    InitPlan,
+    /// A direct call of the stable function: in databases with Citus, which propagates
+    /// policies to the shards and refuses sub-selects in them. Tenancy through a parent
+    /// table (`via`) needs a sub-select and is refused there.
+    Plain,
 }
 
 pub const POLICY: &str = "floe_tenant_isolation";
@@ -92,6 +109,8 @@ pub struct RelState {
     pub has_guard_update: bool,
     /// Some index (or partitioned index) has the tenant column as its first key.
     pub has_tenant_index: bool,
+    /// floe's policies on it (if any) are in the style asked for (a sub-select or not).
+    pub style_matches: bool,
 }
 
 /// One DDL statement of the plan.
@@ -106,7 +125,11 @@ pub enum Step {
         table: QualName,
         exists: bool,
     },
-    AdminPolicy(QualName),
+    /// Creates the admin policy, or rewrites its expressions if it exists (another style).
+    AdminPolicy {
+        table: QualName,
+        exists: bool,
+    },
     DropPolicy {
         table: QualName,
         policy: &'static str,
@@ -220,14 +243,17 @@ pub fn rls_steps(rel: &QualName, state: &RelState, force: bool, refresh_policy: 
         (false, true) => steps.push(Step::NoForceRls(rel.clone())),
         _ => {}
     }
-    if !state.has_policy || !state.policy_matches || refresh_policy {
+    if !state.has_policy || !state.policy_matches || !state.style_matches || refresh_policy {
         steps.push(Step::Policy {
             table: rel.clone(),
             exists: state.has_policy,
         });
     }
-    if !state.has_admin_policy {
-        steps.push(Step::AdminPolicy(rel.clone()));
+    if !state.has_admin_policy || !state.style_matches {
+        steps.push(Step::AdminPolicy {
+            table: rel.clone(),
+            exists: state.has_admin_policy,
+        });
     }
     steps
 }
@@ -290,8 +316,13 @@ pub fn disable_steps(
     steps
 }
 
-/// Renders one step as SQL.
-pub fn render(step: &Step, tenancy: &Tenancy, quote: &dyn Fn(&str) -> String) -> String {
+/// Renders one step as SQL, floe's policies in `style`.
+pub fn render(
+    step: &Step,
+    tenancy: &Tenancy,
+    style: PolicyStyle,
+    quote: &dyn Fn(&str) -> String,
+) -> String {
     let q = |n: &QualName| n.quoted(quote);
     match step {
         Step::EnableRls(t) => format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", q(t)),
@@ -299,7 +330,7 @@ pub fn render(step: &Step, tenancy: &Tenancy, quote: &dyn Fn(&str) -> String) ->
         Step::ForceRls(t) => format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY", q(t)),
         Step::NoForceRls(t) => format!("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY", q(t)),
         Step::Policy { table, exists } => {
-            let expr = tenancy.policy_expr(quote);
+            let expr = tenancy.policy_expr(style, quote);
             if *exists {
                 format!(
                     "ALTER POLICY {} ON {} USING ({expr}) WITH CHECK ({expr})",
@@ -314,13 +345,26 @@ pub fn render(step: &Step, tenancy: &Tenancy, quote: &dyn Fn(&str) -> String) ->
                 )
             }
         }
-        Step::AdminPolicy(t) => format!(
-            "CREATE POLICY {} ON {} AS PERMISSIVE FOR ALL TO {} \
-             USING ((SELECT floe.tenant_admin_active())) WITH CHECK ((SELECT floe.tenant_admin_active()))",
-            quote(ADMIN_POLICY),
-            q(t),
-            quote(ADMIN_ROLE)
-        ),
+        Step::AdminPolicy { table, exists } => {
+            let expr = match style {
+                PolicyStyle::InitPlan => "(SELECT floe.tenant_admin_active())",
+                PolicyStyle::Plain => "floe.tenant_admin_active()",
+            };
+            if *exists {
+                format!(
+                    "ALTER POLICY {} ON {} USING ({expr}) WITH CHECK ({expr})",
+                    quote(ADMIN_POLICY),
+                    q(table)
+                )
+            } else {
+                format!(
+                    "CREATE POLICY {} ON {} AS PERMISSIVE FOR ALL TO {} USING ({expr}) WITH CHECK ({expr})",
+                    quote(ADMIN_POLICY),
+                    q(table),
+                    quote(ADMIN_ROLE)
+                )
+            }
+        }
         Step::DropPolicy { table, policy } => {
             format!("DROP POLICY IF EXISTS {} ON {}", quote(policy), q(table))
         }
@@ -436,7 +480,10 @@ mod tests {
                 partitioned: false,
             },
         );
-        let sql: Vec<String> = steps.iter().map(|s| render(s, &col(), &q)).collect();
+        let sql: Vec<String> = steps
+            .iter()
+            .map(|s| render(s, &col(), PolicyStyle::InitPlan, &q))
+            .collect();
         assert_eq!(
             sql,
             vec![
@@ -452,6 +499,37 @@ mod tests {
     }
 
     #[test]
+    fn citus_style_has_no_sub_select_and_rewrites_the_other_style() {
+        let mut state = complete(true);
+        state.style_matches = false;
+        let opts = Options {
+            force: true,
+            refresh_policies: false,
+            guard_updates: true,
+            partitioned: false,
+        };
+        let steps = enable_steps(&t("leads"), &state, &[], &col(), "i", opts);
+        let sql: Vec<String> = steps
+            .iter()
+            .map(|s| render(s, &col(), PolicyStyle::Plain, &q))
+            .collect();
+        assert_eq!(
+            sql,
+            vec![
+                r#"ALTER POLICY "floe_tenant_isolation" ON "public"."leads" USING ("tenant_id" = floe.current_tenant()) WITH CHECK ("tenant_id" = floe.current_tenant())"#,
+                r#"ALTER POLICY "floe_tenant_admin" ON "public"."leads" USING (floe.tenant_admin_active()) WITH CHECK (floe.tenant_admin_active())"#,
+            ]
+        );
+        let fresh = enable_steps(&t("leads"), &RelState::default(), &[], &col(), "i", opts);
+        let fresh: Vec<String> = fresh
+            .iter()
+            .map(|s| render(s, &col(), PolicyStyle::Plain, &q))
+            .collect();
+        assert!(fresh.iter().all(|s| !s.contains("SELECT")), "{fresh:?}");
+        assert!(enable_steps(&t("leads"), &complete(true), &[], &col(), "i", opts).is_empty());
+    }
+
+    #[test]
     fn via_policy_uses_an_indexable_array() {
         let via = Tenancy::Via {
             fk_column: "company_id".into(),
@@ -460,7 +538,7 @@ mod tests {
             parent_tenant: "tenant_id".into(),
         };
         assert_eq!(
-            via.policy_expr(&q),
+            via.policy_expr(PolicyStyle::InitPlan, &q),
             r#""company_id" = ANY (ARRAY(SELECT p."id" FROM "public"."companies" p WHERE p."tenant_id" = (SELECT floe.current_tenant())))"#
         );
         let steps = enable_steps(
@@ -496,6 +574,7 @@ mod tests {
             has_guard_insert: true,
             has_guard_update: true,
             has_tenant_index: true,
+            style_matches: true,
         }
     }
 
@@ -640,7 +719,10 @@ mod tests {
         );
         assert!(steps.contains(&Step::EnableRls(t("jobs_2026_11"))));
         assert!(steps.contains(&Step::ForceRls(t("jobs_2026_11"))));
-        assert!(steps.contains(&Step::AdminPolicy(t("jobs_2026_11"))));
+        assert!(steps.contains(&Step::AdminPolicy {
+            table: t("jobs_2026_11"),
+            exists: false
+        }));
         assert!(!steps
             .iter()
             .any(|s| matches!(s, Step::Guard { table, .. } if table.name == "jobs_2026_11")));
@@ -695,7 +777,10 @@ mod tests {
             partitioned: true,
         };
         let steps = enable_steps(&t("ev"), &RelState::default(), &[], &col(), "i", opts);
-        let sql: Vec<String> = steps.iter().map(|s| render(s, &col(), &q)).collect();
+        let sql: Vec<String> = steps
+            .iter()
+            .map(|s| render(s, &col(), PolicyStyle::InitPlan, &q))
+            .collect();
         assert!(sql.iter().any(|s| s.contains("BEFORE UPDATE")), "{sql:?}");
     }
 
@@ -713,10 +798,10 @@ mod tests {
         fn enable_then_state_is_fixed_point(
             rls in any::<bool>(), forced in any::<bool>(), pol in any::<bool>(), adm in any::<bool>(),
             gi in any::<bool>(), gu in any::<bool>(), idx in any::<bool>(), force in any::<bool>(),
-            guard_updates in any::<bool>(), pm in any::<bool>(),
+            guard_updates in any::<bool>(), pm in any::<bool>(), sm in any::<bool>(),
         ) {
             let state = RelState { rls_enabled: rls, rls_forced: forced, has_policy: pol, policy_matches: pm, has_admin_policy: adm,
-                has_guard_insert: gi, has_guard_update: gu, has_tenant_index: idx };
+                has_guard_insert: gi, has_guard_update: gu, has_tenant_index: idx, style_matches: sm };
             let steps = enable_steps(&t("x"), &state, &[], &col(), "i", Options { force, refresh_policies: false, guard_updates, partitioned: false });
             // Apply the steps to the state: the result must be complete.
             let mut s = state.clone();
@@ -725,8 +810,8 @@ mod tests {
                     Step::EnableRls(_) => s.rls_enabled = true,
                     Step::ForceRls(_) => s.rls_forced = true,
                     Step::NoForceRls(_) => s.rls_forced = false,
-                    Step::Policy { .. } => { s.has_policy = true; s.policy_matches = true; }
-                    Step::AdminPolicy(_) => s.has_admin_policy = true,
+                    Step::Policy { .. } => { s.has_policy = true; s.policy_matches = true; s.style_matches = true; }
+                    Step::AdminPolicy { .. } => s.has_admin_policy = true,
                     Step::Guard { update: false, .. } => s.has_guard_insert = true,
                     Step::Guard { update: true, .. } => s.has_guard_update = true,
                     Step::DropGuard { update: true, .. } => s.has_guard_update = false,

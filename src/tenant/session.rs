@@ -61,7 +61,7 @@ impl From<ContextError> for FloeError {
 }
 
 /// The refusal for a role restricted to signed tokens (`floe.tenant_token_roles`).
-pub(super) fn token_required(message: String) -> FloeError {
+pub fn token_required(message: String) -> FloeError {
     tenant_denied(
         tenant_key::TOKEN_REQUIRED,
         message,
@@ -98,6 +98,17 @@ pub fn context_tenant() -> Option<uuid::Uuid> {
     read_context().ok()
 }
 
+/// Whether the current user must set its tenant with a signed token (unknown counts as yes).
+pub fn token_role() -> bool {
+    tokens::required().unwrap_or(true)
+}
+
+/// The tenant context as floe's policies read it, and admin mode: what floe's Citus planner
+/// hook pins a query to (`citus::routing`).
+pub fn policy_context() -> (Result<uuid::Uuid, ContextError>, bool) {
+    (read_context(), admin_active())
+}
+
 /// Whether this transaction serves one tenant: a tenant is set (in this transaction) and
 /// admin mode is off. Functions that hand out every tenant's data (a queue worker's dequeue)
 /// refuse then.
@@ -122,7 +133,15 @@ pub(super) fn admin_active() -> bool {
 /// Sets the tenant context with a real `SET [LOCAL]` statement (so that Citus forwards it),
 /// run through SPI without taking a transaction id (`privileged::run_utility`).
 pub(super) fn set_context(local: bool, value: &str) -> Result<(), FloeError> {
-    crate::privileged::run_utility(&set_statement(local, value)?)
+    if local && crate::citus::present() {
+        // Citus forwards a SET LOCAL to the workers (where the shards' policies read the
+        // context) only under this setting; it is itself never forwarded.
+        crate::privileged::run_utility("SET LOCAL citus.propagate_set_commands = 'local'")?;
+    }
+    let statement = set_statement(local, value)?;
+    crate::citus::utility::floe_sets(|| crate::privileged::run_utility(&statement))?;
+    crate::citus::planner::tenant_changed();
+    Ok(())
 }
 
 fn set_statement(local: bool, value: &str) -> Result<String, FloeError> {
