@@ -79,6 +79,7 @@ fn enable_audit(
     classification: default!(Option<Vec<Option<String>>>, "'{}'"),
 ) -> Result<(), ErrorReport> {
     let rel = crate::error::required(tbl, "tbl")?;
+    crate::citus::refuse_shard(&rel)?;
     let oid = rel.oid();
     drop(rel);
     let classification = classification_arg(classification.unwrap_or_default())?;

@@ -6,9 +6,12 @@
 //!   the shards and refuses sub-selects in them).
 //! - `planner.rs` (machinery) and `routing.rs` (pure): the planner hook that pins queries on
 //!   tenant-isolated tables to the current tenant, so that Citus routes them to one shard.
+//! - `nodes.rs` (pure): the `citus.workers` health check (floe on every worker, at the
+//!   coordinator's version), its facts read here.
 //! - `utility.rs`: utility statements before Citus sees them (a token role's `SET LOCAL` of
 //!   the tenant variable, `COPY <isolated table> TO`).
 
+pub mod nodes;
 pub mod planner;
 pub mod routing;
 pub mod utility;
@@ -57,4 +60,53 @@ pub fn table_of_shard(schema: &str, name: &str) -> Option<String> {
     )
     .ok()
     .flatten()
+}
+
+/// Refuses a Citus shard where floe wants a table: floe manages the distributed table, on
+/// the coordinator (a shard changed on its own would drift from the others).
+pub fn refuse_shard(rel: &pgrx::PgRelation) -> Result<(), crate::error::FloeError> {
+    match table_of_shard(rel.namespace(), rel.name()) {
+        Some(table) => Err(crate::error::FloeError::InvalidArgument {
+            argument: "tbl",
+            value: format!("{}.{}", rel.namespace(), rel.name()),
+            expected: format!(
+                "a table, not a Citus shard: call it on the coordinator for the distributed table {table}"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+const IS_COORDINATOR: &str = "SELECT pg_catalog.citus_is_coordinator(),
+       (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'floe')";
+const WORKER_VERSIONS: &str = "
+SELECT w.nodename OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) w.nodeport::text, w.success, w.result
+  FROM pg_catalog.run_command_on_workers($$SELECT coalesce((SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'floe'), '')$$) w
+ ORDER BY 1";
+
+/// `citus.workers` on a Citus coordinator; nothing elsewhere.
+pub fn health_checks() -> Result<Vec<crate::health::checks::Check>, crate::error::FloeError> {
+    if !present() {
+        return Ok(vec![]);
+    }
+    crate::privileged::run(|s| {
+        let me = s.run(IS_COORDINATOR, &[])?;
+        let me = me.first();
+        if !me.get::<bool>(1)?.unwrap_or(false) {
+            return Ok(vec![]);
+        }
+        let version = me.get::<String>(2)?.unwrap_or_default();
+        let mut workers = Vec::new();
+        for row in s.run(WORKER_VERSIONS, &[])? {
+            let node = row.get::<String>(1)?.unwrap_or_default();
+            let result = row.get::<String>(3)?.unwrap_or_default();
+            let answer = if row.get::<bool>(2)?.unwrap_or(false) {
+                nodes::Worker::Answered((!result.is_empty()).then_some(result))
+            } else {
+                nodes::Worker::Unreachable(result)
+            };
+            workers.push((node, answer));
+        }
+        Ok(vec![nodes::workers_check(&version, &workers)])
+    })
 }

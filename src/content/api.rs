@@ -1244,6 +1244,7 @@ fn manage_content(
     migrate: default!(Option<bool>, true),
 ) -> Result<i64, ErrorReport> {
     let tbl = required(tbl, "tbl")?;
+    crate::citus::refuse_shard(&tbl)?;
     let column = required(column, "column")?.0;
     let migrate = required(migrate, "migrate")?;
     let rel = tbl.oid();

@@ -121,6 +121,7 @@ fn gather() -> Result<Vec<Check>, FloeError> {
         core.extend(crate::content::health_checks()?);
         core.extend(crate::audit::health_checks()?);
         core.extend(super::server_facts::health_checks()?);
+        core.extend(crate::citus::health_checks()?);
         Ok(core)
     })
 }

@@ -84,6 +84,9 @@ fn create_parent(
     sub_partition_by: default!(Option<Name>, "NULL"),
     sub_partition_values: default!(Option<Vec<String>>, "NULL"),
 ) -> Result<i32, ErrorReport> {
+    if let Some(p) = &parent {
+        crate::citus::refuse_shard(p)?;
+    }
     Ok(create_set(
         parent,
         control,
@@ -109,6 +112,9 @@ fn partition_existing(
     part_interval: default!(Option<Interval>, "'1 month'"),
     premake: default!(Option<i32>, 4),
 ) -> Result<String, ErrorReport> {
+    if let Some(t) = &tbl {
+        crate::citus::refuse_shard(t)?;
+    }
     Ok(convert(tbl, control, part_interval, premake)?)
 }
 

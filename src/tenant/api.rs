@@ -149,6 +149,7 @@ fn enable_tenant_isolation(
     guard_updates: default!(Option<bool>, true),
 ) -> Result<SetOfIterator<'static, String>, ErrorReport> {
     let tbl = required(tbl, "tbl")?;
+    crate::citus::refuse_shard(&tbl)?;
     let tenant_column = required(tenant_column, "tenant_column")?;
     let force = required(force, "force")?;
     let guard_updates = required(guard_updates, "guard_updates")?;

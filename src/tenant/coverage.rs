@@ -69,6 +69,9 @@ pub struct Facts {
     /// Foreign keys to another tenant table that do not pair this table's tenant column with
     /// the target's (`name → target`): foreign key checks bypass row level security.
     pub cross_tenant_fks: Vec<String>,
+    /// The database has Citus: policies call the context function directly (Citus refuses
+    /// sub-selects in policies), so that is no problem to report.
+    pub citus: bool,
 }
 
 impl Facts {
@@ -88,6 +91,7 @@ impl Facts {
             reads,
             truncaters: vec![],
             cross_tenant_fks: vec![],
+            citus: false,
         }
     }
 }
@@ -107,6 +111,7 @@ pub fn judge(f: &Facts) -> Verdict {
     let slow: Vec<&str> = f
         .policies
         .iter()
+        .filter(|_| !f.citus)
         .filter(|p| {
             [&p.using, &p.with_check]
                 .into_iter()
@@ -277,7 +282,26 @@ mod tests {
             reads: vec![],
             truncaters: vec![],
             cross_tenant_fks: vec![],
+            citus: false,
         }
+    }
+
+    #[test]
+    fn citus_policies_call_the_function_directly() {
+        let mut f = table();
+        f.policies = vec![Policy {
+            name: "floe_tenant_isolation".into(),
+            permissive: true,
+            using: Some("(tenant_id = floe.current_tenant())".into()),
+            with_check: Some("(tenant_id = floe.current_tenant())".into()),
+        }];
+        assert!(
+            !judge(&f).policy_efficient,
+            "one node: a per-row call is reported"
+        );
+        f.citus = true;
+        let v = judge(&f);
+        assert!(v.policy_efficient && v.problems.is_empty(), "{v:?}");
     }
 
     #[test]

@@ -180,6 +180,7 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
     Spi::connect(|client| {
         let mut out = Vec::new();
         let mut tenant_oids: Vec<pg_sys::Oid> = Vec::new();
+        let citus = crate::citus::present();
         for row in client.select(COVERAGE_TABLES, None, &[tenant_column.into()])? {
             let oid: pg_sys::Oid = row.get(1)?.unwrap_or(pg_sys::InvalidOid);
             tenant_oids.push(oid);
@@ -223,6 +224,7 @@ pub fn coverage_rows(tenant_column: &str) -> Result<Vec<CoverageRow>, FloeError>
                 reads: vec![],
                 truncaters,
                 cross_tenant_fks,
+                citus,
             };
             out.push(CoverageRow {
                 schema: row.get(2)?,
