@@ -110,3 +110,44 @@ pub fn health_checks() -> Result<Vec<crate::health::checks::Check>, crate::error
         Ok(vec![nodes::workers_check(&version, &workers)])
     })
 }
+
+/// The distribution column of `relid` when it is a hash-distributed Citus table.
+pub fn distribution_column(relid: pg_sys::Oid) -> Result<Option<String>, crate::error::FloeError> {
+    if !present() {
+        return Ok(None);
+    }
+    Ok(pgrx::Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+           FROM pg_catalog.pg_dist_partition p
+          WHERE p.logicalrelid = $1 AND p.partmethod = 'h'",
+        &[relid.into()],
+    )?)
+}
+
+/// Distributes `table` by `column`, co-located with `beside`, unless it is a Citus table
+/// already (a child left by an interrupted maintenance run).
+pub fn distribute_beside(
+    table: &str,
+    column: &str,
+    beside: &str,
+) -> Result<(), crate::error::FloeError> {
+    pgrx::Spi::get_one_with_args::<bool>(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
+                                   WHERE logicalrelid = pg_catalog.to_regclass($1)) THEN true
+                     ELSE (SELECT true FROM pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => $3)) END",
+        &[table.into(), column.into(), beside.into()],
+    )?;
+    Ok(())
+}
+
+/// Whether `relid` is a Citus table of any kind (distributed, reference, Citus local).
+pub fn is_citus_table(relid: pg_sys::Oid) -> Result<bool, crate::error::FloeError> {
+    if !present() {
+        return Ok(false);
+    }
+    Ok(pgrx::Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)",
+        &[relid.into()],
+    )?
+    .unwrap_or(false))
+}

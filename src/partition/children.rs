@@ -261,6 +261,7 @@ pub(super) fn drain_default(
     cfg: &SetConfig,
     cols: &str,
     r: &Range,
+    citus: bool,
 ) -> Result<i64, FloeError> {
     let (lo, hi) = bounds(cfg, r)?;
     let col = qi(&cfg.control);
@@ -273,6 +274,22 @@ pub(super) fn drain_default(
          ins AS (INSERT INTO {child} ({cols}) SELECT {cols} FROM moved RETURNING 1)
          SELECT count(*) FROM ins"
     );
+    if citus {
+        // A distributed default partition: the child was distributed beside it first, and
+        // the rows move shard by shard in two statements Citus pushes down to the workers
+        // (a ctid means nothing across shards). The caller holds the default partition
+        // ACCESS EXCLUSIVE: nothing writes in between.
+        let n = Spi::get_one::<i64>(&format!(
+            "WITH ins AS (INSERT INTO {child} ({cols}) SELECT {cols} FROM {default}
+                           WHERE {col} >= {lo} AND {col} < {hi} RETURNING 1)
+             SELECT count(*) FROM ins"
+        ))?
+        .unwrap_or(0);
+        Spi::run(&format!(
+            "DELETE FROM {default} WHERE {col} >= {lo} AND {col} < {hi}"
+        ))?;
+        return Ok(n);
+    }
     let mut total = 0;
     loop {
         // (floe's audit log refuses DELETE, except for floe's own moves.)
@@ -395,8 +412,17 @@ pub(super) fn create_or_stage_child(
     match default {
         Some(default) if waiting => {
             let cols = copy_columns(parent.oid)?;
+            // On Citus the child becomes a distributed table co-located with its parent
+            // before rows move into it (ATTACH would distribute it, but only after the move).
+            let citus = match crate::citus::distribution_column(parent.oid)? {
+                Some(column) => {
+                    crate::citus::distribute_beside(&child, &column, &parent.qualified())?;
+                    true
+                }
+                None => false,
+            };
             if !forced {
-                drain_default(default, &child, cfg, &cols, r)?;
+                drain_default(default, &child, cfg, &cols, r, citus)?;
             }
             with_lock_retry(&attach, || {
                 Spi::run(&format!("LOCK TABLE {} IN SHARE MODE", parent.qualified()))?;
@@ -407,12 +433,12 @@ pub(super) fn create_or_stage_child(
                         Spi::run(&format!(
                             "ALTER TABLE {default} NO FORCE ROW LEVEL SECURITY"
                         ))?;
-                        drain_default(default, &child, cfg, &cols, r)?;
+                        drain_default(default, &child, cfg, &cols, r, citus)?;
                         Spi::run(&format!("ALTER TABLE {default} FORCE ROW LEVEL SECURITY"))?;
                         Ok::<_, FloeError>(())
                     })?;
                 } else {
-                    drain_default(default, &child, cfg, &cols, r)?;
+                    drain_default(default, &child, cfg, &cols, r, citus)?;
                 }
                 Spi::run(&attach)?;
                 Ok(())

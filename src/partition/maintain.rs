@@ -181,6 +181,8 @@ pub(super) fn plan_set(
                     .into(),
         });
     }
+    // Citus refuses DETACH ... CONCURRENTLY on its tables.
+    let citus = !p.retire.is_empty() && crate::citus::is_citus_table(parent.oid)?;
     if p.complete {
         for child in &p.retire {
             let sql = format!(
@@ -189,7 +191,7 @@ pub(super) fn plan_set(
             );
             let detach = if pending.contains(child) {
                 Detach::Finalize(format!("{sql} FINALIZE"))
-            } else if in_worker && default.is_none() && !audit_log {
+            } else if in_worker && default.is_none() && !audit_log && !citus {
                 // CONCURRENTLY is refused when the set has a default partition.
                 Detach::Concurrent(format!("{sql} CONCURRENTLY"))
             } else {
