@@ -18,8 +18,8 @@ done
 echo "# the platform distributed and isolated (both orders)"
 "$FLOE_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" -f "$(dirname "$0")/platform.sql" >/dev/null
 expect_eq "$(qc "SELECT string_agg(logicalrelid::text || ':' || partmethod::text, ',' ORDER BY logicalrelid::text) FROM pg_dist_partition")" \
-    "app.campaigns:h,app.companies:h,app.leads:h,app.tenants:n" "distributed as planned"
-expect_eq "$(qc "SELECT count(*) FROM floe.tenant_tables")" "4" "four tables isolated"
+    "app.campaigns:h,app.companies:h,app.email_accounts:h,app.leads:h,app.tenants:n,app.users:h" "distributed as planned"
+expect_eq "$(qc "SELECT count(*) FROM floe.tenant_tables")" "6" "six tables isolated"
 for n in 1 2; do
     expect_match "$(qn $n "SET citus.override_table_visibility TO off; SELECT count(*) FROM pg_policies WHERE policyname = 'floe_tenant_isolation' AND tablename LIKE 'leads\_%'")" \
         "^[1-9][0-9]*$" "worker $n: the shards of leads carry floe's policy"

@@ -17,16 +17,27 @@ PER_FILE=${FLOE_FUZZ_STATEMENTS:-600}
 T=(00000000-0000-4000-8000-0000000000a1 00000000-0000-4000-8000-0000000000b2 00000000-0000-4000-8000-0000000000c3)
 M=(Kappa7 Sigma3 Omega9)
 
-cluster_throwaway no
-make_test_db
+if [ "${FLOE_FUZZ_CITUS:-no}" = yes ]; then
+    # Pointed at a Citus coordinator (pg_test/citus/leak_fuzz.sh): the same tables,
+    # distributed by tenant_id (pg_test/citus/platform.sql), two workers behind.
+    source "$(dirname "$0")/../lib/citus.sh"
+    citus_cluster
+    schema=$(dirname "$0")/../citus/platform.sql
+    echo "# on Citus, floe.citus_tenant_routing = ${FLOE_FUZZ_ROUTING:-on}"
+else
+    cluster_throwaway no
+    make_test_db
+    schema=$(dirname "$0")/../../sql/examples/oltp.sql
+fi
 work=$(mktemp -d /tmp/floe-fuzz.XXXXXX)
 trap 'cluster_cleanup_all; rm -rf "$work"' EXIT
 "$FLOE_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" \
-    -c "SET client_min_messages = warning" -f "$(dirname "$0")/../../sql/examples/oltp.sql" >/dev/null
+    -c "SET client_min_messages = warning" -f "$schema" >/dev/null
 
 tenants_values="('${T[0]}', '${M[0]}'), ('${T[1]}', '${M[1]}'), ('${T[2]}', '${M[2]}')"
 "$FLOE_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" >/dev/null <<SQL
 BEGIN;
+SET LOCAL citus.propagate_set_commands = 'local';
 SET LOCAL floe.tenant_admin = on;
 CREATE TEMP TABLE tm (id uuid, m text);
 INSERT INTO tm VALUES $tenants_values;
@@ -55,20 +66,26 @@ SELECT floe.complete(id) FROM floe.dequeue('fuzz', 6);
 RESET ROLE;
 SQL
 
-counts() { # rows per tenant and table, as the owner in admin mode
-    q "BEGIN; SET LOCAL floe.tenant_admin = on;
-       SELECT string_agg(format('%s:%s', t, n), ' ' ORDER BY t) FROM (
+counts() { # rows per tenant and table, as the owner in admin mode (one statement per -c:
+    # Citus forwards a SET LOCAL's whole query string to the workers)
+    "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" -c "BEGIN" \
+        -c "SET LOCAL citus.propagate_set_commands = 'local'" -c "SET LOCAL floe.tenant_admin = on" \
+        -c "SELECT string_agg(format('%s:%s', t, n), ' ' ORDER BY t) FROM (
          SELECT 'users-' || tenant_id AS t, count(*) AS n FROM app.users GROUP BY 1
          UNION ALL SELECT 'companies-' || tenant_id, count(*) FROM app.companies GROUP BY 1
          UNION ALL SELECT 'leads-' || tenant_id, count(*) FROM app.leads GROUP BY 1
          UNION ALL SELECT 'accounts-' || tenant_id, count(*) FROM app.email_accounts GROUP BY 1
-         UNION ALL SELECT 'jobs', count(*) FROM floe.queue_jobs) s; COMMIT" | tail -n 1
+         UNION ALL SELECT 'jobs', count(*) FROM floe.queue_jobs) s" -c "COMMIT" | tail -n 1
 }
 before=$(counts)
 
 # platform_app opens a tenant only with the tenant's signed token: the attack statements
 # that name another tenant's uuid (set_tenant, SET LOCAL of the variable) must fail.
 q "SELECT floe.require_tenant_token('platform_app')" >/dev/null
+if [ "${FLOE_FUZZ_ROUTING:-on}" = off ]; then
+    # The workers' policies alone judge every statement (every shard is asked).
+    q "ALTER ROLE platform_app SET floe.citus_tenant_routing = off" >/dev/null
+fi
 tokens=()
 for t in "${T[@]}"; do tokens+=("$(q "SELECT floe.mint_tenant_token('$t', '1 hour')")"); done
 # A token of another database (its own keys, its name in the MAC) opens nothing here.
