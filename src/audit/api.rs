@@ -80,6 +80,12 @@ fn enable_audit(
 ) -> Result<(), ErrorReport> {
     let rel = crate::error::required(tbl, "tbl")?;
     crate::citus::refuse_shard(&rel)?;
+    crate::citus::refuse_citus_table(
+        rel.oid(),
+        &format!("{}.{}", rel.namespace(), rel.name()),
+        "auditing",
+        "floe audits the tables that stay local on the coordinator; auditing distributed and reference tables is planned (issue #25). A table audited before it was distributed refuses writes on the workers (fail closed): floe.disable_audit() it.",
+    )?;
     let oid = rel.oid();
     drop(rel);
     let classification = classification_arg(classification.unwrap_or_default())?;
@@ -153,13 +159,16 @@ fn disable_audit(
         }
         .into());
     }
-    for sql in [
-        format!("DROP TRIGGER IF EXISTS floe_audit ON {qualified}"),
-        format!("DROP TRIGGER IF EXISTS floe_audit_flush ON {qualified}"),
-        format!("DROP TRIGGER IF EXISTS floe_audit_truncate ON {qualified}"),
-    ] {
-        Spi::run(&sql).map_err(FloeError::from)?;
-    }
+    crate::citus::with_unsafe_triggers(|| {
+        for sql in [
+            format!("DROP TRIGGER IF EXISTS floe_audit ON {qualified}"),
+            format!("DROP TRIGGER IF EXISTS floe_audit_flush ON {qualified}"),
+            format!("DROP TRIGGER IF EXISTS floe_audit_truncate ON {qualified}"),
+        ] {
+            Spi::run(&sql)?;
+        }
+        Ok(())
+    })?;
     invalidate_configs();
     Ok(removed)
 }

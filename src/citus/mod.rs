@@ -151,3 +151,45 @@ pub fn is_citus_table(relid: pg_sys::Oid) -> Result<bool, crate::error::FloeErro
     )?
     .unwrap_or(false))
 }
+
+/// Runs `f` (floe's own trigger DDL) with `citus.enable_unsafe_triggers` on for the
+/// transaction, restored after: Citus refuses triggers on its tables otherwise, and floe's
+/// triggers are safe there (they read the row and settings of the shard's node).
+pub fn with_unsafe_triggers<T>(
+    f: impl FnOnce() -> Result<T, crate::error::FloeError>,
+) -> Result<T, crate::error::FloeError> {
+    if !present() {
+        return f();
+    }
+    let before = pgrx::Spi::get_one::<String>(
+        "SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers')",
+    )?;
+    pgrx::Spi::get_one::<String>(
+        "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true)",
+    )?;
+    let out = f()?;
+    pgrx::Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)",
+        &[before.unwrap_or_else(|| "off".into()).as_str().into()],
+    )?;
+    Ok(out)
+}
+
+/// Refuses a Citus table for a floe feature that does not follow its rows onto the workers
+/// yet (`what`: "audit", "on-change refresh"), naming what to do instead.
+pub fn refuse_citus_table(
+    relid: pg_sys::Oid,
+    name: &str,
+    what: &str,
+    instead: &str,
+) -> Result<(), crate::error::FloeError> {
+    if is_citus_table(relid)? {
+        return Err(crate::error::FloeError::NotSupported {
+            message: format!(
+                "{what} of the Citus table {name} is not supported: its rows change on the workers, where floe's registry does not reach"
+            ),
+            hint: instead.to_string(),
+        });
+    }
+    Ok(())
+}

@@ -1245,6 +1245,12 @@ fn manage_content(
 ) -> Result<i64, ErrorReport> {
     let tbl = required(tbl, "tbl")?;
     crate::citus::refuse_shard(&tbl)?;
+    crate::citus::refuse_citus_table(
+        tbl.oid(),
+        &format!("{}.{}", tbl.namespace(), tbl.name()),
+        "a managed content column",
+        "floe's content store lives on each node; managing a column of a distributed table (its bodies beside its shards) is planned (issue #25). Call floe.content_put() and floe.content_get() through the coordinator meanwhile, or manage a table that stays local.",
+    )?;
     let column = required(column, "column")?.0;
     let migrate = required(migrate, "migrate")?;
     let rel = tbl.oid();

@@ -687,6 +687,20 @@ fn register(
     }
     let sources = sources_of(target.oid)?;
     if on_change {
+        for s in sources
+            .iter()
+            .filter(|s| matches!(s.kind.as_str(), "r" | "p"))
+        {
+            crate::citus::refuse_citus_table(
+                pgrx::pg_sys::Oid::from(s.oid),
+                &s.name,
+                "on-change refresh",
+                &format!(
+                    "Changes to it happen on the workers, where the coordinator's change tracking cannot see them: register {} with on_change => false and refresh_every => '<interval>' (or max_staleness).",
+                    target.name
+                ),
+            )?;
+        }
         if let Some(s) = sources
             .iter()
             .find(|s| matches!(s.kind.as_str(), "r" | "p") && !s.may_trigger)

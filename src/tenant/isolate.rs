@@ -465,32 +465,14 @@ pub(super) fn require_owner(
 pub(super) fn run_steps(steps: &[Step], tenancy: &Tenancy) -> Result<Vec<String>, FloeError> {
     let mut done = Vec::with_capacity(steps.len());
     let style = policy_style(tenancy);
-    // Citus refuses triggers on its tables unless told they are safe: floe's guard reads only
-    // the tenant context and the row it is given, on the shard's node.
-    let citus_triggers =
-        crate::citus::present() && steps.iter().any(|s| matches!(s, Step::Guard { .. }));
-    let before = if citus_triggers {
-        let before = Spi::get_one::<String>(
-            "SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers')",
-        )?;
-        Spi::get_one::<String>(
-            "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true)",
-        )?;
-        before
-    } else {
-        None
-    };
-    for step in steps {
-        let sql = plan::render(step, tenancy, style, &qi);
-        Spi::run(&sql)?;
-        done.push(sql);
-    }
-    if citus_triggers {
-        Spi::get_one_with_args::<String>(
-            "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)",
-            &[before.unwrap_or_else(|| "off".into()).as_str().into()],
-        )?;
-    }
+    crate::citus::with_unsafe_triggers(|| {
+        for step in steps {
+            let sql = plan::render(step, tenancy, style, &qi);
+            Spi::run(&sql)?;
+            done.push(sql);
+        }
+        Ok(())
+    })?;
     Ok(done)
 }
 
