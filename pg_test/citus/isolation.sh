@@ -25,14 +25,6 @@ for n in 1 2; do
         "^[1-9][0-9]*$" "worker $n: the shards of leads carry floe's policy"
 done
 
-# as_admin SQL: one transaction in floe's admin mode, as the superuser (forwarded to the
-# workers, where the shards' guards and policies run).
-as_admin() {
-    "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" -c "BEGIN" \
-        -c "SET LOCAL citus.propagate_set_commands = 'local'" -c "SET LOCAL floe.tenant_admin = on" \
-        -c "$*" -c "COMMIT"
-}
-
 echo "# 4 tenants x 100 leads"
 as_admin "INSERT INTO app.tenants (id, name, domain)
     SELECT ('00000000-0000-0000-0000-00000000000' || g)::uuid, 'tenant ' || g, 't' || g || '.example'

@@ -9,11 +9,6 @@ source "$(dirname "$0")/../lib/citus.sh"
 
 citus_cluster
 "$FLOE_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" -f "$(dirname "$0")/platform.sql" >/dev/null
-as_admin() {
-    "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" -c "BEGIN" \
-        -c "SET LOCAL citus.propagate_set_commands = 'local'" -c "SET LOCAL floe.tenant_admin = on" \
-        -c "$*" -c "COMMIT"
-}
 as_app() {
     local tenant=$1
     shift

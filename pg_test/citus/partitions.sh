@@ -9,11 +9,13 @@ source "$(dirname "$0")/../lib/citus.sh"
 
 citus_cluster
 "$FLOE_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" -f "$(dirname "$0")/platform.sql" >/dev/null
-as_admin() {
-    "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" -c "BEGIN" \
-        -c "SET LOCAL citus.propagate_set_commands = 'local'" -c "SET LOCAL floe.tenant_admin = on" \
-        -c "$*" -c "COMMIT"
-}
+# Every expectation counts months from now(): keep the run (about a minute and a half) away
+# from a month's turn.
+to_turn=$(qc "SELECT extract(epoch FROM date_trunc('month', now()) + interval '1 month' - now())::int")
+if [ "$to_turn" -lt 300 ]; then
+    echo "# waiting ${to_turn}s for the month to turn"
+    sleep $((to_turn + 2))
+fi
 # The months relative to the clock (the sets start nine months back).
 month() { qc "SELECT to_char(date_trunc('month', now()) + interval '$1 month', 'YYYY_MM')"; }
 

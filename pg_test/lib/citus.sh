@@ -7,7 +7,7 @@
 #   citus_cluster [SETTING...]   start the three nodes (extra postgresql.conf lines)
 #   qc SQL / qw1 SQL / qw2 SQL   one value per line from the coordinator / a worker
 #   qn NODE SQL                  the same on node NODE (0 coordinator, 1, 2 workers)
-#   as_app SQL                   as the application role through the coordinator
+#   as_admin SQL                 one transaction in floe's admin mode through the coordinator
 source "$(dirname "${BASH_SOURCE[0]}")/testlib.sh"
 
 CITUS_DIRS=()
@@ -41,4 +41,13 @@ citus_cluster() {
     PGHOST=${CITUS_DIRS[0]}
     PGPORT=${CITUS_PORTS[0]}
     export PGHOST PGPORT
+}
+
+# as_admin SQL: one transaction in floe's admin mode, as the superuser, through the
+# coordinator; the settings forwarded to the workers (where the shards' guards and policies
+# run), each SET LOCAL a statement of its own (Citus forwards a SET LOCAL's whole string).
+as_admin() {
+    "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" -c "BEGIN" \
+        -c "SET LOCAL citus.propagate_set_commands = 'local'" -c "SET LOCAL floe.tenant_admin = on" \
+        -c "$*" -c "COMMIT"
 }
