@@ -37,8 +37,21 @@ thread_local! {
     static PRESENT: Cell<(u32, bool)> = const { Cell::new((0, false)) };
 }
 
-/// Whether the `citus` extension is installed in the current database.
+/// Whether Citus's library is loaded in this backend (it defines its settings then): a
+/// setting look-up, so that servers without Citus never read pg_extension for it.
+pub(crate) fn loaded() -> bool {
+    // SAFETY: a read of a setting by name; missing_ok.
+    unsafe {
+        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
+    }
+}
+
+/// Whether the `citus` extension is installed in the current database (Citus's library
+/// loaded, then the catalog read once per transaction).
 pub fn present() -> bool {
+    if !loaded() {
+        return false;
+    }
     let lxid = crate::compat::local_transaction_id();
     let (seen, present) = PRESENT.get();
     if seen == lxid && lxid != 0 {

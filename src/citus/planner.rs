@@ -44,8 +44,7 @@ unsafe extern "C-unwind" fn floe_planner(
     cursor_options: std::ffi::c_int,
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
-    if !parse.is_null() && crate::gucs::citus_tenant_routing() && citus_loaded() && super::present()
-    {
+    if !parse.is_null() && crate::gucs::citus_tenant_routing() && super::present() {
         if let Err(e) = pin_tenant(parse) {
             e.raise();
         }
@@ -59,21 +58,15 @@ unsafe extern "C-unwind" fn floe_planner(
     }
 }
 
-/// Whether Citus's library is loaded in this backend (it defines its settings then): the
-/// cheap test before the per-transaction catalog look-up of `present()`.
-pub(super) fn citus_loaded() -> bool {
-    // SAFETY: a read of a setting by name; missing_ok.
-    unsafe {
-        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
-    }
-}
-
 /// What the walk over a query needs and finds.
 struct Walk {
     /// The query the planner was given: its UPDATE/DELETE target is pinned, a modifying CTE's
     /// is not (Citus fails on a modifying CTE pruned to no shard: "could not find valid entry
     /// for shard 0", where the application's own filter names another tenant).
     top: *mut pg_sys::Query,
+    /// floe's schema and uuid's equality operator, looked up at the first relation under
+    /// row security (most queries have none): `resolved` says whether they were.
+    resolved: Option<bool>,
     floe_namespace: pg_sys::Oid,
     uuid_eq: pg_sys::Oid,
     /// The context and admin mode, read at the first relation with floe's policy.
@@ -84,27 +77,42 @@ struct Walk {
     error: Option<FloeError>,
 }
 
-fn pin_tenant(parse: *mut pg_sys::Query) -> Result<(), FloeError> {
-    // SAFETY: catalog look-ups on the backend thread, inside the planning transaction.
-    let (floe_namespace, uuid_eq) = unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"floe".as_ptr(), true);
-        let tc = pg_sys::lookup_type_cache(pg_sys::UUIDOID, pg_sys::TYPECACHE_EQ_OPR as i32);
-        (
-            nsp,
-            if tc.is_null() {
-                pg_sys::InvalidOid
-            } else {
-                (*tc).eq_opr
-            },
-        )
-    };
-    if floe_namespace == pg_sys::InvalidOid || uuid_eq == pg_sys::InvalidOid {
-        return Ok(());
+impl Walk {
+    /// Looks up floe's schema and uuid's equality operator once; false when either is
+    /// missing (floe's policies cannot be there then).
+    fn resolve(&mut self) -> bool {
+        if let Some(ok) = self.resolved {
+            return ok;
+        }
+        // SAFETY: catalog look-ups on the backend thread, inside the planning transaction.
+        unsafe {
+            self.floe_namespace = pg_sys::get_namespace_oid(c"floe".as_ptr(), true);
+            let tc = pg_sys::lookup_type_cache(pg_sys::UUIDOID, pg_sys::TYPECACHE_EQ_OPR as i32);
+            if !tc.is_null() {
+                self.uuid_eq = (*tc).eq_opr;
+            }
+        }
+        let ok = self.floe_namespace != pg_sys::InvalidOid && self.uuid_eq != pg_sys::InvalidOid;
+        self.resolved = Some(ok);
+        ok
     }
+
+    /// What to do with a relation under floe's policy, from the context read once per walk.
+    fn route(&mut self) -> Route {
+        let (context, admin) = self
+            .context
+            .get_or_insert_with(crate::tenant::policy_context)
+            .clone();
+        routing::decide(Policies::FloeTenant, context, admin)
+    }
+}
+
+fn pin_tenant(parse: *mut pg_sys::Query) -> Result<(), FloeError> {
     let mut walk = Walk {
         top: parse,
-        floe_namespace,
-        uuid_eq,
+        resolved: None,
+        floe_namespace: pg_sys::InvalidOid,
+        uuid_eq: pg_sys::InvalidOid,
         context: None,
         error: None,
     };
@@ -179,25 +187,22 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, ctx: *mut std::ffi::
 unsafe fn examine(walk: &mut Walk, rte: *mut pg_sys::RangeTblEntry) {
     // SAFETY: the caller's contract; list cells hold expression nodes.
     unsafe {
+        if !walk.resolve() {
+            return;
+        }
         let quals = (*rte).securityQuals;
         let mut tenant_var: Option<*mut pg_sys::Var> = None;
-        let mut policies = Policies::Other;
         for i in 0..(*quals).length {
             let qual = pg_sys::list_nth(quals, i) as *mut pg_sys::Node;
             if let Some(var) = floe_policy(walk, qual) {
                 tenant_var = Some(var);
-                policies = Policies::FloeTenant;
             } else if already_pinned(walk, qual) {
                 // Planned before (a subquery Citus plans again): pinned once is enough.
                 return;
             }
         }
         let Some(var) = tenant_var else { return };
-        let (context, admin) = walk
-            .context
-            .get_or_insert_with(crate::tenant::policy_context)
-            .clone();
-        match routing::decide(policies, context, admin) {
+        match walk.route() {
             Route::Leave => {}
             Route::Refuse(e) => walk.error = Some(e.into()),
             Route::Pin(tenant) => {
@@ -230,11 +235,11 @@ unsafe fn fill_tenant(walk: &mut Walk, q: *mut pg_sys::Query) {
     // SAFETY: the caller's contract; node types are checked before each cast.
     unsafe {
         let checks = (*q).withCheckOptions;
-        let n = if checks.is_null() {
-            0
-        } else {
-            (*checks).length
-        };
+        // No row security on the target (most INSERTs): nothing to look up.
+        if checks.is_null() || !walk.resolve() {
+            return;
+        }
+        let n = (*checks).length;
         let mut column = None;
         for i in 0..n {
             let wco = pg_sys::list_nth(checks, i) as *mut pg_sys::WithCheckOption;
@@ -269,11 +274,7 @@ unsafe fn fill_tenant(walk: &mut Walk, q: *mut pg_sys::Query) {
                 break;
             }
         }
-        let (context, admin) = walk
-            .context
-            .get_or_insert_with(crate::tenant::policy_context)
-            .clone();
-        let tenant = match routing::decide(Policies::FloeTenant, context, admin) {
+        let tenant = match walk.route() {
             Route::Pin(t) => t,
             // Admin mode names the tenant in the row; the guard and policy judge it.
             Route::Leave => return,

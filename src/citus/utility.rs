@@ -45,7 +45,7 @@ pub unsafe fn before(
         let stmt = (*pstmt).utilityStmt;
         let is_set = is_a(stmt, pg_sys::NodeTag::T_VariableSetStmt);
         let is_copy = is_a(stmt, pg_sys::NodeTag::T_CopyStmt);
-        if !(is_set || is_copy) || !super::planner::citus_loaded() || !super::present() {
+        if !(is_set || is_copy) || !super::present() {
             return Ok(pstmt);
         }
         if is_set {

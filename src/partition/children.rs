@@ -266,14 +266,6 @@ pub(super) fn drain_default(
     let (lo, hi) = bounds(cfg, r)?;
     let col = qi(&cfg.control);
     let batch = gucs::partition_drain_batch().max(1);
-    let sql = format!(
-        "WITH moved AS (
-           DELETE FROM {default} WHERE ctid = ANY (ARRAY(
-             SELECT ctid FROM {default} WHERE {col} >= {lo} AND {col} < {hi} LIMIT {batch}))
-           RETURNING {cols}),
-         ins AS (INSERT INTO {child} ({cols}) SELECT {cols} FROM moved RETURNING 1)
-         SELECT count(*) FROM ins"
-    );
     if citus {
         // A distributed default partition: the child was distributed beside it first, and
         // the rows move shard by shard in two statements Citus pushes down to the workers
@@ -290,6 +282,14 @@ pub(super) fn drain_default(
         ))?;
         return Ok(n);
     }
+    let sql = format!(
+        "WITH moved AS (
+           DELETE FROM {default} WHERE ctid = ANY (ARRAY(
+             SELECT ctid FROM {default} WHERE {col} >= {lo} AND {col} < {hi} LIMIT {batch}))
+           RETURNING {cols}),
+         ins AS (INSERT INTO {child} ({cols}) SELECT {cols} FROM moved RETURNING 1)
+         SELECT count(*) FROM ins"
+    );
     let mut total = 0;
     loop {
         // (floe's audit log refuses DELETE, except for floe's own moves.)
