@@ -59,11 +59,13 @@ own_dir() {
     fi
 }
 
-# A TCP port on 127.0.0.1 that nothing is listening on.
+# A TCP port on 127.0.0.1 that nothing is listening on, below the kernel's ephemeral range
+# (32768-60999 by default): an outgoing connection (Citus's between its nodes, the tests'
+# own) holds its local port there, and a server could not bind it.
 free_port() {
     local port
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 20000))
+        port=$((10000 + RANDOM % 22000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0
