@@ -41,8 +41,7 @@ T2=00000000-0000-0000-0000-000000000002
 as_app() {
     local tenant=$1
     shift
-    "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -U platform_app -d "$FLOE_TEST_DB" \
-        -c "BEGIN" -c "SELECT floe.set_tenant('$tenant') IS NULL" -c "$*" -c "COMMIT" | sed '1d'
+    as_tenant "$tenant" -c "$*"
 }
 
 echo "# reads"

@@ -51,3 +51,12 @@ as_admin() {
         -c "SET LOCAL citus.propagate_set_commands = 'local'" -c "SET LOCAL floe.tenant_admin = on" \
         -c "$*" -c "COMMIT"
 }
+
+# as_tenant TENANT PSQL-ARGS...: one transaction as platform_app through the coordinator,
+# the tenant set by floe.set_tenant(), then each `-c` of PSQL-ARGS; prints their output.
+as_tenant() {
+    local tenant=$1
+    shift
+    "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -U platform_app -d "$FLOE_TEST_DB" \
+        -c "BEGIN" -c "SELECT floe.set_tenant('$tenant') IS NULL" "$@" -c "COMMIT" | sed '1d'
+}

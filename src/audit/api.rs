@@ -14,11 +14,13 @@
 
 use super::capture::{audit_key, invalidate_configs, log_change};
 use super::custody::{guard_months, is_internal};
+use super::distributed::{forget_on_workers, share_key, trigger_args};
 use super::examine::verify;
 use super::registry::{
     classification_arg, ensure_log_set, log_relid_for, target, COLUMNS, DELETE_TABLE, UPSERT_TABLE,
 };
 use super::seal::seal;
+use super::shard_args::ShardArgs;
 use crate::error::{ErrorReport, FloeError};
 use crate::privileged::{self};
 use pgrx::prelude::*;
@@ -80,12 +82,6 @@ fn enable_audit(
 ) -> Result<(), ErrorReport> {
     let rel = crate::error::required(tbl, "tbl")?;
     crate::citus::refuse_shard(&rel)?;
-    crate::citus::refuse_citus_table(
-        rel.oid(),
-        &format!("{}.{}", rel.namespace(), rel.name()),
-        "auditing",
-        "floe audits the tables that stay local on the coordinator; auditing distributed and reference tables is planned (issue #25). A table audited before it was distributed refuses writes on the workers (fail closed): floe.disable_audit() it.",
-    )?;
     let oid = rel.oid();
     drop(rel);
     let classification = classification_arg(classification.unwrap_or_default())?;
@@ -95,7 +91,8 @@ fn enable_audit(
         r.dedup();
         r
     };
-    let qualified = privileged::run(|s| {
+    let citus = crate::citus::is_citus_table(oid)?;
+    let (qualified, key) = privileged::run(|s| {
         let t = target(s, oid, "audit")?;
         let columns: Vec<String> = s
             .run(COLUMNS, &[oid.into()])?
@@ -111,7 +108,7 @@ fn enable_audit(
         }
         ensure_log_set(s)?;
         // The redaction key exists before the first entry needs it.
-        audit_key(s)?;
+        let key = audit_key(s)?;
         let log_relid = log_relid_for(s, oid)?;
         s.run(
             UPSERT_TABLE,
@@ -123,16 +120,29 @@ fn enable_audit(
                 log_relid.into(),
             ],
         )?;
-        Ok(t)
+        Ok((t, key))
     })?;
+    // A Citus table's triggers carry its settings to the shards, whose nodes log its rows.
+    let args = if citus {
+        privileged::run(|s| share_key(s, &key))?;
+        trigger_args(&ShardArgs {
+            redact,
+            classification,
+        })?
+    } else {
+        String::new()
+    };
     // The triggers, with the caller's rights (the caller owns the table).
-    for sql in [
-        format!("CREATE OR REPLACE TRIGGER floe_audit AFTER INSERT OR UPDATE OR DELETE ON {qualified} FOR EACH ROW EXECUTE FUNCTION floe.audit_trigger()"),
-        format!("CREATE OR REPLACE TRIGGER floe_audit_flush AFTER INSERT OR UPDATE OR DELETE ON {qualified} FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_trigger()"),
-        format!("CREATE OR REPLACE TRIGGER floe_audit_truncate AFTER TRUNCATE ON {qualified} FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_trigger()"),
-    ] {
-        Spi::run(&sql).map_err(FloeError::from)?;
-    }
+    crate::citus::with_unsafe_triggers(|| {
+        for sql in [
+            format!("CREATE OR REPLACE TRIGGER floe_audit AFTER INSERT OR UPDATE OR DELETE ON {qualified} FOR EACH ROW EXECUTE FUNCTION floe.audit_trigger({args})"),
+            format!("CREATE OR REPLACE TRIGGER floe_audit_flush AFTER INSERT OR UPDATE OR DELETE ON {qualified} FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_trigger({args})"),
+            format!("CREATE OR REPLACE TRIGGER floe_audit_truncate AFTER TRUNCATE ON {qualified} FOR EACH STATEMENT EXECUTE FUNCTION floe.audit_trigger({args})"),
+        ] {
+            Spi::run(&sql)?;
+        }
+        Ok(())
+    })?;
     invalidate_configs();
     Ok(())
 }
@@ -145,6 +155,7 @@ fn disable_audit(
     let rel = crate::error::required(tbl, "tbl")?;
     let oid = rel.oid();
     drop(rel);
+    let citus = crate::citus::is_citus_table(oid)?;
     let (qualified, removed) = privileged::run(|s| {
         let t = target(s, oid, "stop auditing")?;
         let removed = !s.run(DELETE_TABLE, &[oid.into()])?.is_empty();
@@ -169,6 +180,9 @@ fn disable_audit(
         }
         Ok(())
     })?;
+    if citus {
+        privileged::run(|s| forget_on_workers(s, &qualified))?;
+    }
     invalidate_configs();
     Ok(removed)
 }

@@ -40,6 +40,12 @@ pub(super) struct TableConfig {
     pub(super) tenant: Option<usize>,
     pub(super) redact: Vec<String>,
     pub(super) classification: Vec<String>,
+    /// The trigger's arguments the configuration was loaded for (a Citus table's settings:
+    /// `shard_args.rs`; none on one node).
+    pub(super) args: Vec<String>,
+    /// A Citus table's shell, which holds no rows (its shards' triggers log them): only a
+    /// TRUNCATE is logged here (Citus truncates the shards from the table's own trigger).
+    pub(super) shell: bool,
 }
 
 impl TableConfig {
@@ -149,10 +155,102 @@ pub(super) fn audit_key(s: &mut Session<'_, '_>) -> Result<[u8; 32], FloeError> 
         })
 }
 
+/// What the entries of a table say about it, from its registry row (one node) or from its
+/// trigger's arguments and Citus's catalog (a shard: `distributed.rs`).
+struct Facts {
+    redact: Vec<String>,
+    classification: Vec<String>,
+    tenant_column: Option<String>,
+    schema: String,
+    table: String,
+    log_relid: pg_sys::Oid,
+    shell: bool,
+}
+
+fn not_audited(root: pg_sys::Oid, why: &str) -> FloeError {
+    FloeError::WrongState {
+        message: format!(
+            "table with oid {} has floe's audit trigger but is not audited{why}",
+            root.to_u32()
+        ),
+        hint: "Call floe.enable_audit() on it (or floe.disable_audit() to remove the trigger)."
+            .into(),
+    }
+}
+
+fn local_facts(s: &mut Session<'_, '_>, root: pg_sys::Oid) -> Result<Facts, FloeError> {
+    let facts = s.run(TABLE_FACTS, &[root.into()])?;
+    if facts.is_empty() {
+        return Err(not_audited(root, ""));
+    }
+    let row = facts.first();
+    Ok(Facts {
+        redact: row.get::<Vec<String>>(1)?.unwrap_or_default(),
+        classification: row.get::<Vec<String>>(2)?.unwrap_or_default(),
+        tenant_column: row.get(3)?,
+        schema: row.get(4)?.unwrap_or_default(),
+        table: row.get(5)?.unwrap_or_default(),
+        log_relid: row.get(6)?.unwrap_or(root),
+        shell: false,
+    })
+}
+
+fn shard_facts(
+    s: &mut Session<'_, '_>,
+    root: pg_sys::Oid,
+    args: &super::shard_args::ShardArgs,
+) -> Result<Facts, FloeError> {
+    use super::distributed::{register_here, shard_of, ShardOf};
+    match shard_of(s, root)? {
+        ShardOf::Citus {
+            shell,
+            table,
+            schema,
+            name,
+            owner,
+            distribution_column,
+        } => Ok(Facts {
+            log_relid: register_here(s, table, owner, args)?,
+            redact: args.redact.clone(),
+            classification: args.classification.clone(),
+            tenant_column: distribution_column,
+            schema,
+            table: name,
+            shell,
+        }),
+        ShardOf::Unknown => Err(not_audited(root, ": it is not a shard of a Citus table")),
+    }
+}
+
+/// A shard whose audit triggers carry no settings: its table was audited on one node and
+/// distributed after; `enable_audit` again gives the triggers their settings.
+fn audited_before_distributed(
+    s: &mut Session<'_, '_>,
+    root: pg_sys::Oid,
+    error: FloeError,
+) -> Result<FloeError, FloeError> {
+    use super::distributed::{shard_of, ShardOf};
+    Ok(match shard_of(s, root)? {
+        ShardOf::Citus {
+            shell: false,
+            schema,
+            name,
+            ..
+        } => FloeError::WrongState {
+            message: format!(
+                "{schema}.{name} was audited before it was distributed: its shards' audit triggers do not say how to audit them, and refuse the change"
+            ),
+            hint: format!("On the coordinator: SELECT floe.enable_audit('{schema}.{name}') (with its redact and classification) again."),
+        },
+        _ => error,
+    })
+}
+
 pub(super) fn load_config(
     s: &mut Session<'_, '_>,
     relid: pg_sys::Oid,
     desc: pg_sys::TupleDesc,
+    args: &[String],
     generation: u64,
 ) -> Result<TableConfig, FloeError> {
     let root = s
@@ -160,24 +258,25 @@ pub(super) fn load_config(
         .first()
         .get::<pg_sys::Oid>(1)?
         .unwrap_or(relid);
-    let facts = s.run(TABLE_FACTS, &[root.into()])?;
-    if facts.is_empty() {
-        return Err(FloeError::WrongState {
-            message: format!(
-                "table with oid {} has floe's audit trigger but is not audited",
-                root.to_u32()
-            ),
-            hint: "Call floe.enable_audit() on it (or floe.disable_audit() to remove the trigger)."
-                .into(),
-        });
-    }
-    let row = facts.first();
-    let redact: Vec<String> = row.get::<Vec<String>>(1)?.unwrap_or_default();
-    let classification: Vec<String> = row.get::<Vec<String>>(2)?.unwrap_or_default();
-    let tenant_column: Option<String> = row.get(3)?;
-    let schema: String = row.get(4)?.unwrap_or_default();
-    let table: String = row.get(5)?.unwrap_or_default();
-    let log_relid: pg_sys::Oid = row.get(6)?.unwrap_or(root);
+    let facts = match super::shard_args::decode(args) {
+        Ok(super::shard_args::Decoded::Local) => match local_facts(s, root) {
+            Err(e) if crate::citus::present() => {
+                return Err(audited_before_distributed(s, root, e)?)
+            }
+            other => other?,
+        },
+        Ok(super::shard_args::Decoded::Distributed(a)) => shard_facts(s, root, &a)?,
+        Err(why) => return Err(not_audited(root, &format!(": its trigger has {why}"))),
+    };
+    let Facts {
+        redact,
+        classification,
+        tenant_column,
+        schema,
+        table,
+        log_relid,
+        shell,
+    } = facts;
     let keys: Vec<String> = s
         .run(KEY_COLUMNS, &[relid.into()])?
         .map(|r| r.get::<String>(1).ok().flatten().unwrap_or_default())
@@ -228,6 +327,8 @@ pub(super) fn load_config(
         redact,
         classification,
         atts,
+        args: args.to_vec(),
+        shell,
     })
 }
 
@@ -235,13 +336,15 @@ pub(super) fn load_config(
 pub(super) fn config_for(
     relid: pg_sys::Oid,
     desc: pg_sys::TupleDesc,
+    args: &[String],
 ) -> Result<(Rc<TableConfig>, [u8; 32]), FloeError> {
     let schema = floe_schema();
     let generation = crate::relcache::generation();
     let hit = CACHE.with_borrow(|c| {
         let c = c.as_ref().filter(|c| c.schema == schema)?;
         let t = c.tables.get(&relid)?;
-        (t.generation == generation && t.matches(desc)).then(|| (t.clone(), c.key))
+        (t.generation == generation && t.args == args && t.matches(desc))
+            .then(|| (t.clone(), c.key))
     });
     if let Some((t, Some(key))) = hit {
         return Ok((t, key));
@@ -251,7 +354,7 @@ pub(super) fn config_for(
     }
     let (key, t) = privileged::run(|s| {
         let key = audit_key(s)?;
-        Ok((key, Rc::new(load_config(s, relid, desc, generation)?)))
+        Ok((key, Rc::new(load_config(s, relid, desc, args, generation)?)))
     })?;
     CACHE.with_borrow_mut(|c| {
         if c.as_ref().map(|c| c.schema) != Some(schema) {
@@ -757,7 +860,11 @@ pub(super) fn log_change(trigger: &PgTrigger<'_>) -> Result<(), FloeError> {
     ensure_callbacks();
     // SAFETY: the trigger manager's relation and tuples, valid for this call.
     let (relid, desc) = unsafe { ((*td.tg_relation).rd_id, (*td.tg_relation).rd_att) };
-    let (cfg, key) = config_for(relid, desc)?;
+    let args = trigger.extra_args().unwrap_or_default();
+    let (cfg, key) = config_for(relid, desc, &args)?;
+    if cfg.shell && !matches!(op, PgTriggerOperation::Truncate) {
+        return Ok(());
+    }
     let natts = cfg.atts.len();
     let (op, tenant, pk, old, new) = match op {
         PgTriggerOperation::Insert => {

@@ -136,11 +136,14 @@ pub(super) fn stored_seal(
     })
 }
 
-/// Verifies every audited table's seals (those ending at or after `since`) against the log.
+/// Verifies every audited table's seals (those ending at or after `since`) against the log;
+/// on a Citus coordinator, each worker's too (`distributed.rs`).
 pub fn verify(since: Option<TimestampWithTimeZone>) -> Result<Vec<Finding>, FloeError> {
     privileged::run(|s| {
         let gone = months_gone(s)?;
-        verify_with(s, since, &gone)
+        let mut findings = verify_with(s, since, &gone)?;
+        findings.extend(super::distributed::worker_findings(s, since)?);
+        Ok(findings)
     })
 }
 

@@ -5,21 +5,25 @@
 //!   and the seal hash that chains a table's seals (pure);
 //! - `verify.rs`: what a comparison of seals and log concludes (pure);
 //! - `identity.rs`: the relid a table's entries carry, kept through a restore (pure);
+//! - `shard_args.rs`: the settings a Citus table's audit triggers carry to its shards (pure);
 //! - `api.rs`: the SQL surface: the triggers, `floe.enable_audit`, the sealing job,
 //!   `floe.verify_audit`;
 //! - machinery: `capture.rs` (turning a row change into an entry and writing it),
 //!   `registry.rs` (audited tables, the log's partition set), `seal.rs` (sealing),
 //!   `examine.rs` (reading seals and log for verification and health), `custody.rs` (floe's
-//!   own moves and retirements of audit rows).
+//!   own moves and retirements of audit rows), `distributed.rs` (Citus tables: entries
+//!   logged on the node that holds the shard).
 
 mod api;
 mod capture;
 mod custody;
+mod distributed;
 mod examine;
 pub mod identity;
 pub mod record;
 mod registry;
 mod seal;
+pub mod shard_args;
 mod tests;
 pub mod verify;
 

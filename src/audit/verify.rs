@@ -113,6 +113,31 @@ impl MonthGone {
     }
 }
 
+/// Every status `floe.verify_audit` reports, and `error` for a node that could not be
+/// asked (a worker's findings come back as text; anything else becomes `error`).
+pub const STATUSES: [&str; 11] = [
+    "ok",
+    "tampered",
+    "broken_seal",
+    "altered",
+    "inserted",
+    "removed",
+    "detached",
+    "disabled",
+    "dropped",
+    "emptied",
+    "error",
+];
+
+/// The status named `text`, or `error`.
+pub fn status_named(text: &str) -> &'static str {
+    STATUSES
+        .iter()
+        .find(|s| **s == text)
+        .copied()
+        .unwrap_or("error")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +196,9 @@ mod tests {
     #[test]
     fn a_month_gone_without_retention_is_named() {
         assert_eq!(MonthGone::Retired.finding("2026-11-01", 5), None);
+        assert_eq!(status_named("removed"), "removed");
+        assert_eq!(status_named("broken_seal"), "broken_seal");
+        assert_eq!(status_named("no such status"), "error");
         assert_eq!(MonthGone::Emptied.finding("2026-11-01", 5), None);
         let (status, detail) = MonthGone::Detached.finding("2026-11-01", 5).unwrap();
         assert_eq!(status, "detached");

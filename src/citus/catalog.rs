@@ -9,8 +9,7 @@ use pgrx::pg_sys;
 /// The distributed table a Citus shard (`<table>_<shard id>`) belongs to, when `name` is
 /// one on this node: for messages that should name the table, not the shard.
 pub fn table_of_shard(schema: &str, name: &str) -> Option<String> {
-    let (_, id) = name.rsplit_once('_')?;
-    let shard: i64 = id.parse().ok()?;
+    let shard = nodes::shard_id_of(name)?;
     if !present() {
         return None;
     }

@@ -2,7 +2,7 @@
 //! have floe, at the coordinator's version. Citus creates floe on a worker it adds, but a
 //! worker can lose it (DROP EXTENSION there, a node restored from an older backup) or lag a
 //! version behind after an update: the shards' policies and guards there would then be
-//! missing or differ.
+//! missing or differ. Also the shard id a shard's name carries.
 
 use crate::health::checks::{Check, Status};
 
@@ -55,9 +55,29 @@ pub fn workers_check(version: &str, workers: &[(String, Worker)]) -> Check {
     }
 }
 
+/// The shard id a Citus shard's name ends with (`leads_102008`: 102008).
+pub fn shard_id_of(name: &str) -> Option<i64> {
+    let (_, digits) = name.rsplit_once('_')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_ids() {
+        assert_eq!(shard_id_of("leads_102008"), Some(102008));
+        assert_eq!(shard_id_of("a_long_name_3b5e9f_102008"), Some(102008));
+        assert_eq!(shard_id_of("leads"), None);
+        assert_eq!(shard_id_of("leads_"), None);
+        assert_eq!(shard_id_of("leads_12a"), None);
+        assert_eq!(shard_id_of("leads_+12"), None);
+        assert_eq!(shard_id_of("leads_99999999999999999999"), None);
+    }
 
     #[test]
     fn every_worker_at_the_coordinators_version() {

@@ -1245,12 +1245,6 @@ fn manage_content(
 ) -> Result<i64, ErrorReport> {
     let tbl = required(tbl, "tbl")?;
     crate::citus::refuse_shard(&tbl)?;
-    crate::citus::refuse_citus_table(
-        tbl.oid(),
-        &format!("{}.{}", tbl.namespace(), tbl.name()),
-        "a managed content column",
-        "floe's content store lives on each node; managing a column of a distributed table (its bodies beside its shards) is planned (issue #25). Call floe.content_put() and floe.content_get() through the coordinator meanwhile, or manage a table that stays local.",
-    )?;
     let column = required(column, "column")?.0;
     let migrate = required(migrate, "migrate")?;
     let rel = tbl.oid();
@@ -1372,9 +1366,14 @@ fn manage_content(
             select.join(", ")
         ),
     ];
-    for stmt in &ddl {
-        Spi::run(stmt).map_err(FloeError::from)?;
-    }
+    // On a Citus table, Citus copies the trigger (with its arguments) to every shard: the
+    // bodies of a shard's rows are kept in the store of the node that holds it.
+    crate::citus::with_unsafe_triggers(|| {
+        for stmt in &ddl {
+            Spi::run(stmt)?;
+        }
+        Ok(())
+    })?;
     let view_name = format!("{}.{}", quote(&schema), quote(&view));
     privileged::run(|s| {
         s.run(
