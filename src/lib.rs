@@ -16,6 +16,7 @@ pub mod matview;
 pub mod partition;
 pub mod privileged;
 pub mod queue;
+pub mod references;
 pub mod relcache;
 pub mod scheduler;
 pub mod sqltypes;

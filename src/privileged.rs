@@ -113,6 +113,13 @@ impl<'conn> Session<'_, 'conn> {
         Ok(self.client.prepare_mut(sql, &pg_types)?.keep())
     }
 
+    /// Runs, once, a statement floe assembled at run time around identifiers quoted by
+    /// `format('%I')` (DDL); no plan is kept.
+    pub fn execute(&mut self, sql: &str) -> Result<(), FloeError> {
+        self.client.update(sql, None, &[])?;
+        Ok(())
+    }
+
     /// Runs a statement from [`Session::prepare_kept`].
     pub fn run_kept(
         &mut self,

@@ -63,6 +63,61 @@ unsafe impl SqlTranslatable for Name {
         Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
 }
 
+/// A Postgres `name[]` argument (column lists, as the catalogs spell them); NULL elements
+/// are kept as `None` for the caller to refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names(pub Vec<Option<String>>);
+
+impl FromDatum for Names {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _typoid: pg_sys::Oid,
+    ) -> Option<Self> {
+        if is_null || datum.is_null() {
+            return None;
+        }
+        let (mut elems, mut nulls, mut n) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
+        // SAFETY: a non-null name[] datum (detoasted here); its elements are NameData
+        // (NAMEDATALEN bytes, by reference, char-aligned), each NUL-terminated.
+        unsafe {
+            let array = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()).cast::<pg_sys::ArrayType>();
+            pg_sys::deconstruct_array(
+                array,
+                pg_sys::NAMEOID,
+                pg_sys::NAMEDATALEN as i32,
+                false,
+                pg_sys::TYPALIGN_CHAR as c_char,
+                &mut elems,
+                &mut nulls,
+                &mut n,
+            );
+            let n = usize::try_from(n).unwrap_or(0);
+            Some(Names(
+                (0..n)
+                    .map(|i| {
+                        (!*nulls.add(i)).then(|| {
+                            CStr::from_ptr((*elems.add(i)).cast_mut_ptr::<c_char>())
+                                .to_string_lossy()
+                                .into_owned()
+                        })
+                    })
+                    .collect(),
+            ))
+        }
+    }
+}
+
+arg_from_datum!(Names);
+
+unsafe impl SqlTranslatable for Names {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Names);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("name[]"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
+        Ok(ReturnsRef::One(SqlMappingRef::literal("name[]")));
+}
+
 /// A `jsonb` (or `jsonb[]`) value passed through untouched: floe stores and returns job
 /// payloads as they came, with no parse and no serde round trip (which would round numbers
 /// beyond an f64's precision).
