@@ -132,7 +132,7 @@ pub fn with_unsafe_triggers<T>(f: impl FnOnce() -> Result<T, FloeError>) -> Resu
 }
 
 /// Refuses a Citus table for a floe feature that does not follow its rows onto the workers
-/// yet (`what`: "audit", "on-change refresh"), naming what to do instead.
+/// yet (`what`: "on-change refresh" of a matview), naming what to do instead.
 pub fn refuse_citus_table(
     relid: pg_sys::Oid,
     name: &str,
