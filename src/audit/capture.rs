@@ -157,17 +157,17 @@ pub(super) fn audit_key(s: &mut Session<'_, '_>) -> Result<[u8; 32], FloeError> 
 
 /// What the entries of a table say about it, from its registry row (one node) or from its
 /// trigger's arguments and Citus's catalog (a shard: `distributed.rs`).
-struct Facts {
-    redact: Vec<String>,
-    classification: Vec<String>,
-    tenant_column: Option<String>,
-    schema: String,
-    table: String,
-    log_relid: pg_sys::Oid,
-    shell: bool,
+pub(super) struct Facts {
+    pub(super) redact: Vec<String>,
+    pub(super) classification: Vec<String>,
+    pub(super) tenant_column: Option<String>,
+    pub(super) schema: String,
+    pub(super) table: String,
+    pub(super) log_relid: pg_sys::Oid,
+    pub(super) shell: bool,
 }
 
-fn not_audited(root: pg_sys::Oid, why: &str) -> FloeError {
+pub(super) fn not_audited(root: pg_sys::Oid, why: &str) -> FloeError {
     FloeError::WrongState {
         message: format!(
             "table with oid {} has floe's audit trigger but is not audited{why}",
@@ -195,57 +195,6 @@ fn local_facts(s: &mut Session<'_, '_>, root: pg_sys::Oid) -> Result<Facts, Floe
     })
 }
 
-fn shard_facts(
-    s: &mut Session<'_, '_>,
-    root: pg_sys::Oid,
-    args: &super::shard_args::ShardArgs,
-) -> Result<Facts, FloeError> {
-    use super::distributed::{register_here, shard_of, ShardOf};
-    match shard_of(s, root)? {
-        ShardOf::Citus {
-            shell,
-            table,
-            schema,
-            name,
-            owner,
-            distribution_column,
-        } => Ok(Facts {
-            log_relid: register_here(s, table, owner, args)?,
-            redact: args.redact.clone(),
-            classification: args.classification.clone(),
-            tenant_column: distribution_column,
-            schema,
-            table: name,
-            shell,
-        }),
-        ShardOf::Unknown => Err(not_audited(root, ": it is not a shard of a Citus table")),
-    }
-}
-
-/// A shard whose audit triggers carry no settings: its table was audited on one node and
-/// distributed after; `enable_audit` again gives the triggers their settings.
-fn audited_before_distributed(
-    s: &mut Session<'_, '_>,
-    root: pg_sys::Oid,
-    error: FloeError,
-) -> Result<FloeError, FloeError> {
-    use super::distributed::{shard_of, ShardOf};
-    Ok(match shard_of(s, root)? {
-        ShardOf::Citus {
-            shell: false,
-            schema,
-            name,
-            ..
-        } => FloeError::WrongState {
-            message: format!(
-                "{schema}.{name} was audited before it was distributed: its shards' audit triggers do not say how to audit them, and refuse the change"
-            ),
-            hint: format!("On the coordinator: SELECT floe.enable_audit('{schema}.{name}') (with its redact and classification) again."),
-        },
-        _ => error,
-    })
-}
-
 pub(super) fn load_config(
     s: &mut Session<'_, '_>,
     relid: pg_sys::Oid,
@@ -261,11 +210,13 @@ pub(super) fn load_config(
     let facts = match super::shard_args::decode(args) {
         Ok(super::shard_args::Decoded::Local) => match local_facts(s, root) {
             Err(e) if crate::citus::present() => {
-                return Err(audited_before_distributed(s, root, e)?)
+                return Err(super::distributed::audited_before_distributed(s, root, e)?)
             }
             other => other?,
         },
-        Ok(super::shard_args::Decoded::Distributed(a)) => shard_facts(s, root, &a)?,
+        Ok(super::shard_args::Decoded::Distributed(a)) => {
+            super::distributed::shard_facts(s, root, &a)?
+        }
         Err(why) => return Err(not_audited(root, &format!(": its trigger has {why}"))),
     };
     let Facts {

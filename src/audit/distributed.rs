@@ -16,6 +16,7 @@
 //! - [`forget_on_workers`], [`worker_findings`]: `disable_audit` and `verify_audit` on the
 //!   coordinator reach the workers' registries and chains.
 
+use super::capture::Facts;
 use super::examine::Finding;
 use super::shard_args::ShardArgs;
 use crate::error::FloeError;
@@ -23,7 +24,7 @@ use crate::privileged::Session;
 use pgrx::prelude::*;
 
 /// What a relation whose trigger carries Citus arguments is, on this node.
-pub(super) enum ShardOf {
+enum ShardOf {
     /// A Citus table (`table`, `schema.name`; tenant = its uuid distribution column): the
     /// relation is one of its shards, or (`shell`) the table itself, whose rows live in the
     /// shards (only a TRUNCATE is logged there: Citus does not copy TRUNCATE triggers to
@@ -57,7 +58,7 @@ SELECT me.shell, c.oid, n.nspname::text, c.relname::text, c.relowner,
         AND (me.shell OR c.relnamespace = $3)
   LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
 
-pub(super) fn shard_of(s: &mut Session<'_, '_>, relid: pg_sys::Oid) -> Result<ShardOf, FloeError> {
+fn shard_of(s: &mut Session<'_, '_>, relid: pg_sys::Oid) -> Result<ShardOf, FloeError> {
     if !crate::citus::present() {
         return Ok(ShardOf::Unknown);
     }
@@ -87,6 +88,60 @@ pub(super) fn shard_of(s: &mut Session<'_, '_>, relid: pg_sys::Oid) -> Result<Sh
     })
 }
 
+/// A shard's facts: its table's, its settings from the trigger's arguments, the relid its
+/// entries carry on this node (registered there at the first entry).
+pub(super) fn shard_facts(
+    s: &mut Session<'_, '_>,
+    root: pg_sys::Oid,
+    args: &ShardArgs,
+) -> Result<Facts, FloeError> {
+    match shard_of(s, root)? {
+        ShardOf::Citus {
+            shell,
+            table,
+            schema,
+            name,
+            owner,
+            distribution_column,
+        } => Ok(Facts {
+            log_relid: register_here(s, table, owner, args)?,
+            redact: args.redact.clone(),
+            classification: args.classification.clone(),
+            tenant_column: distribution_column,
+            schema,
+            table: name,
+            shell,
+        }),
+        ShardOf::Unknown => Err(super::capture::not_audited(
+            root,
+            ": it is not a shard of a Citus table",
+        )),
+    }
+}
+
+/// A shard whose audit triggers carry no settings: its table was audited on one node and
+/// distributed after; `enable_audit` again gives the triggers their settings.
+pub(super) fn audited_before_distributed(
+    s: &mut Session<'_, '_>,
+    root: pg_sys::Oid,
+    error: FloeError,
+) -> Result<FloeError, FloeError> {
+    Ok(match shard_of(s, root)? {
+        ShardOf::Citus {
+            shell: false,
+            schema,
+            name,
+            ..
+        } => FloeError::WrongState {
+            message: format!(
+                "{schema}.{name} was audited before it was distributed: its shards' audit triggers do not say how to audit them, and refuse the change"
+            ),
+            hint: format!("On the coordinator: SELECT floe.enable_audit('{schema}.{name}') (with its redact and classification) again."),
+        },
+        _ => error,
+    })
+}
+
 /// The node's registry row, inserted or brought up to the trigger's settings (unchanged
 /// settings write nothing).
 const REGISTER_HERE: &str = "
@@ -99,7 +154,7 @@ ON CONFLICT (relid) DO UPDATE SET redact = EXCLUDED.redact, classification = EXC
 /// Registers the Citus table `table` for auditing on this node (the log's partition set
 /// made, if this is the node's first audited table); returns the relid its entries carry
 /// here.
-pub(super) fn register_here(
+fn register_here(
     s: &mut Session<'_, '_>,
     table: pg_sys::Oid,
     owner: pg_sys::Oid,

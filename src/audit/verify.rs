@@ -113,9 +113,10 @@ impl MonthGone {
     }
 }
 
-/// Every status `floe.verify_audit` reports, and `error` for a node that could not be
-/// asked (a worker's findings come back as text; anything else becomes `error`).
-pub const STATUSES: [&str; 11] = [
+/// Every status `floe.verify_audit` reports (`examine.rs`, `Problem`, `MonthGone::finding`:
+/// keep in step), and `error` for a node that could not be asked (a worker's findings come
+/// back as text; anything else becomes `error`).
+pub const STATUSES: [&str; 10] = [
     "ok",
     "tampered",
     "broken_seal",
@@ -124,7 +125,6 @@ pub const STATUSES: [&str; 11] = [
     "removed",
     "detached",
     "disabled",
-    "dropped",
     "emptied",
     "error",
 ];
