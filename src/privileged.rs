@@ -130,6 +130,66 @@ impl<'conn> Session<'_, 'conn> {
     }
 }
 
+const TABLE_FACTS: &str = "
+SELECT c.relkind::text, n.nspname::text, pg_catalog.pg_has_role($2, c.relowner, 'USAGE'),
+       pg_catalog.format('%I.%I', n.nspname, c.relname), c.relispartition
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.oid = $1";
+
+/// A table (plain or partitioned) a floe function was given, and whether its caller owns it.
+pub struct CallerTable {
+    /// `schema.table`, quoted as `format('%I.%I')` quotes.
+    pub qualified: String,
+    pub schema: String,
+    pub partition: bool,
+    owned: bool,
+}
+
+impl CallerTable {
+    /// 42501 unless the caller owns the table (or is a member of the owning role).
+    pub fn require_owner(&self, what: &str) -> Result<(), FloeError> {
+        if self.owned {
+            return Ok(());
+        }
+        Err(FloeError::PermissionDenied {
+            message: format!("must be owner of table {} to {what} it", self.qualified),
+            detail: None,
+            hint: "Run it as the table's owner (or a member of the owning role).".into(),
+        })
+    }
+}
+
+impl Session<'_, '_> {
+    /// Relation `oid` as a table: 42704 when there is none, 42809 with the hint `takes`
+    /// (what the function takes) when it is not a plain or partitioned table.
+    pub fn table(&mut self, oid: pg_sys::Oid, takes: &str) -> Result<CallerTable, FloeError> {
+        let caller = self.caller;
+        let rows = self.run(TABLE_FACTS, &[oid.into(), caller.into()])?;
+        if rows.is_empty() {
+            return Err(FloeError::NotFound {
+                kind: "table",
+                name: format!("with oid {}", oid.to_u32()),
+                hint: "Pass an existing table.".into(),
+            });
+        }
+        let row = rows.first();
+        let kind: String = row.get(1)?.unwrap_or_default();
+        let table = CallerTable {
+            schema: row.get(2)?.unwrap_or_default(),
+            owned: row.get(3)?.unwrap_or(false),
+            qualified: row.get(4)?.unwrap_or_default(),
+            partition: row.get(5)?.unwrap_or(false),
+        };
+        if kind != "r" && kind != "p" {
+            return Err(FloeError::WrongObjectType {
+                message: format!("{} is not a table", table.qualified),
+                hint: takes.to_string(),
+            });
+        }
+        Ok(table)
+    }
+}
+
 /// The owner of the installed extension, from the cache or the catalog (dropping saved plans
 /// of an earlier installation). The cache is keyed by the oid of schema `floe`, which
 /// CREATE EXTENSION makes: a syscache lookup per call instead of a scan of pg_extension.

@@ -22,14 +22,6 @@ pub(super) fn ensure_log_set(s: &mut Session<'_, '_>) -> Result<(), FloeError> {
     super::custody::internal(|| s.create_once(LOG_SET_EXISTS, LOCK_LOG_SETUP, CREATE_LOG_SET))
 }
 
-pub(super) const TABLE_INFO: &str = "
-SELECT c.relkind::text, n.nspname::text, c.relname::text,
-       pg_catalog.pg_has_role($2, c.relowner, 'USAGE'),
-       pg_catalog.format('%I.%I', n.nspname, c.relname),
-       c.relispartition
-  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE c.oid = $1";
-
 pub(super) const COLUMNS: &str = "
 SELECT a.attname::text FROM pg_catalog.pg_attribute a
  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped";
@@ -99,46 +91,24 @@ pub(super) fn target(
     oid: pg_sys::Oid,
     what: &str,
 ) -> Result<String, FloeError> {
-    let rows = s.run(TABLE_INFO, &[oid.into(), s.caller.into()])?;
-    if rows.is_empty() {
-        return Err(FloeError::NotFound {
-            kind: "table",
-            name: format!("with oid {}", oid.to_u32()),
-            hint: "Pass an existing table.".into(),
-        });
-    }
-    let row = rows.first();
-    let kind: String = row.get(1)?.unwrap_or_default();
-    let schema: String = row.get(2)?.unwrap_or_default();
-    let owner: bool = row.get(4)?.unwrap_or(false);
-    let qualified: String = row.get(5)?.unwrap_or_default();
-    let partition: bool = row.get(6)?.unwrap_or(false);
-    if kind != "r" && kind != "p" {
+    let t = s.table(
+        oid,
+        "Audit tables (plain or partitioned); views and foreign tables have no rows of their own.",
+    )?;
+    if t.schema == "floe" || t.schema == "pg_catalog" || t.schema == "information_schema" {
         return Err(FloeError::WrongObjectType {
-            message: format!("{qualified} is not a table"),
-            hint: "Audit tables (plain or partitioned); views and foreign tables have no rows of their own.".into(),
-        });
-    }
-    if schema == "floe" || schema == "pg_catalog" || schema == "information_schema" {
-        return Err(FloeError::WrongObjectType {
-            message: format!("{qualified} is a system or floe table"),
+            message: format!("{} is a system or floe table", t.qualified),
             hint: "floe keeps its own history; audit your application's tables.".into(),
         });
     }
-    if partition {
+    if t.partition {
         return Err(FloeError::WrongObjectType {
-            message: format!("{qualified} is a partition"),
+            message: format!("{} is a partition", t.qualified),
             hint: format!("{what} the partitioned table it belongs to: its partitions follow."),
         });
     }
-    if !owner {
-        return Err(FloeError::PermissionDenied {
-            message: format!("must be owner of table {qualified} to {what} it"),
-            detail: None,
-            hint: "Run it as the table's owner (or a member of the owning role).".into(),
-        });
-    }
-    Ok(qualified)
+    t.require_owner(what)?;
+    Ok(t.qualified)
 }
 
 pub(super) fn classification_arg(values: Vec<Option<String>>) -> Result<Vec<String>, FloeError> {

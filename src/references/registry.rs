@@ -5,43 +5,17 @@ use crate::error::FloeError;
 use crate::privileged::Session;
 use pgrx::prelude::*;
 
-const TABLE_INFO: &str = "
-SELECT c.relkind::text, pg_catalog.pg_has_role($2, c.relowner, 'USAGE'),
-       pg_catalog.format('%I.%I', n.nspname, c.relname)
-  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE c.oid = $1";
-
 /// The referencing table's qualified name, after checking it is a table the caller owns.
 pub(super) fn referencing_table(
     s: &mut Session<'_, '_>,
     oid: pg_sys::Oid,
 ) -> Result<String, FloeError> {
-    let rows = s.run(TABLE_INFO, &[oid.into(), s.caller.into()])?;
-    if rows.is_empty() {
-        return Err(FloeError::NotFound {
-            kind: "table",
-            name: format!("with oid {}", oid.to_u32()),
-            hint: "Pass an existing table.".into(),
-        });
-    }
-    let row = rows.first();
-    let kind: String = row.get(1)?.unwrap_or_default();
-    let owner: bool = row.get(2)?.unwrap_or(false);
-    let qualified: String = row.get(3)?.unwrap_or_default();
-    if kind != "r" && kind != "p" {
-        return Err(FloeError::WrongObjectType {
-            message: format!("{qualified} is not a table"),
-            hint: "References are declared on tables (plain or partitioned).".into(),
-        });
-    }
-    if !owner {
-        return Err(FloeError::PermissionDenied {
-            message: format!("must be owner of table {qualified} to declare its references"),
-            detail: None,
-            hint: "Run it as the table's owner (or a member of the owning role).".into(),
-        });
-    }
-    Ok(qualified)
+    let t = s.table(
+        oid,
+        "References are declared on tables (plain or partitioned).",
+    )?;
+    t.require_owner("declare references on")?;
+    Ok(t.qualified)
 }
 
 /// The types (`format_type`, no modifier) of the named columns, in order; `None` for a
