@@ -30,6 +30,9 @@ static CONTENT_TIER_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static HEALTH_IDLE_IN_TRANSACTION: GucSetting<i32> = GucSetting::<i32>::new(300);
 static HEALTH_XMIN_AGE: GucSetting<i32> = GucSetting::<i32>::new(900);
+static REFERENCE_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static REFERENCE_CACHE_TTL: GucSetting<i32> = GucSetting::<i32>::new(60);
+static REFERENCE_SCAN_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(3600);
 
 /// Registers every floe setting. Called once from `_PG_init`.
 pub fn init() {
@@ -206,7 +209,55 @@ audit log records it beside current_user.",
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"floe.reference_cache_size",
+        c"Most keys each session remembers as present in their target (enforce-mode references).",
+        c"A key found in its target is not asked again for floe.reference_cache_ttl; least \
+recently used keys leave first. 0 asks the target for every key of every statement.",
+        &REFERENCE_CACHE_SIZE,
+        0,
+        10_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"floe.reference_cache_ttl",
+        c"How long a session trusts that a key it found in its target is still there.",
+        c"The window in which a target row deleted remotely is still accepted by the enforce \
+check (the scan finds what got through). 0 disables the cache.",
+        &REFERENCE_CACHE_TTL,
+        0,
+        86_400,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"floe.reference_scan_interval",
+        c"How often the built-in job floe.reference_scan starts a new scan of each declared reference.",
+        c"A pass is done in pages over several runs (each run bounded in time); health's \
+references.scan warns when a reference's last full pass is older than twice this.",
+        &REFERENCE_SCAN_INTERVAL,
+        60,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
     reserve_prefix();
+}
+
+/// `floe.reference_cache_size`.
+pub fn reference_cache_size() -> usize {
+    usize::try_from(REFERENCE_CACHE_SIZE.get()).unwrap_or(0)
+}
+
+/// `floe.reference_cache_ttl`, in seconds.
+pub fn reference_cache_ttl_secs() -> i32 {
+    REFERENCE_CACHE_TTL.get()
+}
+
+/// `floe.reference_scan_interval`, in seconds.
+pub fn reference_scan_interval_secs() -> i32 {
+    REFERENCE_SCAN_INTERVAL.get()
 }
 
 /// `floe.actor`, when set and not empty.

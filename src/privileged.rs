@@ -25,6 +25,8 @@ struct Cache {
     owner: pg_sys::Oid,
     /// Saved plans by the address of their SQL, with the argument types they were made for.
     plans: HashMap<usize, (Rc<OwnedPreparedStatement>, Vec<pg_sys::Oid>)>,
+    /// Saved plans of statements assembled at run time, by their text and argument types.
+    assembled: HashMap<(String, Vec<pg_sys::Oid>), Rc<OwnedPreparedStatement>>,
 }
 
 thread_local! {
@@ -118,6 +120,35 @@ impl<'conn> Session<'_, 'conn> {
     pub fn execute(&mut self, sql: &str) -> Result<(), FloeError> {
         self.client.update(sql, None, &[])?;
         Ok(())
+    }
+
+    /// Runs a statement floe assembled at run time (identifiers it quoted itself, values
+    /// bound as `args`), preparing it on first use and keeping the plan for the backend's
+    /// life, keyed by its text and argument types.
+    pub fn run_assembled(
+        &mut self,
+        sql: &str,
+        args: &[DatumWithOid<'_>],
+    ) -> Result<SpiTupleTable<'conn>, FloeError> {
+        let key = (
+            sql.to_string(),
+            args.iter().map(|a| a.oid()).collect::<Vec<_>>(),
+        );
+        let cached = CACHE.with_borrow(|c| c.as_ref().and_then(|c| c.assembled.get(&key).cloned()));
+        let stmt = match cached {
+            Some(stmt) => stmt,
+            None => {
+                let stmt = Rc::new(self.prepare_kept(sql, &key.1)?);
+                CACHE.with_borrow_mut(|c| {
+                    if let Some(c) = c.as_mut() {
+                        c.assembled.insert(key, stmt.clone());
+                    }
+                });
+                stmt
+            }
+        };
+        // As in `run`: prepared as mutating, run without asking for a transaction id.
+        Ok(self.client.select(&*stmt, None, args)?)
     }
 
     /// Runs a statement from [`Session::prepare_kept`].
@@ -229,6 +260,7 @@ fn extension_owner() -> Result<pg_sys::Oid, FloeError> {
         schema,
         owner,
         plans: HashMap::new(),
+        assembled: HashMap::new(),
     }));
     Ok(owner)
 }
@@ -250,6 +282,18 @@ pub fn run_qualified<T>(
     run_as_owner(false, f)
 }
 
+/// Runs `f` as the calling role itself, with `search_path` and `plan_cache_mode` pinned as
+/// [`run`] pins them: for statements floe assembles that must act with the caller's rights
+/// (so that its row security applies and its triggers record the caller), without any of the
+/// caller's schemas choosing what a type or operator name means.
+pub fn run_as_caller<T>(
+    f: impl FnOnce(&mut Session<'_, '_>) -> Result<T, FloeError>,
+) -> Result<T, FloeError> {
+    // SAFETY: reads the current role.
+    let caller = unsafe { pg_sys::GetUserId() };
+    with_pinned_settings(caller, f)
+}
+
 fn run_as_owner<T>(
     pin_settings: bool,
     f: impl FnOnce(&mut Session<'_, '_>) -> Result<T, FloeError>,
@@ -258,49 +302,61 @@ fn run_as_owner<T>(
     let caller = unsafe { pg_sys::GetUserId() };
     let owner = extension_owner()?;
     let (mut saved_user, mut saved_ctx) = (pg_sys::InvalidOid, 0);
-    // SAFETY: saved and restored below; an ERROR's (sub)transaction abort restores both the
-    // role and the GUC nest level.
-    let level = unsafe {
+    // SAFETY: saved and restored below; an ERROR's (sub)transaction abort restores the role.
+    unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
         pg_sys::SetUserIdAndSecContext(
             owner,
             saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
         );
-        if pin_settings {
-            let level = pg_sys::NewGUCNestLevel();
-            for (name, value) in [
-                (c"search_path", c"pg_catalog, pg_temp"),
-                // floe's statements are written for their generic plans (checked with
-                // EXPLAIN); custom plans would be re-planned on every call.
-                (c"plan_cache_mode", c"force_generic_plan"),
-            ] {
-                pg_sys::set_config_option(
-                    name.as_ptr(),
-                    value.as_ptr(),
-                    pg_sys::GucContext::PGC_USERSET,
-                    pg_sys::GucSource::PGC_S_SESSION,
-                    pg_sys::GucAction::GUC_ACTION_SAVE,
-                    true,
-                    pgrx::PgLogLevel::ERROR as i32,
-                    false,
-                );
-            }
-            Some(level)
-        } else {
-            None
+    }
+    let out = if pin_settings {
+        with_pinned_settings(caller, f)
+    } else {
+        Spi::connect_mut(|client| {
+            let mut session = Session { client, caller };
+            f(&mut session)
+        })
+    };
+    // SAFETY: restores what was saved above.
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx) };
+    out
+}
+
+/// Runs `f` in an SPI connection with `search_path` and `plan_cache_mode` pinned (restored
+/// after; an ERROR's (sub)transaction abort restores the GUC nest level).
+fn with_pinned_settings<T>(
+    caller: pg_sys::Oid,
+    f: impl FnOnce(&mut Session<'_, '_>) -> Result<T, FloeError>,
+) -> Result<T, FloeError> {
+    // SAFETY: a GUC nest level of our own, popped below.
+    let level = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        for (name, value) in [
+            (c"search_path", c"pg_catalog, pg_temp"),
+            // floe's statements are written for their generic plans (checked with
+            // EXPLAIN); custom plans would be re-planned on every call.
+            (c"plan_cache_mode", c"force_generic_plan"),
+        ] {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                pgrx::PgLogLevel::ERROR as i32,
+                false,
+            );
         }
+        level
     };
     let out = Spi::connect_mut(|client| {
         let mut session = Session { client, caller };
         f(&mut session)
     });
-    // SAFETY: restores what was saved above.
-    unsafe {
-        if let Some(level) = level {
-            pg_sys::AtEOXact_GUC(true, level);
-        }
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
-    }
+    // SAFETY: pops the level pushed above.
+    unsafe { pg_sys::AtEOXact_GUC(true, level) };
     out
 }
 

@@ -120,6 +120,7 @@ fn gather() -> Result<Vec<Check>, FloeError> {
         core.extend(crate::matview::health_checks()?);
         core.extend(crate::content::health_checks()?);
         core.extend(crate::audit::health_checks()?);
+        core.extend(crate::references::health_checks()?);
         core.extend(super::server_facts::health_checks()?);
         core.extend(crate::citus::health_checks()?);
         Ok(core)

@@ -1,13 +1,15 @@
-//! The SQL surface of cross-tier references: `floe.declare_reference` and
-//! `floe.drop_reference`. The checks are `declaration.rs`; the target is read through
-//! `remote.rs`; the catalog is `registry.rs`.
+//! The SQL surface of cross-tier references: `floe.declare_reference`,
+//! `floe.drop_reference`, `floe.scan_references`, `floe.repair_references` and the enforce
+//! trigger `floe.reference_check`. Declaring is `declare.rs`, checking a statement
+//! `check.rs`, scanning `scan.rs`, repairing `repair.rs`.
 
-use super::declaration::{self, check_columns, key_is_unique, target_parts, Mode, OnUnreachable};
-use super::registry::{self, Declaration};
-use super::remote;
+use super::declaration::{check_columns, Mode, OnUnreachable};
+use super::repair::Action;
+use super::{check, declare, repair, scan};
 use crate::error::{invalid, required, ErrorReport, FloeError};
 use crate::privileged;
-use crate::sqltypes::{Name, Names};
+use crate::sqltypes::{wall_clock, Name, Names, SECOND};
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 
@@ -51,114 +53,16 @@ fn declare_reference(
             expected: e.expected,
         }
     })?;
-    let id = privileged::run(|s| {
-        let qualified = registry::referencing_table(s, oid)?;
-        // The local columns (and the tenant column, a uuid) exist.
-        let mut wanted = columns.clone();
-        wanted.extend(tenant_column.clone());
-        let local = registry::column_types(s, oid, &wanted)?;
-        if let Some((c, _)) = local.iter().find(|(_, t)| t.is_none()) {
-            return Err(FloeError::UndefinedColumn {
-                table: qualified.clone(),
-                column: c.clone(),
-                hint: if Some(c) == tenant_column.as_ref() {
-                    "tenant_column names the uuid tenant column of both tables; pass tenant_column => NULL for a reference that is not per tenant.".into()
-                } else {
-                    "columns names the referencing columns of tbl.".into()
-                },
-            });
-        }
-        let local: Vec<(String, String)> = local
-            .into_iter()
-            .map(|(c, t)| (c, t.unwrap_or_default()))
-            .collect();
-        if let Some(tc) = &tenant_column {
-            let (_, t) = &local[columns.len()];
-            if t != "uuid" {
-                return Err(mismatch(format!(
-                    "tenant column {tc} of {qualified} is {t}, not uuid"
-                )));
-            }
-        }
-        remote::check_server(s, &server)?;
-        let parts = registry::parse_ident(s, &target_table)?;
-        let (schema, table) = target_parts(&parts).ok_or_else(|| {
-            invalid(
-                "target_table",
-                &target_table,
-                "a table of the server's database, as schema.table or table",
-            )
-        })?;
-        let id = registry::upsert(
-            s,
-            &Declaration {
-                tbl: oid,
-                columns: &columns,
-                server: &server,
-                target_table: &format!(
-                    "{}.{}",
-                    pgrx::spi::quote_identifier(&schema),
-                    pgrx::spi::quote_identifier(&table)
-                ),
-                target_columns: &target_columns,
-                mode: mode.as_str(),
-                tenant_column: tenant_column.as_deref(),
-                on_unreachable: on_unreachable.as_str(),
-            },
-        )?;
-        let target = remote::import_target(
-            s,
-            &server,
-            &schema,
-            &table,
-            &registry::target_table_name(id),
-        )?;
-        let remote_name = format!("{schema}.{table} on server {server}");
-        let mut wanted_remote = target_columns.clone();
-        wanted_remote.extend(tenant_column.clone());
-        let mut remote_types = Vec::with_capacity(wanted_remote.len());
-        for c in &wanted_remote {
-            match target.columns.iter().find(|(name, _)| name == c) {
-                Some(found) => remote_types.push(found.clone()),
-                None => {
-                    return Err(FloeError::UndefinedColumn {
-                        table: remote_name.clone(),
-                        column: c.clone(),
-                        hint: "target_columns (and tenant_column) name columns of the target table, as they are spelled there.".into(),
-                    })
-                }
-            }
-        }
-        if let Some((lc, lt, rc, rt)) = declaration::type_mismatch(&local, &remote_types) {
-            return Err(mismatch(format!(
-                "column {lc} of {qualified} is {lt}, column {rc} of {remote_name} is {rt}"
-            )));
-        }
-        if !key_is_unique(&wanted_remote, &target.unique_indexes) {
-            return Err(FloeError::Sql {
-                code: PgSqlErrorCode::ERRCODE_INVALID_FOREIGN_KEY,
-                message: format!(
-                    "there is no unique index on ({}) of {remote_name}",
-                    wanted_remote.join(", ")
-                ),
-                detail: None,
-                hint: "A reference needs its target columns unique, as a foreign key does: a unique index (or primary key) on the target whose columns are all among them.".into(),
-            });
-        }
-        Ok(id)
-    })?;
-    Ok(id)
-}
-
-fn mismatch(message: String) -> FloeError {
-    FloeError::Sql {
-        code: PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-        message,
-        detail: None,
-        hint:
-            "A reference compares values of one type on both sides: give the columns the same type."
-                .into(),
-    }
+    Ok(declare::declare(declare::Request {
+        tbl: oid,
+        columns,
+        server,
+        target_table,
+        target_columns,
+        mode,
+        tenant_column,
+        on_unreachable,
+    })?)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -171,26 +75,153 @@ fn drop_reference(
     let oid = rel.oid();
     drop(rel);
     let columns = names(columns, "columns")?;
-    let dropped = privileged::run(|s| {
-        let qualified = registry::referencing_table(s, oid)?;
-        match registry::delete(s, oid, &columns)? {
-            Some(id) => {
-                remote::drop_target(s, &registry::target_table_name(id))?;
-                Ok(true)
-            }
-            None if if_exists.unwrap_or(false) => Ok(false),
-            None => Err(FloeError::NotFound {
-                kind: "reference",
-                name: format!("{qualified} ({})", columns.join(", ")),
-                hint: "floe.declared_references lists the declared references; pass if_exists => true to ignore.".into(),
-            }),
+    Ok(declare::drop(oid, &columns, if_exists.unwrap_or(false))?)
+}
+
+// pgrx reads the column names from the signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn scan_references(
+    tbl: default!(Option<PgRelation>, "NULL"),
+    max_seconds: default!(Option<f64>, 10.0),
+    page_size: default!(Option<i32>, 1000),
+    max_pages: default!(Option<i32>, "NULL"),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(reference_id, i32),
+            name!(table_name, String),
+            name!(columns, Vec<String>),
+            name!(pages, i32),
+            name!(keys_checked, i64),
+            name!(orphans, i64),
+            name!(pass_complete, bool),
+            name!(error, Option<String>),
+        ),
+    >,
+    ErrorReport,
+> {
+    let oid = tbl.map(|r| r.oid());
+    let seconds = required(max_seconds, "max_seconds")?;
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err(invalid(
+            "max_seconds",
+            seconds.to_string(),
+            "a positive number of seconds",
+        )
+        .into());
+    }
+    let page_size = required(page_size, "page_size")?;
+    if page_size < 1 {
+        return Err(invalid("page_size", page_size.to_string(), "at least 1").into());
+    }
+    if let Some(m) = max_pages.filter(|m| *m < 1) {
+        return Err(invalid("max_pages", m.to_string(), "at least 1, or NULL").into());
+    }
+    let ids = privileged::run(|s| {
+        if let Some(oid) = oid {
+            let t = s.table(
+                oid,
+                "floe.scan_references takes a referencing table, or NULL for all.",
+            )?;
+            t.require_owner("scan references of")?;
         }
+        super::registry::owned(s, oid)
     })?;
-    Ok(dropped)
+    let limits = scan::Limits {
+        deadline: wall_clock() + (seconds * SECOND as f64) as i64,
+        max_pages: max_pages.map(i64::from),
+        page_size: i64::from(page_size),
+        due_only: oid.is_none(),
+        interval_secs: f64::from(crate::gucs::reference_scan_interval_secs()),
+    };
+    let rows = scan::run(&ids, &limits)?.into_iter().map(|r| {
+        (
+            r.id, r.table, r.columns, r.pages, r.keys, r.orphans, r.complete, r.error,
+        )
+    });
+    Ok(TableIterator::new(rows.collect::<Vec<_>>()))
+}
+
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe)]
+fn repair_references(
+    tbl: Option<PgRelation>,
+    action: default!(Option<String>, "'report'"),
+    dry_run: default!(Option<bool>, true),
+    batch_size: default!(Option<i32>, 1000),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(reference_id, i32),
+            name!(columns, Vec<String>),
+            name!(key, Vec<String>),
+            name!(first_seen, Option<TimestampWithTimeZone>),
+            name!(rows, i64),
+            name!(action, String),
+            name!(applied, bool),
+        ),
+    >,
+    ErrorReport,
+> {
+    let rel = required(tbl, "tbl")?;
+    let oid = rel.oid();
+    drop(rel);
+    let action_text = required(action, "action")?;
+    let action = Action::parse(&action_text).ok_or_else(|| {
+        invalid(
+            "action",
+            &action_text,
+            "'report', 'null', 'delete' or 'archive'",
+        )
+    })?;
+    let dry_run = required(dry_run, "dry_run")?;
+    let batch = required(batch_size, "batch_size")?;
+    if batch < 1 {
+        return Err(invalid("batch_size", batch.to_string(), "at least 1").into());
+    }
+    let lines = repair::repair(oid, action, dry_run, batch as usize)?;
+    Ok(TableIterator::new(
+        lines
+            .into_iter()
+            .map(|l| {
+                (
+                    l.id,
+                    l.columns,
+                    l.key,
+                    l.first_seen,
+                    l.rows,
+                    l.action,
+                    l.applied,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The enforce check (AFTER INSERT and AFTER UPDATE, FOR EACH STATEMENT, with transition
+/// tables; its argument is the reference's id): see `check.rs`.
+#[pg_trigger]
+fn reference_check<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
+    if let Err(e) = check::statement(trigger) {
+        e.raise();
+    }
+    Ok(None)
 }
 
 extension_sql_file!(
     "../sql/references.sql",
     name = "references_sql",
-    requires = ["scheduler_sql", declare_reference, drop_reference]
+    requires = [
+        "scheduler_sql",
+        declare_reference,
+        drop_reference,
+        scan_references,
+        repair_references,
+        reference_check
+    ]
 );

@@ -8,6 +8,7 @@
 //! which checks and scans read the target. The scratch schema lives only inside the
 //! declaring transaction.
 
+use super::statements::{columns_of, Shape};
 use crate::error::FloeError;
 use crate::privileged::Session;
 use pgrx::prelude::*;
@@ -171,4 +172,34 @@ pub(super) fn drop_target(s: &mut Session<'_, '_>, name: &str) -> Result<(), Flo
         s.execute(&format!("DROP FOREIGN TABLE floe.{}", quote(name)))?;
     }
     Ok(())
+}
+
+/// The keys of `keys` (each a text array: tenant first, then the columns) that have no row
+/// in the reference's target: one query through its foreign table (see
+/// [`Shape::missing`]). A connection failure is PostgreSQL's own ERROR (class 08).
+pub(super) fn missing(
+    s: &mut Session<'_, '_>,
+    shape: &Shape,
+    keys: &[Vec<String>],
+) -> Result<Vec<Vec<String>>, FloeError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = shape.missing();
+    let args: Vec<pgrx::datum::DatumWithOid<'_>> = columns_of(keys, shape.local.len())
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let mut out = Vec::new();
+    for row in s.run_assembled(&sql, &args)? {
+        out.extend(row.get::<Vec<String>>(1)?);
+    }
+    Ok(out)
+}
+
+/// Whether an ERROR says the target could not be reached (SQLSTATE class 08, connection
+/// exception: refused, timed out, lost), as opposed to one the target itself raised.
+pub(super) fn unreachable(code: PgSqlErrorCode) -> bool {
+    // A SQLSTATE packs its five characters six bits each, the class in the low twelve.
+    (code as i32) & 0xFFF == (PgSqlErrorCode::ERRCODE_CONNECTION_EXCEPTION as i32) & 0xFFF
 }

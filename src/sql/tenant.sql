@@ -78,6 +78,8 @@ CREATE EVENT TRIGGER floe_tenant_on_ddl ON ddl_command_end
 -- Dropped tables leave floe's registries.
 CREATE FUNCTION floe.on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    gone integer;
 BEGIN
     -- Most drops concern no registered table; skipping the joins keeps DROP TABLE (and
     -- partition retention) cheap.
@@ -113,6 +115,23 @@ BEGIN
         IF FOUND THEN
             PERFORM floe.matview_sync_triggers();
         END IF;
+    END IF;
+    -- A dropped table takes its declared references along (their triggers went with it):
+    -- scan state, orphans, queued keys and the foreign table over the target.
+    IF EXISTS (SELECT 1 FROM floe.declared_references) THEN
+        FOR gone IN
+            WITH r AS (DELETE FROM floe.declared_references f
+                        USING pg_catalog.pg_event_trigger_dropped_objects() d
+                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND d.objsubid = 0 AND f.tbl::pg_catalog.oid = d.objid
+                       RETURNING f.id)
+            SELECT r.id FROM r
+        LOOP
+            DELETE FROM floe.reference_scans WHERE reference_id = gone;
+            DELETE FROM floe.reference_orphans WHERE reference_id = gone;
+            DELETE FROM floe.reference_pending WHERE reference_id = gone;
+            EXECUTE pg_catalog.format('DROP FOREIGN TABLE IF EXISTS floe.%I', 'reference_' || gone || '_target');
+        END LOOP;
     END IF;
 END
 $fn$;
