@@ -111,6 +111,14 @@ pub fn local_transaction_id() -> u32 {
 /// a table attached as a partition must then have no identity of its own.
 pub const PARTITIONS_SHARE_IDENTITY: bool = cfg!(any(feature = "pg17", feature = "pg18"));
 
+/// A `name` as text (empty if it is not UTF-8).
+pub fn name_str(n: &pg_sys::NameData) -> &str {
+    // SAFETY: NameData is NUL-terminated within its 64 bytes.
+    unsafe { std::ffi::CStr::from_ptr(n.data.as_ptr()) }
+        .to_str()
+        .unwrap_or("")
+}
+
 /// Attribute `i` of a tuple descriptor (`TupleDescAttr`): an array field up to 17; from 18 the
 /// attributes follow the compact ones, behind Postgres's inline function.
 ///

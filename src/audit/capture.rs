@@ -74,14 +74,8 @@ thread_local! {
     static CACHE: RefCell<Option<Cache>> = const { RefCell::new(None) };
 }
 
+pub(super) use crate::compat::name_str;
 use crate::compat::tuple_desc_attr;
-
-pub(super) fn name_str(n: &pg_sys::NameData) -> &str {
-    // SAFETY: NameData is NUL-terminated within its 64 bytes.
-    unsafe { CStr::from_ptr(n.data.as_ptr()) }
-        .to_str()
-        .unwrap_or("")
-}
 
 pub(super) fn kind_of(typid: pg_sys::Oid) -> Kind {
     match typid {

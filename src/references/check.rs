@@ -2,7 +2,7 @@
 //! one for UPDATE, both with transition tables) that looks up the keys the statement wrote in
 //! the target, all at once, and rejects the statement when one is missing (SPI, machinery).
 //!
-//! Per statement: the distinct new keys are read from the transition table (as the writer);
+//! Per statement: the distinct new keys are read from the transition table's tuplestore;
 //! keys this session found present less than `floe.reference_cache_ttl` ago are skipped; the
 //! rest go to the target in one query per [`BATCH`] keys (as the extension's owner, whose
 //! user mapping the server has), in a subtransaction, so that a target that cannot be reached
@@ -16,18 +16,87 @@ use super::cache::Positives;
 use super::registry::{self, Loaded};
 use super::remote;
 use super::statements::describe_key;
+use crate::compat::{name_str, tuple_desc_attr};
 use crate::error::FloeError;
 use crate::privileged;
 use crate::sqltypes::{wall_clock, SECOND};
 use crate::subxact;
 use pgrx::prelude::*;
 use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::ffi::CStr;
+use std::rc::Rc;
 
 /// Most keys sent to the target in one query.
 pub(super) const BATCH: usize = 10_000;
 
 thread_local! {
     static POSITIVES: RefCell<Positives> = RefCell::new(Positives::default());
+}
+
+/// Declarations by id, as loaded under a relcache generation (see `crate::relcache`): a
+/// change to `floe.declared_references` (declare, drop) reloads them in every backend.
+struct Declarations {
+    schema: pg_sys::Oid,
+    generation: u64,
+    by_id: HashMap<i32, Rc<Loaded>>,
+}
+
+thread_local! {
+    static DECLARATIONS: RefCell<Option<Declarations>> = const { RefCell::new(None) };
+}
+
+fn floe_schema() -> pg_sys::Oid {
+    // SAFETY: a syscache lookup by name.
+    unsafe { pg_sys::get_namespace_oid(c"floe".as_ptr(), true) }
+}
+
+fn declared_references_oid(schema: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: a syscache lookup by name.
+    unsafe { pg_sys::get_relname_relid(c"declared_references".as_ptr(), schema) }
+}
+
+/// Makes every backend reload the declarations it holds (at commit, with the change).
+pub(super) fn invalidate_declarations() {
+    let t = declared_references_oid(floe_schema());
+    if t != pg_sys::InvalidOid {
+        // SAFETY: queues a relcache invalidation, sent at commit.
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(t) };
+    }
+}
+
+/// Declaration `id`, from the backend's cache or the catalog.
+fn declaration(id: i32) -> Result<Option<Rc<Loaded>>, FloeError> {
+    let schema = floe_schema();
+    let generation = crate::relcache::generation();
+    let hit = DECLARATIONS.with_borrow(|d| {
+        d.as_ref()
+            .filter(|d| d.schema == schema && d.generation == generation)
+            .and_then(|d| d.by_id.get(&id).cloned())
+    });
+    if hit.is_some() {
+        return Ok(hit);
+    }
+    crate::relcache::watch(declared_references_oid(schema));
+    let Some(loaded) = privileged::run(|s| registry::load(s, id))? else {
+        return Ok(None);
+    };
+    let loaded = Rc::new(loaded);
+    DECLARATIONS.with_borrow_mut(|d| {
+        if d.as_ref()
+            .is_none_or(|d| d.schema != schema || d.generation != generation)
+        {
+            *d = Some(Declarations {
+                schema,
+                generation,
+                by_id: HashMap::new(),
+            });
+        }
+        if let Some(d) = d.as_mut() {
+            d.by_id.insert(id, loaded.clone());
+        }
+    });
+    Ok(Some(loaded))
 }
 
 /// The trigger's work for one statement.
@@ -42,16 +111,15 @@ pub(super) fn statement(trigger: &PgTrigger<'_>) -> Result<(), FloeError> {
             hint: "floe.declare_reference creates these triggers; declare the reference again."
                 .into(),
         })?;
-    let Some(reference) = privileged::run(|s| registry::load(s, id))? else {
+    let Some(reference) = declaration(id)? else {
         // Dropped by a transaction this one does not see yet: nothing declared to check.
         return Ok(());
     };
     if !reference.enforce {
         return Ok(());
     }
-    let new = trigger.new_transition_table_name().ok().flatten();
-    let old = trigger.old_transition_table_name().ok().flatten();
-    let Some(new) = new else {
+    let data = trigger.trigger_data();
+    if data.tg_newtable.is_null() {
         return Err(FloeError::InvalidDefinition {
             message: format!(
                 "trigger {} of {} has no transition table of new rows",
@@ -62,29 +130,104 @@ pub(super) fn statement(trigger: &PgTrigger<'_>) -> Result<(), FloeError> {
             hint: "floe.declare_reference creates these triggers; declare the reference again."
                 .into(),
         });
-    };
-    let keys = written_keys(trigger, &reference.shape.written_keys(new, old))?;
-    check_keys(&reference, keys)
+    }
+    // SAFETY: the trigger's relation, open while the trigger runs.
+    let desc = unsafe { (*data.tg_relation).rd_att };
+    let mut columns = KeyColumns::find(desc, &reference)?;
+    // SAFETY: the statement's transition tables, described by the relation's descriptor.
+    let mut keys = unsafe { columns.keys_in(data.tg_newtable, desc) };
+    if !data.tg_oldtable.is_null() {
+        // SAFETY: as above.
+        let old = unsafe { columns.keys_in(data.tg_oldtable, desc) };
+        keys.retain(|k| !old.contains(k));
+    }
+    check_keys(&reference, keys.into_iter().collect())
 }
 
-/// The keys the statement wrote, read from its transition tables as the writer.
-fn written_keys(trigger: &PgTrigger<'_>, sql: &str) -> Result<Vec<Vec<String>>, FloeError> {
-    let data = std::ptr::from_ref(trigger.trigger_data()).cast_mut();
-    Spi::connect(|client| {
-        // SAFETY: the trigger's own TriggerData, registered on the connection just opened;
-        // its transition tables live until the statement's after-trigger events are done.
-        let rc = unsafe { pg_sys::SPI_register_trigger_data(data) };
-        if rc != pg_sys::SPI_OK_TD_REGISTER as i32 {
-            return Err(FloeError::Internal {
-                message: format!("SPI_register_trigger_data returned {rc}"),
+/// Where a reference's key columns are in the trigger relation, and their output functions.
+struct KeyColumns {
+    attnums: Vec<usize>,
+    out: Vec<pg_sys::FmgrInfo>,
+}
+
+impl KeyColumns {
+    /// 42703 when a key column is gone (dropped or renamed since the declaration).
+    fn find(desc: pg_sys::TupleDesc, reference: &Loaded) -> Result<KeyColumns, FloeError> {
+        // SAFETY: desc is the trigger relation's descriptor.
+        let natts = unsafe { (*desc).natts } as usize;
+        let mut attnums = Vec::with_capacity(reference.key_columns.len());
+        let mut out = Vec::with_capacity(reference.key_columns.len());
+        for name in &reference.key_columns {
+            let found = (0..natts).find(|&i| {
+                // SAFETY: i < natts.
+                let att = unsafe { tuple_desc_attr(desc, i) };
+                !att.attisdropped && name_str(&att.attname) == name
             });
+            let Some(i) = found else {
+                return Err(FloeError::UndefinedColumn {
+                    table: reference.qualified.clone(),
+                    column: name.clone(),
+                    hint: format!(
+                        "Reference {} names a column the table no longer has (dropped or renamed): declare the reference again with floe.declare_reference, or drop it with floe.drop_reference.",
+                        reference.id
+                    ),
+                });
+            };
+            // SAFETY: i < natts; catalog lookups; an all-zero FmgrInfo is filled by fmgr_info.
+            let info = unsafe {
+                let att = tuple_desc_attr(desc, i);
+                let (mut foid, mut varlena) = (pg_sys::InvalidOid, false);
+                pg_sys::getTypeOutputInfo(att.atttypid, &mut foid, &mut varlena);
+                let mut info: pg_sys::FmgrInfo = std::mem::zeroed();
+                pg_sys::fmgr_info(foid, &mut info);
+                info
+            };
+            attnums.push(i);
+            out.push(info);
         }
-        let mut keys = Vec::new();
-        for row in client.select(sql, None, &[])? {
-            keys.extend(row.get::<Vec<String>>(1)?);
+        Ok(KeyColumns { attnums, out })
+    }
+
+    /// The distinct keys (as text, none with a NULL: a foreign key's MATCH SIMPLE) of the
+    /// rows in a transition table, read straight from its tuplestore (a read pointer of our
+    /// own: other triggers of the statement read it too).
+    ///
+    /// # Safety
+    /// `store` is a transition table of the trigger relation whose descriptor is `desc`.
+    unsafe fn keys_in(
+        &mut self,
+        store: *mut pg_sys::Tuplestorestate,
+        desc: pg_sys::TupleDesc,
+    ) -> HashSet<Vec<String>> {
+        let mut keys = HashSet::new();
+        let last = self.attnums.iter().copied().max().unwrap_or(0) as i32 + 1;
+        // SAFETY: the caller's contract; the slot and the read pointer are ours, the slot is
+        // dropped and pointer 0 selected again before returning.
+        unsafe {
+            let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
+            let ptr = pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
+            pg_sys::tuplestore_select_read_pointer(store, ptr);
+            pg_sys::tuplestore_rescan(store);
+            while pg_sys::tuplestore_gettupleslot(store, true, false, slot) {
+                pg_sys::slot_getsomeattrs_int(slot, last);
+                let mut key = Vec::with_capacity(self.attnums.len());
+                for (&i, info) in self.attnums.iter().zip(self.out.iter_mut()) {
+                    if *(*slot).tts_isnull.add(i) {
+                        break;
+                    }
+                    let text = pg_sys::OutputFunctionCall(info, *(*slot).tts_values.add(i));
+                    key.push(CStr::from_ptr(text).to_string_lossy().into_owned());
+                    pg_sys::pfree(text.cast());
+                }
+                if key.len() == self.attnums.len() {
+                    keys.insert(key);
+                }
+            }
+            pg_sys::tuplestore_select_read_pointer(store, 0);
+            pg_sys::ExecDropSingleTupleTableSlot(slot);
         }
-        Ok(keys)
-    })
+        keys
+    }
 }
 
 /// Checks `keys` of `reference` against its target (see the module documentation).

@@ -128,6 +128,7 @@ pub(super) fn declare(r: Request) -> Result<i32, FloeError> {
             });
         }
         sync_triggers(s, id, oid, &qualified, mode == Mode::Enforce)?;
+        super::check::invalidate_declarations();
         Ok(id)
     })
 }
@@ -146,6 +147,7 @@ pub(super) fn drop(
                 sync_triggers(s, id, tbl, &qualified, false)?;
                 remote::drop_target(s, &registry::target_table_name(id))?;
                 registry::forget(s, id)?;
+                super::check::invalidate_declarations();
                 Ok(true)
             }
             None if if_exists => Ok(false),

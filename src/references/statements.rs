@@ -78,25 +78,6 @@ impl Shape {
             .join(" AND ")
     }
 
-    /// The keys of the rows a statement wrote (its transition tables `new` and, for an
-    /// UPDATE, `old`): one `text[]` per distinct key, none with a NULL. An UPDATE checks only
-    /// the keys it brought in, as a foreign key checks only changed keys (a row already
-    /// dangling can still be updated in its other columns).
-    pub fn written_keys(&self, new: &str, old: Option<&str>) -> String {
-        let pick = |table: &str| {
-            format!(
-                "SELECT {} FROM {table} n WHERE {}",
-                self.key_of("n."),
-                self.not_null("n.")
-            )
-        };
-        match old {
-            // EXCEPT removes duplicates too.
-            Some(old) => format!("{} EXCEPT {}", pick(new), pick(old)),
-            None => format!("SELECT DISTINCT * FROM ({}) k", pick(new)),
-        }
-    }
-
     /// The keys among the bound ones (one text array per key column, `$1`…) that have no row
     /// in the target, as `text[]`. One remote query: the arrays reach `postgres_fdw` as
     /// init-plan parameters, so the `= ANY` conditions are sent to the target (which answers
@@ -247,28 +228,6 @@ mod tests {
             types: vec!["uuid".into(), "bigint".into()],
             tenant: 1,
         }
-    }
-
-    #[test]
-    fn written_keys_of_an_insert_are_distinct_and_not_null() {
-        let sql = leads().written_keys("floe_new", None);
-        assert_eq!(
-            sql,
-            "SELECT DISTINCT * FROM (SELECT ARRAY[n.tenant_id::text, n.lead_id::text] FROM floe_new n \
-WHERE n.tenant_id IS NOT NULL AND n.lead_id IS NOT NULL) k"
-        );
-    }
-
-    #[test]
-    fn written_keys_of_an_update_leave_out_the_keys_it_kept() {
-        let sql = leads().written_keys("floe_new", Some("floe_old"));
-        assert!(sql.contains("FROM floe_new n WHERE"), "{sql}");
-        assert!(
-            sql.contains(
-                " EXCEPT SELECT ARRAY[n.tenant_id::text, n.lead_id::text] FROM floe_old n"
-            ),
-            "{sql}"
-        );
     }
 
     #[test]
