@@ -53,29 +53,51 @@ INSERT INTO app.users (tenant_id, email, name, role)
 SELECT t.id, 'user' || g || '@' || lower(replace(t.name, ' ', '')) || '.example', 'User ' || g,
        CASE WHEN g = 1 THEN 'owner' ELSE 'member' END
   FROM app.tenants t, generate_series(1, 5) g;
+-- Ids in tenant order (the r-th tenant by id has campaigns 4(r-1)+1..4r, leads
+-- 200(r-1)+1..200r, sender accounts 3(r-1)+1..3r): the other tiers' loaders point at them.
 INSERT INTO app.companies (tenant_id, name, domain)
-SELECT t.id, 'Company ' || g, 'company' || g || '.example' FROM app.tenants t, generate_series(1, 20) g;
+SELECT t.id, 'Company ' || g, 'company' || g || '.example' FROM app.tenants t, generate_series(1, 20) g
+ ORDER BY t.id, g;
 INSERT INTO app.campaigns (tenant_id, name, status)
 SELECT t.id, 'Campaign ' || g, (ARRAY['running', 'paused', 'done'])[1 + g % 3]
-  FROM app.tenants t, generate_series(1, 4) g;
+  FROM app.tenants t, generate_series(1, 4) g ORDER BY t.id, g;
 INSERT INTO app.leads (tenant_id, company_id, campaign_id, email, name, score)
 SELECT c.tenant_id, c.id, (SELECT min(id) FROM app.campaigns k WHERE k.tenant_id = c.tenant_id),
        'lead' || c.id || '.' || g || '@' || c.domain, 'Lead ' || g, (c.id * 7 + g) % 100
-  FROM app.companies c, generate_series(1, 10) g;
+  FROM app.companies c, generate_series(1, 10) g ORDER BY c.id, g;
 INSERT INTO app.email_accounts (tenant_id, address, provider)
 SELECT t.id, 'sender' || g || '@' || lower(replace(t.name, ' ', '')) || '.example', (ARRAY['gmail', 'outlook', 'smtp'])[g]
-  FROM app.tenants t, generate_series(1, 3) g;
+  FROM app.tenants t, generate_series(1, 3) g ORDER BY t.id, g;
 COMMIT;
 SQL
+
+# Cross-tier references: content and olap reach oltp through a postgres_fdw server, and
+# declare what points there (sql/examples/<tier>_references.sql). postgres_fdw ships with
+# PostgreSQL's contrib; a server without it (the PyPI builds of 16 and 18) skips this.
+if [ "$("${PSQL[@]}" -d oltp -At -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'postgres_fdw'")" = 1 ]; then
+    say "cross-tier references: content and olap -> oltp (postgres_fdw server tier_oltp)"
+    for db in content olap; do
+        "${PSQL[@]}" -d "$db" -c "SET client_min_messages = warning" -c "CREATE EXTENSION postgres_fdw" \
+            -c "CREATE SERVER tier_oltp FOREIGN DATA WRAPPER postgres_fdw
+                  OPTIONS (host '${PGHOST:-/var/run/postgresql}', port '${PGPORT:-5432}', dbname 'oltp')" \
+            -c "CREATE USER MAPPING FOR CURRENT_USER SERVER tier_oltp OPTIONS (user '${PGUSER:-$(id -un)}')"
+        "${PSQL[@]}" -d "$db" -At -f "$ROOT/sql/examples/${db}_references.sql" >/dev/null
+        "${PSQL[@]}" -d "$db" -At -F ' ' -c "SELECT '  ' || '$db', tbl, columns, '->', target_table, target_columns, mode
+                                              FROM floe.declared_references ORDER BY id"
+    done
+else
+    say "cross-tier references: skipped (no postgres_fdw in this PostgreSQL build)"
+fi
 
 "${PSQL[@]}" -d content <<SQL
 $STAGE
 BEGIN;
 SET LOCAL floe.tenant_admin = on;
-INSERT INTO app.email_messages (id, tenant_id, campaign_id, template, subject, sent_at)
-SELECT id, tenant, 1 + id % 4, template, 'Template ' || template || ' for message ' || id,
+INSERT INTO app.email_messages (id, tenant_id, campaign_id, email_account_id, lead_id, template, subject, sent_at)
+SELECT id, tenant, 4 * (r - 1) + 1 + id % 4, 3 * (r - 1) + 1 + id % 3, 200 * (r - 1) + 1 + id % 200,
+       template, 'Template ' || template || ' for message ' || id,
        now() - (id % 1440) * interval '1 minute' * 40
-  FROM corpus;
+  FROM (SELECT c.*, dense_rank() OVER (ORDER BY c.tenant) AS r FROM corpus c) c;
 INSERT INTO app.email_content (message_id, tenant_id, body) SELECT id, tenant, body FROM corpus;
 COMMIT;
 SQL
@@ -100,9 +122,10 @@ $STAGE
 BEGIN;
 SET LOCAL floe.tenant_admin = on;
 INSERT INTO app.campaign_analytics (tenant_id, campaign_id, day, sent, opened, clicked)
-SELECT t.tenant, c, d::date, 200 + (c * 37 + extract(doy FROM d)::int + t.k) % 300,
+SELECT t.tenant, 4 * (t.r - 1) + c, d::date, 200 + (c * 37 + extract(doy FROM d)::int + t.k) % 300,
        60 + (c * 13 + extract(doy FROM d)::int + t.k) % 90, 5 + (c * 7 + extract(doy FROM d)::int + t.k) % 20
-  FROM (SELECT DISTINCT tenant, abs(hashtext(tenant::text)) % 97 AS k FROM corpus) t, generate_series(1, 4) c,
+  FROM (SELECT tenant, abs(hashtext(tenant::text)) % 97 AS k, row_number() OVER (ORDER BY tenant) AS r
+          FROM (SELECT DISTINCT tenant FROM corpus) d) t, generate_series(1, 4) c,
        generate_series(date_trunc('month', now()) - interval '2 months', now(), interval '1 day') d;
 INSERT INTO app.billing_analytics (tenant_id, at, event, amount)
 SELECT t.tenant, d, (ARRAY['send', 'seat', 'overage'])[1 + extract(day FROM d)::int % 3],
@@ -110,8 +133,9 @@ SELECT t.tenant, d, (ARRAY['send', 'seat', 'overage'])[1 + extract(day FROM d)::
   FROM (SELECT DISTINCT tenant FROM corpus) t,
        generate_series(date_trunc('month', now()) - interval '2 months', now(), interval '1 day') d;
 INSERT INTO app.mailbox_analytics (tenant_id, account_id, day, sent, bounced)
-SELECT t.tenant, a, d::date, 100 + a * 10, a % 3
-  FROM (SELECT DISTINCT tenant FROM corpus) t, generate_series(1, 3) a,
+SELECT t.tenant, 3 * (t.r - 1) + a, d::date, 100 + a * 10, a % 3
+  FROM (SELECT tenant, row_number() OVER (ORDER BY tenant) AS r FROM (SELECT DISTINCT tenant FROM corpus) d) t,
+       generate_series(1, 3) a,
        generate_series(now() - interval '13 days', now(), interval '1 day') d;
 COMMIT;
 SQL

@@ -27,6 +27,24 @@ expect_eq "$(qd content "BEGIN; SET LOCAL floe.tenant_admin = on;
     "content: every body reads back"
 expect_match "$(qd content "SELECT ratio_with_dedup FROM floe.content_stats WHERE tenant IS NULL AND tier IS NULL")" \
     "^[0-9]+\.[0-9]+$" "content: compression ratio reported"
+if [ "$(qd content "SELECT count(*) FROM pg_extension WHERE extname = 'postgres_fdw'")" = 1 ]; then
+    expect_eq "$(qd content "SELECT count(*) FROM floe.declared_references")/$(qd olap "SELECT count(*) FROM floe.declared_references")" "3/2" \
+        "references: content declares 3 into oltp, olap 2"
+    expect_match "$out" "(leads_erased[^0-9]+10)" "oltp's tour erases 10 leads"
+    expect_match "$out" "app.email_messages \| \{lead_id\} +\| +[0-9]+ \| +[1-9][0-9]* \| t" \
+        "content's tour: the scan finds the messages of the erased leads"
+    expect_eq "$(qd content "SELECT count(*) FROM floe.reference_orphans")/$(qd content "SELECT count(*) FROM app.email_messages WHERE lead_id <= 10")" "0/0" \
+        "and the repair cleared them"
+    expect_eq "$(qd olap "SELECT count(*) FROM floe.reference_scans WHERE last_pass_completed IS NOT NULL")/$(qd olap "SELECT count(*) FROM floe.reference_orphans")" "2/0" \
+        "olap: both references scanned in full (the job), no orphan: the loaders point at real rows"
+    expect_match "$(qd content "BEGIN; SET LOCAL floe.tenant_admin = on;
+        INSERT INTO app.email_messages (id, tenant_id, campaign_id, template, subject, sent_at)
+        SELECT 999998, tenant_id, 1, 1, 'x', now() FROM app.email_messages ORDER BY tenant_id DESC LIMIT 1; COMMIT" 2>&1 || true)" \
+        "campaign_id\)=\([0-9a-f-]+, 1\) is not present in app.campaigns on server tier_oltp" \
+        "content: a message of one tenant for another tenant's campaign is refused"
+else
+    echo "  ok - references: no postgres_fdw in this build, skipped"
+fi
 expect_eq "$(qd olap "SELECT count(*) FROM floe.matview_status WHERE last_result = 'succeeded'")" 2 \
     "olap: both dashboards refreshed"
 expect_eq "$(qd olap "SELECT count(*) > 0 FROM app.tenant_dashboard")" t "olap: dashboard has rows"

@@ -5,13 +5,18 @@ CREATE SCHEMA app;
 CREATE TABLE app.email_messages (
     id          bigint NOT NULL,
     tenant_id   uuid NOT NULL,
-    campaign_id bigint,
+    campaign_id bigint,            -- these three point at rows of the OLTP tier: declared as
+    email_account_id bigint,       -- cross-tier references when the platform has its
+    lead_id     bigint,            -- postgres_fdw server (sql/examples/content_references.sql)
     template    int NOT NULL,
     subject     text NOT NULL,
     sent_at     timestamptz NOT NULL,
     PRIMARY KEY (id, sent_at)
 ) PARTITION BY RANGE (sent_at);
 SELECT floe.create_parent('app.email_messages', 'sent_at', start => date_trunc('month', now()) - interval '2 months');
+-- The lead reference's scan reads keys in this order (as a foreign key's referencing side
+-- wants an index on its columns).
+CREATE INDEX ON app.email_messages (tenant_id, lead_id);
 
 CREATE TABLE app.email_content (
     message_id  bigint PRIMARY KEY,

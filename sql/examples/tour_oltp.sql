@@ -38,6 +38,13 @@ SELECT op, actor, app_actor, pk, old_values, new_values, classification
 SELECT floe.audit_seal() AS entries_sealed;
 SELECT table_name, status, detail FROM floe.verify_audit() ORDER BY table_name;
 
+\echo '-- a GDPR erasure deletes ten leads here; the Content tier keeps their messages (its tour finds them)'
+BEGIN;
+SET LOCAL floe.tenant_admin = on;
+SET LOCAL floe.actor = 'gdpr-erasure';
+WITH gone AS (DELETE FROM app.leads WHERE id <= 10 RETURNING id) SELECT count(*) AS leads_erased FROM gone;
+COMMIT;
+
 \echo '-- floe.inventory(): every table and what floe does to it'
 SELECT table_name, tenant_isolation, audited, classification, row_estimate, pg_size_pretty(total_bytes) AS size
   FROM floe.inventory() ORDER BY table_name;
