@@ -27,7 +27,7 @@ WORK=$(mktemp -d /tmp/floe-bench-queue.XXXXXX)
 if floe_is_root; then chown "$FLOE_OS_USER" "$WORK"; fi
 
 cluster_throwaway yes "floe.max_workers = 0"
-trap '[ -s "$WORK/pgbench.log" ] && grep -iE "error|fatal" "$WORK/pgbench.log" | head -5; rm -rf "$WORK"; cluster_cleanup_all' EXIT
+trap '{ [ -s "$WORK/pgbench.log" ] && grep -iE "error|fatal" "$WORK/pgbench.log" | head -5; } || true; rm -rf "$WORK"; cluster_cleanup_all' EXIT
 "$FLOE_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE bench"
 PSQL=("$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d bench)
 "${PSQL[@]}" <<'SQL'

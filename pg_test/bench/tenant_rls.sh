@@ -53,7 +53,7 @@ VACUUM ANALYZE;
 SQL
 
 WORK=$(mktemp -d /tmp/floe-bench.XXXXXX)
-trap '[ -s "$WORK/pgbench.log" ] && grep -iE "error|fatal" "$WORK/pgbench.log" | head -5; rm -rf "$WORK"; cluster_cleanup_all' EXIT
+trap '{ [ -s "$WORK/pgbench.log" ] && grep -iE "error|fatal" "$WORK/pgbench.log" | head -5; } || true; rm -rf "$WORK"; cluster_cleanup_all' EXIT
 # Every variant sets the context the same way (set_config, as SET LOCAL does), so the
 # difference is the policy alone. The plain variant filters by tenant in its own WHERE.
 for variant in plain floe lean setting; do
