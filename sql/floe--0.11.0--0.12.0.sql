@@ -27,6 +27,7 @@ DROP FUNCTION floe.library_version_during_install();
 -- The scan's progress per reference (floe.scan_references; the built-in job floe.reference_scan).
 CREATE TABLE floe.reference_scans (
     reference_id        integer     PRIMARY KEY,
+    pass                bigint      NOT NULL DEFAULT 0,  -- the current (or last) pass, from 1
     cursor              text[],                 -- the last key of the pass in progress
     pass_started        timestamptz,            -- NULL: no pass in progress
     keys_checked        bigint      NOT NULL DEFAULT 0,  -- by the pass in progress
@@ -46,6 +47,7 @@ CREATE TABLE floe.reference_orphans (
     rows         bigint      NOT NULL,  -- rows of the referencing table with this key
     first_seen   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     last_seen    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_pass    bigint      NOT NULL DEFAULT 0,  -- the last pass that saw it
     PRIMARY KEY (reference_id, key)
 );
 COMMENT ON TABLE floe.reference_orphans IS
@@ -64,20 +66,21 @@ COMMENT ON TABLE floe.reference_pending IS
 -- Rows floe.repair_references(action => 'archive') removed.
 CREATE TABLE floe.reference_archive (
     reference_id integer     NOT NULL,
-    tbl          regclass    NOT NULL,
+    table_name   text        NOT NULL,  -- schema.table when archived (the rows outlive it)
+    table_owner  regrole     NOT NULL,  -- who may read them
     key          text[]      NOT NULL,
     row_data     jsonb       NOT NULL,  -- the whole row (to_jsonb)
     archived_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     archived_by  name        NOT NULL
 );
-CREATE INDEX ON floe.reference_archive (tbl, archived_at);
+CREATE INDEX ON floe.reference_archive (table_name, archived_at);
 COMMENT ON TABLE floe.reference_archive IS
   'floe references: rows removed by floe.repair_references(action => ''archive''), whole (to_jsonb), with the orphan key they held.';
 SELECT pg_catalog.pg_extension_config_dump('floe.reference_archive', '');
 
 -- A role reads the rows of the references it can see (those of the tables it owns: the
--- policy of floe.declared_references applies inside these policies too); the archive by its
--- table's owner.
+-- policy of floe.declared_references applies inside these policies too); the archive by the
+-- owner its table had when the rows were archived.
 ALTER TABLE floe.reference_scans ENABLE ROW LEVEL SECURITY;
 CREATE POLICY reference_scans_owner ON floe.reference_scans FOR SELECT
     USING (reference_id IN (SELECT d.id FROM floe.declared_references d));
@@ -89,8 +92,7 @@ CREATE POLICY reference_pending_owner ON floe.reference_pending FOR SELECT
     USING (reference_id IN (SELECT d.id FROM floe.declared_references d));
 ALTER TABLE floe.reference_archive ENABLE ROW LEVEL SECURITY;
 CREATE POLICY reference_archive_owner ON floe.reference_archive FOR SELECT
-    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c
-                                    WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'));
+    USING (pg_catalog.pg_has_role(table_owner, 'USAGE'));
 GRANT SELECT ON floe.reference_scans, floe.reference_orphans, floe.reference_pending,
                 floe.reference_archive TO PUBLIC;
 
@@ -141,6 +143,10 @@ COMMENT ON FUNCTION floe.scan_references(regclass, double precision, integer, in
   'floe references: scans the references of tbl (NULL: every reference due, as the built-in job floe.reference_scan does), resuming each pass where it stopped: keyset pages of page_size distinct keys, one query to the target per page, until max_pages or max_seconds. Records orphans in floe.reference_orphans; a target that cannot be reached is reported (error) and changes nothing. One row per reference scanned.';
 COMMENT ON FUNCTION floe.repair_references(regclass, text, boolean, integer) IS
   'floe references: the recorded orphans of tbl''s references. action => ''report'' lists them; ''null'' clears the referencing columns of their rows, ''delete'' deletes the rows, ''archive'' moves them to floe.reference_archive, after asking the target again (keys present again are reported resolved). dry_run (true by default) reports what would be done and changes nothing. Runs as the caller, batch_size keys per statement.';
+-- The trigger is floe's to place (declare_reference does, as the extension's owner): a role
+-- placing it on a table of its own could ask another reference's target through floe's user
+-- mapping. (It also checks that it fires on its reference's own table.)
+REVOKE EXECUTE ON FUNCTION floe.reference_check() FROM PUBLIC;
 COMMENT ON FUNCTION floe.reference_check() IS
   'floe references: the statement trigger of an enforce-mode reference (argument: its id): rejects keys the statement wrote that have no row in the target (23503), asking the target once per statement.';
 
@@ -210,3 +216,29 @@ BEGIN
     END IF;
 END
 $fn$;
+
+-- Declarations made with 0.11.0: those of tables dropped since (0.11.0 did not remove them)
+-- go, with their foreign tables; enforce-mode ones get the triggers 0.11.0 did not make yet
+-- (as floe.declare_reference makes them).
+DO $declared$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT d.id FROM floe.declared_references d
+              WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = d.tbl::pg_catalog.oid)
+    LOOP
+        DELETE FROM floe.declared_references WHERE id = r.id;
+        EXECUTE pg_catalog.format('DROP FOREIGN TABLE IF EXISTS floe.%I', 'reference_' || r.id || '_target');
+    END LOOP;
+    FOR r IN SELECT d.id, d.tbl FROM floe.declared_references d WHERE d.mode = 'enforce' LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS floe_new '
+            'FOR EACH STATEMENT EXECUTE FUNCTION floe.reference_check(%L)',
+            'floe_reference_' || r.id || '_insert', r.tbl, r.id);
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS floe_old NEW TABLE AS floe_new '
+            'FOR EACH STATEMENT EXECUTE FUNCTION floe.reference_check(%L)',
+            'floe_reference_' || r.id || '_update', r.tbl, r.id);
+    END LOOP;
+END
+$declared$;

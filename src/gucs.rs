@@ -213,22 +213,24 @@ audit log records it beside current_user.",
         c"floe.reference_cache_size",
         c"Most keys each session remembers as present in their target (enforce-mode references).",
         c"A key found in its target is not asked again for floe.reference_cache_ttl; least \
-recently used keys leave first. 0 asks the target for every key of every statement.",
+recently used keys leave first. 0 asks the target for every key of every statement. \
+Superuser-only: a writer must not widen its own window.",
         &REFERENCE_CACHE_SIZE,
         0,
         10_000_000,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"floe.reference_cache_ttl",
         c"How long a session trusts that a key it found in its target is still there.",
         c"The window in which a target row deleted remotely is still accepted by the enforce \
-check (the scan finds what got through). 0 disables the cache.",
+check (the scan finds what got through). 0 disables the cache. Superuser-only: a writer \
+must not widen its own window.",
         &REFERENCE_CACHE_TTL,
         0,
         86_400,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(

@@ -282,16 +282,19 @@ pub fn run_qualified<T>(
     run_as_owner(false, f)
 }
 
-/// Runs `f` as the calling role itself, with `search_path` and `plan_cache_mode` pinned as
-/// [`run`] pins them: for statements floe assembles that must act with the caller's rights
-/// (so that its row security applies and its triggers record the caller), without any of the
-/// caller's schemas choosing what a type or operator name means.
+/// Runs `f` as the calling role itself, in its own settings: for statements floe assembles
+/// that must act with the caller's rights (its row security applies, its triggers record it
+/// and run under its `search_path`, as a foreign key's actions do). Such statements
+/// schema-qualify every name and spell their operators `OPERATOR(pg_catalog.=)`.
 pub fn run_as_caller<T>(
     f: impl FnOnce(&mut Session<'_, '_>) -> Result<T, FloeError>,
 ) -> Result<T, FloeError> {
     // SAFETY: reads the current role.
     let caller = unsafe { pg_sys::GetUserId() };
-    with_pinned_settings(caller, f)
+    Spi::connect_mut(|client| {
+        let mut session = Session { client, caller };
+        f(&mut session)
+    })
 }
 
 fn run_as_owner<T>(

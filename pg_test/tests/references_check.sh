@@ -21,6 +21,9 @@ qd oltp "CREATE SCHEMA app;
          INSERT INTO app.leads SELECT '$T2', g, 'l' || g FROM generate_series(1, 50) g;
          CREATE TABLE app.\"Odd \"\"Leads\" (tenant_id uuid NOT NULL, \"Lead Id\" text NOT NULL, PRIMARY KEY (tenant_id, \"Lead Id\"));
          INSERT INTO app.\"Odd \"\"Leads\" VALUES ('$T1', 'a''b'), ('$T1', 'x y');
+         CREATE TABLE app.countries (tenant_id uuid NOT NULL, code char(2) NOT NULL, PRIMARY KEY (tenant_id, code));
+         INSERT INTO app.countries SELECT '$T1', c FROM unnest('{US,UK,UA,UY,DE,DK}'::text[]) c;
+         CREATE TABLE app.regions (tenant_id uuid NOT NULL, code char(2) NOT NULL, PRIMARY KEY (tenant_id, code));
          ALTER DATABASE oltp SET log_statement = 'all'"
 down_port=$(free_port)
 qd content "CREATE EXTENSION floe; CREATE EXTENSION postgres_fdw;
@@ -204,7 +207,7 @@ expect_eq "$(c "SELECT string_agg(action || ':' || rows || ':' || applied, ' ' O
                         GROUP BY action) a")" "archive:$to_archive:true resolved:0:true" \
     "archive: the target is asked again; the key whose lead came back is resolved, the others' rows archived"
 expect_eq "$(messages)" "$(( rows_before - to_archive ))" "the archived rows left the table"
-expect_eq "$(c "SELECT count(*) FROM floe.reference_archive WHERE reference_id = $id AND tbl = 'app.email_messages'::regclass AND row_data ? 'lead_id'")" "$to_archive" \
+expect_eq "$(c "SELECT count(*) FROM floe.reference_archive WHERE reference_id = $id AND table_name = 'app.email_messages' AND row_data ? 'lead_id'")" "$to_archive" \
     "and are in floe.reference_archive, whole"
 expect_eq "$(c "SELECT count(*) FROM floe.audit_log WHERE table_name = 'email_messages' AND op = 'DELETE'")" "$to_archive" \
     "the audit log has a DELETE entry for each"
@@ -222,6 +225,50 @@ n_del=$(c "SELECT count(*) FROM app.email_messages WHERE tenant_id = '$T1' AND l
 rows_before=$(messages)
 expect_eq "$(c "SELECT sum(rows) FROM floe.repair_references('app.email_messages', action => 'delete', dry_run => false)")" "$n_del" "delete: the rows deleted"
 expect_eq "$(messages)/$(found)" "$(( rows_before - n_del ))/0/0" "exactly those"
+
+echo "# a char(2) key (its type is bpchar in casts, not char(1))"
+c "CREATE TABLE app.visits (tenant_id uuid NOT NULL, country char(2)); CREATE INDEX ON app.visits (tenant_id, country)"
+cid=$(c "SELECT floe.declare_reference('app.visits', '{country}', 'tier_oltp', 'app.countries', '{code}', mode => 'enforce')")
+c "INSERT INTO app.visits SELECT '$T1', c FROM unnest('{US,UK,UA,UY,DE,DK,US}'::text[]) c"
+echo "  ok - keys of two characters sharing their first one are accepted"
+refused "a missing two-character key" 23503 "\\($T1, UZ\\)" "INSERT INTO app.visits VALUES ('$T1', 'UZ')"
+qd oltp "DELETE FROM app.countries WHERE code IN ('UA', 'DK')"
+runs=0
+while [ "$(c "SELECT pass_complete FROM floe.scan_references('app.visits', page_size => 1, max_pages => 2)")" != t ]; do
+    runs=$((runs + 1)); [ $runs -lt 20 ] || fail "the char(2) pass did not end"
+done
+expect_eq "$(c "SELECT string_agg(key[2] || ':' || rows, ',' ORDER BY key[2]) FROM floe.reference_orphans WHERE reference_id = $cid")" "DK:1,UA:1" \
+    "a scan in pages of one key finds exactly the two orphans"
+c "SELECT floe.declare_reference('app.visits', '{country}', 'tier_oltp', 'app.regions', '{code}')" >/dev/null
+expect_eq "$(c "SELECT count(*) FROM floe.reference_orphans WHERE reference_id = $cid")/$(c "SELECT count(*) FROM floe.reference_scans WHERE reference_id = $cid")" "0/0" \
+    "declared again over another target: its orphans and scan state start afresh"
+expect_eq "$(c "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'app.visits'::regclass AND tgname LIKE 'floe_reference_%'")" "0" \
+    "and back in scan mode, without triggers"
+
+echo "# one scan of a reference at a time"
+coproc S { "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d content; }
+echo "BEGIN; SELECT pages > 0 FROM floe.scan_references('app.visits');" >&"${S[1]}"
+read -r said <&"${S[0]}"
+expect_eq "$said" "t" "a scan in an open transaction"
+expect_eq "$(c "SELECT pages || ' ' || error FROM floe.scan_references('app.visits')")" "0 another scan of this reference is running; this one skipped it" \
+    "a second scan meanwhile skips the reference"
+echo "COMMIT;" >&"${S[1]}"
+echo "\\q" >&"${S[1]}"
+wait "$S_PID" 2>/dev/null || true
+
+echo "# floe's user mapping is not lent"
+c "CREATE ROLE owner2; GRANT CREATE, USAGE ON SCHEMA app TO owner2; SET ROLE owner2; CREATE TABLE app.owned2 (tenant_id uuid NOT NULL, lead_id bigint)"
+refused "a server the caller may not use" 42501 "permission denied for foreign server tier_oltp" \
+    "SET ROLE owner2; SELECT floe.declare_reference('app.owned2', '{lead_id}', 'tier_oltp', 'app.leads', '{id}')"
+c "GRANT USAGE ON FOREIGN SERVER tier_oltp TO owner2"
+c "SET ROLE owner2; SELECT floe.declare_reference('app.owned2', '{lead_id}', 'tier_oltp', 'app.leads', '{id}', mode => 'enforce')" >/dev/null
+echo "  ok - with USAGE on the server, its tables' owner declares (and needs no user mapping)"
+refused "placing floe's trigger by hand" 42501 "permission denied for function (floe\.)?reference_check" \
+    "SET ROLE owner2; CREATE TRIGGER spy AFTER INSERT ON app.owned2 REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION floe.reference_check('$id')"
+c "CREATE TABLE app.elsewhere (tenant_id uuid NOT NULL, lead_id bigint);
+   CREATE TRIGGER spy AFTER INSERT ON app.elsewhere REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION floe.reference_check('$id')"
+refused "floe's trigger on another table than its reference's" 42P17 "on another table than app.email_messages" \
+    "INSERT INTO app.elsewhere VALUES ('$T1', 1)"
 
 echo "# hostile names"
 c "CREATE TABLE app.\"Mail \"\"Box\" (tenant_id uuid NOT NULL, \"Lead Id\" text)"

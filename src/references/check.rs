@@ -65,13 +65,13 @@ pub(super) fn invalidate_declarations() {
     }
 }
 
-/// Declaration `id`, from the backend's cache or the catalog.
-fn declaration(id: i32) -> Result<Option<Rc<Loaded>>, FloeError> {
+/// Declaration `id`, from the backend's cache or the catalog (`reload`: from the catalog).
+fn declaration(id: i32, reload: bool) -> Result<Option<Rc<Loaded>>, FloeError> {
     let schema = floe_schema();
     let generation = crate::relcache::generation();
     let hit = DECLARATIONS.with_borrow(|d| {
         d.as_ref()
-            .filter(|d| d.schema == schema && d.generation == generation)
+            .filter(|d| d.schema == schema && d.generation == generation && !reload)
             .and_then(|d| d.by_id.get(&id).cloned())
     });
     if hit.is_some() {
@@ -111,7 +111,7 @@ pub(super) fn statement(trigger: &PgTrigger<'_>) -> Result<(), FloeError> {
             hint: "floe.declare_reference creates these triggers; declare the reference again."
                 .into(),
         })?;
-    let Some(reference) = declaration(id)? else {
+    let Some(mut reference) = declaration(id, false)? else {
         // Dropped by a transaction this one does not see yet: nothing declared to check.
         return Ok(());
     };
@@ -119,34 +119,61 @@ pub(super) fn statement(trigger: &PgTrigger<'_>) -> Result<(), FloeError> {
         return Ok(());
     }
     let data = trigger.trigger_data();
-    if data.tg_newtable.is_null() {
+    // SAFETY: the trigger's relation, open while the trigger runs.
+    let (relid, desc) = unsafe { ((*data.tg_relation).rd_id, (*data.tg_relation).rd_att) };
+    if relid != reference.tbl || data.tg_newtable.is_null() {
         return Err(FloeError::InvalidDefinition {
             message: format!(
-                "trigger {} of {} has no transition table of new rows",
+                "trigger {} fires floe.reference_check for reference {id} on another table than {}, or without a transition table of new rows",
                 trigger.name().unwrap_or("?"),
                 reference.qualified
             ),
             detail: None,
-            hint: "floe.declare_reference creates these triggers; declare the reference again."
-                .into(),
+            hint: "floe.declare_reference places these triggers (mode => 'enforce'); drop this one and declare the reference again.".into(),
         });
     }
-    // SAFETY: the trigger's relation, open while the trigger runs.
-    let desc = unsafe { (*data.tg_relation).rd_att };
     let mut columns = KeyColumns::find(desc, &reference)?;
-    // SAFETY: the statement's transition tables, described by the relation's descriptor.
-    let mut keys = unsafe { columns.keys_in(data.tg_newtable, desc) };
-    if !data.tg_oldtable.is_null() {
-        // SAFETY: as above.
-        let old = unsafe { columns.keys_in(data.tg_oldtable, desc) };
-        keys.retain(|k| !old.contains(k));
+    if columns.types != reference.type_oids {
+        // A key column's type changed since the declaration was cached (ALTER TABLE).
+        let Some(fresh) = declaration(id, true)? else {
+            return Ok(());
+        };
+        reference = fresh;
+        columns = KeyColumns::find(desc, &reference)?;
     }
-    check_keys(&reference, keys.into_iter().collect())
+    // An UPDATE checks the keys it brought in: those its new rows have and its old rows had
+    // not (held in memory: as many as the statement's distinct old keys).
+    let old = if data.tg_oldtable.is_null() {
+        HashSet::new()
+    } else {
+        let mut old = HashSet::new();
+        // SAFETY: the statement's transition table, described by the relation's descriptor.
+        unsafe {
+            columns.keys_in(data.tg_oldtable, desc, |k| {
+                old.insert(k);
+                Ok(())
+            })?
+        };
+        old
+    };
+    // New keys are checked BATCH distinct keys at a time, as they are read.
+    let mut batch: HashSet<Vec<String>> = HashSet::new();
+    // SAFETY: as above.
+    unsafe {
+        columns.keys_in(data.tg_newtable, desc, |k| {
+            if !old.contains(&k) && batch.insert(k) && batch.len() >= BATCH {
+                check_keys(&reference, std::mem::take(&mut batch).into_iter().collect())?;
+            }
+            Ok(())
+        })?
+    };
+    check_keys(&reference, batch.into_iter().collect())
 }
 
 /// Where a reference's key columns are in the trigger relation, and their output functions.
 struct KeyColumns {
     attnums: Vec<usize>,
+    types: Vec<pg_sys::Oid>,
     out: Vec<pg_sys::FmgrInfo>,
 }
 
@@ -156,6 +183,7 @@ impl KeyColumns {
         // SAFETY: desc is the trigger relation's descriptor.
         let natts = unsafe { (*desc).natts } as usize;
         let mut attnums = Vec::with_capacity(reference.key_columns.len());
+        let mut types = Vec::with_capacity(reference.key_columns.len());
         let mut out = Vec::with_capacity(reference.key_columns.len());
         for name in &reference.key_columns {
             let found = (0..natts).find(|&i| {
@@ -174,23 +202,29 @@ impl KeyColumns {
                 });
             };
             // SAFETY: i < natts; catalog lookups; an all-zero FmgrInfo is filled by fmgr_info.
-            let info = unsafe {
+            let (typid, info) = unsafe {
                 let att = tuple_desc_attr(desc, i);
                 let (mut foid, mut varlena) = (pg_sys::InvalidOid, false);
                 pg_sys::getTypeOutputInfo(att.atttypid, &mut foid, &mut varlena);
                 let mut info: pg_sys::FmgrInfo = std::mem::zeroed();
                 pg_sys::fmgr_info(foid, &mut info);
-                info
+                (att.atttypid, info)
             };
             attnums.push(i);
+            types.push(typid);
             out.push(info);
         }
-        Ok(KeyColumns { attnums, out })
+        Ok(KeyColumns {
+            attnums,
+            types,
+            out,
+        })
     }
 
-    /// The distinct keys (as text, none with a NULL: a foreign key's MATCH SIMPLE) of the
-    /// rows in a transition table, read straight from its tuplestore (a read pointer of our
-    /// own: other triggers of the statement read it too).
+    /// Calls `each` with the key (as text; none with a NULL: a foreign key's MATCH SIMPLE)
+    /// of every row of a transition table, read straight from its tuplestore (through a
+    /// read pointer of our own: other triggers of the statement read it too). Stops at the
+    /// first error `each` returns.
     ///
     /// # Safety
     /// `store` is a transition table of the trigger relation whose descriptor is `desc`.
@@ -198,17 +232,19 @@ impl KeyColumns {
         &mut self,
         store: *mut pg_sys::Tuplestorestate,
         desc: pg_sys::TupleDesc,
-    ) -> HashSet<Vec<String>> {
-        let mut keys = HashSet::new();
+        mut each: impl FnMut(Vec<String>) -> Result<(), FloeError>,
+    ) -> Result<(), FloeError> {
         let last = self.attnums.iter().copied().max().unwrap_or(0) as i32 + 1;
+        let mut result = Ok(());
         // SAFETY: the caller's contract; the slot and the read pointer are ours, the slot is
-        // dropped and pointer 0 selected again before returning.
+        // dropped and pointer 0 selected again before returning (an ERROR aborts the
+        // statement, whose memory holds both).
         unsafe {
             let slot = pg_sys::MakeSingleTupleTableSlot(desc, &pg_sys::TTSOpsMinimalTuple);
             let ptr = pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
             pg_sys::tuplestore_select_read_pointer(store, ptr);
             pg_sys::tuplestore_rescan(store);
-            while pg_sys::tuplestore_gettupleslot(store, true, false, slot) {
+            while result.is_ok() && pg_sys::tuplestore_gettupleslot(store, true, false, slot) {
                 pg_sys::slot_getsomeattrs_int(slot, last);
                 let mut key = Vec::with_capacity(self.attnums.len());
                 for (&i, info) in self.attnums.iter().zip(self.out.iter_mut()) {
@@ -220,13 +256,13 @@ impl KeyColumns {
                     pg_sys::pfree(text.cast());
                 }
                 if key.len() == self.attnums.len() {
-                    keys.insert(key);
+                    result = each(key);
                 }
             }
             pg_sys::tuplestore_select_read_pointer(store, 0);
             pg_sys::ExecDropSingleTupleTableSlot(slot);
         }
-        keys
+        result
     }
 }
 
@@ -239,7 +275,10 @@ pub(super) fn check_keys(reference: &Loaded, keys: Vec<Vec<String>>) -> Result<(
     let ttl = i64::from(crate::gucs::reference_cache_ttl_secs()) * SECOND;
     let unknown: Vec<Vec<String>> = POSITIVES.with_borrow_mut(|p| {
         p.resize(crate::gucs::reference_cache_size());
-        p.bind(reference.id, &reference.target_name);
+        p.bind(
+            reference.id,
+            &format!("{} {:?}", reference.target_name, reference.shape.remote),
+        );
         keys.into_iter()
             .filter(|k| !p.seen(reference.id, k, now, ttl))
             .collect()
@@ -278,7 +317,7 @@ pub(super) fn check_keys(reference: &Loaded, keys: Vec<Vec<String>>) -> Result<(
                         caught.message
                     ),
                     detail: caught.detail,
-                    hint: "The target answered with an error: check that the target table still exists and matches the declaration (floe.declare_reference checks both).".into(),
+                    hint: "The check could not ask the target: see the error; if the target table, the server's user mapping or a key column's type changed, floe.declare_reference checks and records them again.".into(),
                 })
             }
         }
@@ -288,7 +327,9 @@ pub(super) fn check_keys(reference: &Loaded, keys: Vec<Vec<String>>) -> Result<(
 
 /// 23503 naming the first missing key, the table, the column(s) and the target.
 fn dangling(reference: &Loaded, missing: &[Vec<String>]) -> FloeError {
-    let first = describe_key(&reference.key_columns, &missing[0]);
+    // The smallest (as text): the same statement names the same key every time.
+    let smallest = missing.iter().min().cloned().unwrap_or_default();
+    let first = describe_key(&reference.key_columns, &smallest);
     FloeError::Sql {
         code: PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION,
         message: format!(
@@ -297,7 +338,7 @@ fn dangling(reference: &Loaded, missing: &[Vec<String>]) -> FloeError {
         ),
         detail: (missing.len() > 1).then(|| {
             format!(
-                "{} keys of the statement are missing; the first is shown.",
+                "{} keys of the statement are missing; the first (as text) is shown.",
                 missing.len()
             )
         }),

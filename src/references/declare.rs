@@ -71,6 +71,7 @@ pub(super) fn declare(r: Request) -> Result<i32, FloeError> {
                 "a table of the server's database, as schema.table or table",
             )
         })?;
+        let before = registry::current_target(s, oid, &columns)?;
         let id = registry::upsert(
             s,
             &Declaration {
@@ -88,6 +89,11 @@ pub(super) fn declare(r: Request) -> Result<i32, FloeError> {
                 on_unreachable: on_unreachable.as_str(),
             },
         )?;
+        if let Some((_, was)) = before {
+            if registry::current_target(s, oid, &columns)?.map(|(_, now)| now) != Some(was) {
+                registry::forget(s, id)?;
+            }
+        }
         let target = remote::import_target(
             s,
             &server,

@@ -61,7 +61,8 @@ VALUES ($1, $2::name[], $3, $4, $5::name[], $6, $7, $8, pg_catalog.pg_get_userby
 ON CONFLICT (tbl, columns) DO UPDATE
    SET target_server = EXCLUDED.target_server, target_table = EXCLUDED.target_table,
        target_columns = EXCLUDED.target_columns, mode = EXCLUDED.mode,
-       tenant_column = EXCLUDED.tenant_column, on_unreachable = EXCLUDED.on_unreachable
+       tenant_column = EXCLUDED.tenant_column, on_unreachable = EXCLUDED.on_unreachable,
+       declared_at = EXCLUDED.declared_at, declared_by = EXCLUDED.declared_by
 RETURNING id";
 
 pub(super) struct Declaration<'a> {
@@ -131,6 +132,8 @@ pub(super) struct Loaded {
     pub(super) target_name: String,
     pub(super) enforce: bool,
     pub(super) allow_unreachable: bool,
+    /// The key columns' types when loaded (a cached declaration is stale once they change).
+    pub(super) type_oids: Vec<pg_sys::Oid>,
     pub(super) shape: Shape,
 }
 
@@ -146,9 +149,10 @@ impl Loaded {
     }
 }
 
-/// A declaration with its table's name and its local key columns' types (`format_type`
-/// under floe's pinned search_path: schema-qualified outside pg_catalog); a column that was
-/// dropped or renamed since has no type (NULL in the array).
+/// A declaration with its table's name and its local key columns' types (`format_type` with
+/// typmod -1 under floe's pinned search_path: schema-qualified outside pg_catalog, and
+/// `bpchar`, not `character`, which would mean `char(1)` in a cast) and type oids; a column
+/// that was dropped or renamed since has no type (NULL in the arrays).
 const LOAD: &str = "
 SELECT d.tbl::oid, pg_catalog.format('%I.%I', n.nspname, c.relname),
        (CASE WHEN d.tenant_column IS NULL THEN '{}'::text[] ELSE ARRAY[d.tenant_column::text] END)
@@ -156,13 +160,19 @@ SELECT d.tbl::oid, pg_catalog.format('%I.%I', n.nspname, c.relname),
        (CASE WHEN d.tenant_column IS NULL THEN '{}'::text[] ELSE ARRAY[d.tenant_column::text] END)
          || d.target_columns::text[],
        d.target_server::text, d.target_table, d.mode, d.on_unreachable,
-       ARRAY(SELECT (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a
+       ARRAY(SELECT (SELECT pg_catalog.format_type(a.atttypid, -1) FROM pg_catalog.pg_attribute a
                       WHERE a.attrelid = d.tbl AND a.attname = u.col AND a.attnum > 0 AND NOT a.attisdropped)
                FROM pg_catalog.unnest(CASE WHEN d.tenant_column IS NULL THEN d.columns
                                            ELSE ARRAY[d.tenant_column] || d.columns END)
                     WITH ORDINALITY u(col, o)
               ORDER BY u.o),
-       d.tenant_column IS NOT NULL
+       d.tenant_column IS NOT NULL,
+       ARRAY(SELECT (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = d.tbl AND a.attname = u.col AND a.attnum > 0 AND NOT a.attisdropped)
+               FROM pg_catalog.unnest(CASE WHEN d.tenant_column IS NULL THEN d.columns
+                                           ELSE ARRAY[d.tenant_column] || d.columns END)
+                    WITH ORDINALITY u(col, o)
+              ORDER BY u.o)
   FROM floe.declared_references d
   JOIN pg_catalog.pg_class c ON c.oid = d.tbl
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -186,6 +196,12 @@ pub(super) fn load(s: &mut Session<'_, '_>, id: i32) -> Result<Option<Loaded>, F
     let unreachable: String = row.get(8)?.unwrap_or_default();
     let types: Vec<Option<String>> = row.get(9)?.unwrap_or_default();
     let per_tenant: bool = row.get(10)?.unwrap_or(false);
+    let type_oids: Vec<pg_sys::Oid> = row
+        .get::<Vec<Option<pg_sys::Oid>>>(11)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| t.unwrap_or(pg_sys::InvalidOid))
+        .collect();
     if let Some(i) = types.iter().position(Option::is_none) {
         return Err(FloeError::UndefinedColumn {
             table: qualified,
@@ -216,6 +232,7 @@ pub(super) fn load(s: &mut Session<'_, '_>, id: i32) -> Result<Option<Loaded>, F
         target_name: format!("{target_table} on server {server}"),
         enforce: mode == "enforce",
         allow_unreachable: unreachable == "allow",
+        type_oids,
         shape,
     }))
 }
@@ -265,4 +282,27 @@ pub(super) fn queue(
         s.run(QUEUE, &[id.into(), key.clone().into()])?;
     }
     Ok(())
+}
+
+/// What an existing declaration of `tbl (columns)` points at: `(id, target)`, the target
+/// spelled as [`target_of`] spells it. A declaration pointing elsewhere starts afresh (its
+/// scan state, orphans and queued keys are of the old target).
+const TARGET_OF: &str = "
+SELECT d.id, pg_catalog.concat_ws(' ', d.target_server, d.target_table, d.target_columns::text,
+                                  COALESCE(d.tenant_column::text, '-'))
+  FROM floe.declared_references d WHERE d.tbl = $1 AND d.columns = $2::name[]";
+
+pub(super) fn current_target(
+    s: &mut Session<'_, '_>,
+    tbl: pg_sys::Oid,
+    columns: &[String],
+) -> Result<Option<(i32, String)>, FloeError> {
+    let rows = s.run(TARGET_OF, &[tbl.into(), columns.to_vec().into()])?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let row = rows.first();
+    Ok(row
+        .get::<i32>(1)?
+        .map(|id| (id, row.get::<String>(2).ok().flatten().unwrap_or_default())))
 }

@@ -15,13 +15,17 @@ use pgrx::prelude::*;
 
 /// The server named, if it is a `postgres_fdw` server: `Ok(None)` when there is none.
 const SERVER: &str = "
-SELECT w.fdwname::text FROM pg_catalog.pg_foreign_server s
+SELECT w.fdwname::text, pg_catalog.has_server_privilege($2, s.oid, 'USAGE')
+  FROM pg_catalog.pg_foreign_server s
   JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
  WHERE s.srvname = $1";
 
-/// Checks that `server` exists and is a `postgres_fdw` server.
+/// Checks that `server` exists, is a `postgres_fdw` server, and that the caller may use it:
+/// floe reads the target through its own user mapping, which must not lend the caller a
+/// server it has no USAGE on.
 pub(super) fn check_server(s: &mut Session<'_, '_>, server: &str) -> Result<(), FloeError> {
-    let rows = s.run(SERVER, &[server.into()])?;
+    let caller = s.caller;
+    let rows = s.run(SERVER, &[server.into(), caller.into()])?;
     if rows.is_empty() {
         return Err(FloeError::NotFound {
             kind: "foreign server",
@@ -29,7 +33,18 @@ pub(super) fn check_server(s: &mut Session<'_, '_>, server: &str) -> Result<(), 
             hint: "Create it first: CREATE EXTENSION postgres_fdw; CREATE SERVER … FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host …, dbname …); CREATE USER MAPPING FOR <floe's owner> SERVER … (see the README, Cross-tier references).".into(),
         });
     }
-    let fdw: String = rows.first().get(1)?.unwrap_or_default();
+    let row = rows.first();
+    let fdw: String = row.get(1)?.unwrap_or_default();
+    let usable: bool = row.get(2)?.unwrap_or(false);
+    if !usable {
+        return Err(FloeError::PermissionDenied {
+            message: format!("permission denied for foreign server {server}"),
+            detail: None,
+            hint: format!(
+                "floe reads a reference's target through its own user mapping, for roles that may use the server: GRANT USAGE ON FOREIGN SERVER {server} TO <role>."
+            ),
+        });
+    }
     if fdw != "postgres_fdw" {
         return Err(FloeError::WrongObjectType {
             message: format!("server {server} is a {fdw} server, not a postgres_fdw one"),
@@ -174,8 +189,8 @@ pub(super) fn drop_target(s: &mut Session<'_, '_>, name: &str) -> Result<(), Flo
     Ok(())
 }
 
-/// The keys of `keys` (each a text array: tenant first, then the columns) that have no row
-/// in the reference's target: one query through its foreign table (see
+/// The keys of `keys` (each a text array: tenant first, then the columns; distinct) that have
+/// no row in the reference's target: one query through its foreign table (see
 /// [`Shape::missing`]). A connection failure is PostgreSQL's own ERROR (class 08).
 pub(super) fn missing(
     s: &mut Session<'_, '_>,
@@ -192,9 +207,15 @@ pub(super) fn missing(
         .collect();
     let mut out = Vec::new();
     for row in s.run_assembled(&sql, &args)? {
-        out.extend(row.get::<Vec<String>>(1)?);
+        out.extend(at(keys, row.get::<i64>(1)?));
     }
     Ok(out)
+}
+
+/// The key at position `n` (from 1, as `WITH ORDINALITY` numbers them) of `keys`.
+pub(super) fn at(keys: &[Vec<String>], n: Option<i64>) -> Option<Vec<String>> {
+    let i = usize::try_from(n?.checked_sub(1)?).ok()?;
+    keys.get(i).cloned()
 }
 
 /// Whether an ERROR says the target could not be reached (SQLSTATE class 08, connection

@@ -3,9 +3,10 @@
 //! `report` lists the recorded orphans. `null`, `delete` and `archive` first ask the target
 //! again for every recorded orphan key (a target row restored since the scan makes the key
 //! resolved, not repaired), then act on the rows of the keys still missing, `batch` keys per
-//! statement: the statements run as the caller (its row security applies, and the table's
-//! audit trigger, if any, records the caller), with floe's pinned `search_path`. With
-//! `dry_run` (the default) nothing changes: each key is reported with the rows it would touch.
+//! statement: the statements run as the caller (its row security applies, the table's audit
+//! trigger, if any, records the caller, and its own triggers run under its `search_path`:
+//! the statements qualify their operators). With `dry_run` (the default) nothing changes:
+//! each key is reported with the rows the caller's statement would touch.
 //! A target that cannot be reached stops the repair before anything changed.
 
 use super::registry::{self, Loaded};
@@ -62,9 +63,15 @@ pub(super) struct Line {
 const ORPHANS: &str = "
 SELECT key, rows, first_seen FROM floe.reference_orphans WHERE reference_id = $1 ORDER BY key";
 
+const LEFT: &str = "
+UPDATE floe.reference_orphans SET rows = $3 WHERE reference_id = $1 AND key = $2::text[]";
+
 const ARCHIVE: &str = "
-INSERT INTO floe.reference_archive (reference_id, tbl, key, row_data, archived_by)
-VALUES ($1, $2, $3::text[], $4, pg_catalog.pg_get_userbyid($5))";
+INSERT INTO floe.reference_archive (reference_id, table_name, table_owner, key, row_data, archived_by)
+SELECT $1, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relowner, $3::text[], $4,
+       pg_catalog.pg_get_userbyid($5)
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.oid = $2";
 
 /// Repairs the recorded orphans of every reference of `tbl` (see the module documentation).
 pub(super) fn repair(
@@ -155,7 +162,8 @@ fn one(
             out.push(line(key, 0, seen, "resolved", !dry_run));
         }
         let touched: Vec<(Vec<String>, i64)> = if dry_run {
-            privileged::run(|s| rows_of(s, reference, &still))?
+            // As the caller: the rows its statement would reach (row security applies).
+            privileged::run_as_caller(|s| rows_of(s, reference, &still))?
         } else {
             apply(reference, action, &still)?
         };
@@ -170,7 +178,8 @@ fn one(
 }
 
 /// Runs the repair's statement over the rows of `keys` as the caller; the rows touched per
-/// key. Archived rows go to `floe.reference_archive`; the keys leave the orphans.
+/// key. Archived rows go to `floe.reference_archive`; the keys with no row left leave the
+/// orphans.
 fn apply(
     reference: &Loaded,
     action: Action,
@@ -191,7 +200,9 @@ fn apply(
                 .collect();
         let mut out = Vec::new();
         for row in s.run_assembled(&sql, &args)? {
-            let key: Vec<String> = row.get(1)?.unwrap_or_default();
+            let Some(key) = remote::at(keys, row.get::<i64>(1)?) else {
+                continue;
+            };
             let whole = if action == Action::Archive {
                 row.get::<pgrx::JsonB>(2)?
             } else {
@@ -219,8 +230,17 @@ fn apply(
                 )?;
             }
         }
+        // A key leaves the orphans only when no row of it is left (rows the caller's
+        // statement could not reach, hidden by row security, keep it, with their count).
+        let left: HashMap<Vec<String>, i64> = rows_of(s, reference, keys)?.into_iter().collect();
         for key in keys {
-            s.run(RESOLVED, &[reference.id.into(), key.clone().into()])?;
+            match left.get(key) {
+                Some(&rows) => s.run(
+                    LEFT,
+                    &[reference.id.into(), key.clone().into(), rows.into()],
+                )?,
+                None => s.run(RESOLVED, &[reference.id.into(), key.clone().into()])?,
+            };
         }
         Ok(())
     })?;

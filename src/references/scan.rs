@@ -56,11 +56,13 @@ SELECT s.cursor, COALESCE(s.pass_started IS NOT NULL, false),
        EXISTS (SELECT 1 FROM floe.reference_pending p WHERE p.reference_id = $1)
   FROM (SELECT $1 AS id) i LEFT JOIN floe.reference_scans s ON s.reference_id = i.id";
 
+/// A new pass: its number is one more (orphans record the last pass that saw them).
 const START_PASS: &str = "
-INSERT INTO floe.reference_scans (reference_id, pass_started, last_run)
-VALUES ($1, pg_catalog.now(), pg_catalog.now())
+INSERT INTO floe.reference_scans (reference_id, pass, pass_started, last_run)
+VALUES ($1, 1, pg_catalog.now(), pg_catalog.now())
 ON CONFLICT (reference_id) DO UPDATE
-   SET pass_started = pg_catalog.now(), cursor = NULL, keys_checked = 0, last_run = pg_catalog.now()";
+   SET pass = floe.reference_scans.pass + 1, pass_started = pg_catalog.now(), cursor = NULL,
+       keys_checked = 0, last_run = pg_catalog.now()";
 
 const ADVANCE: &str = "
 UPDATE floe.reference_scans
@@ -71,7 +73,7 @@ UPDATE floe.reference_scans
 /// The pass reached the end: orphans it did not see again are gone.
 const COMPLETE: &str = "
 WITH gone AS (DELETE FROM floe.reference_orphans o USING floe.reference_scans s
-               WHERE o.reference_id = $1 AND s.reference_id = $1 AND o.last_seen < s.pass_started)
+               WHERE o.reference_id = $1 AND s.reference_id = $1 AND o.last_pass < s.pass)
 UPDATE floe.reference_scans
    SET last_pass_completed = pg_catalog.now(), last_pass_keys = keys_checked,
        pass_started = NULL, cursor = NULL, keys_checked = 0
@@ -83,9 +85,13 @@ VALUES ($1, pg_catalog.now(), $2, pg_catalog.now())
 ON CONFLICT (reference_id) DO UPDATE
    SET last_run = pg_catalog.now(), last_error = $2, last_error_at = pg_catalog.now()";
 
+/// An orphan, seen by the current pass (or, from the queue, by the last one).
 pub(super) const ORPHAN: &str = "
-INSERT INTO floe.reference_orphans (reference_id, key, rows) VALUES ($1, $2::text[], $3)
-ON CONFLICT (reference_id, key) DO UPDATE SET rows = EXCLUDED.rows, last_seen = pg_catalog.now()";
+INSERT INTO floe.reference_orphans (reference_id, key, rows, last_pass)
+VALUES ($1, $2::text[], $3,
+        COALESCE((SELECT s.pass FROM floe.reference_scans s WHERE s.reference_id = $1), 0))
+ON CONFLICT (reference_id, key) DO UPDATE
+   SET rows = EXCLUDED.rows, last_seen = pg_catalog.now(), last_pass = EXCLUDED.last_pass";
 
 pub(super) const RESOLVED: &str =
     "DELETE FROM floe.reference_orphans WHERE reference_id = $1 AND key = $2::text[]";
@@ -101,18 +107,23 @@ const UNQUEUE: &str =
 const ORPHAN_COUNT: &str =
     "SELECT pg_catalog.count(*) FROM floe.reference_orphans WHERE reference_id = $1";
 
+/// One scan of a reference at a time (the job and a manual call): a transaction lock, so a
+/// pass started in a transaction that has not committed cannot be overtaken.
+const LOCK: &str = "
+SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('floe.reference_scan'), $1)";
+
+/// The table and columns of a declaration that cannot be loaded, for its report.
+const NAMES: &str = "
+SELECT d.tbl::text, d.columns::text[] FROM floe.declared_references d WHERE d.id = $1";
+
 /// Scans references `ids` within `limits`.
 pub(super) fn run(ids: &[i32], limits: &Limits) -> Result<Vec<Report>, FloeError> {
-    let mut out = Vec::new();
-    let mut pages = 0;
+    let mut out: Vec<Report> = Vec::new();
     for &id in ids {
-        if pages > 0 && wall_clock() >= limits.deadline {
+        if !out.is_empty() && wall_clock() >= limits.deadline {
             break;
         }
-        if let Some(report) = one(id, limits)? {
-            pages += report.pages;
-            out.push(report);
-        }
+        out.extend(one(id, limits)?);
     }
     Ok(out)
 }
@@ -123,11 +134,19 @@ fn one(id: i32, limits: &Limits) -> Result<Option<Report>, FloeError> {
         Ok(None) => return Ok(None),
         Err(e) => {
             let message = e.message();
-            privileged::run(|s| failed(s, id, &message))?;
+            let (table, columns) = privileged::run(|s| {
+                failed(s, id, &message)?;
+                let rows = s.run(NAMES, &[id.into()])?;
+                let row = rows.first();
+                Ok((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<Vec<String>>(2)?.unwrap_or_default(),
+                ))
+            })?;
             return Ok(Some(Report {
                 id,
-                table: String::new(),
-                columns: Vec::new(),
+                table,
+                columns,
                 pages: 0,
                 keys: 0,
                 orphans: 0,
@@ -136,6 +155,30 @@ fn one(id: i32, limits: &Limits) -> Result<Option<Report>, FloeError> {
             }));
         }
     };
+    let mut report = Report {
+        id,
+        table: reference.qualified.clone(),
+        columns: reference.key_columns[reference.shape.tenant..].to_vec(),
+        pages: 0,
+        keys: 0,
+        orphans: 0,
+        complete: false,
+        error: None,
+    };
+    let locked = privileged::run(|s| {
+        Ok(s.run(LOCK, &[id.into()])?
+            .first()
+            .get::<bool>(1)?
+            .unwrap_or(false))
+    })?;
+    if !locked {
+        if limits.due_only {
+            return Ok(None);
+        }
+        report.error =
+            Some("another scan of this reference is running; this one skipped it".into());
+        return Ok(Some(report));
+    }
     let (cursor, in_progress, due, queued) = privileged::run(|s| {
         let rows = s.run(STATE, &[id.into(), limits.interval_secs.into()])?;
         let row = rows.first();
@@ -149,16 +192,6 @@ fn one(id: i32, limits: &Limits) -> Result<Option<Report>, FloeError> {
     if limits.due_only && !(in_progress || due || queued) {
         return Ok(None);
     }
-    let mut report = Report {
-        id,
-        table: reference.qualified.clone(),
-        columns: reference.key_columns[reference.shape.tenant..].to_vec(),
-        pages: 0,
-        keys: 0,
-        orphans: 0,
-        complete: false,
-        error: None,
-    };
     let mut known: HashSet<Vec<String>> = privileged::run(|s| {
         let mut set = HashSet::new();
         for row in s.run(KNOWN, &[id.into()])? {
@@ -166,11 +199,15 @@ fn one(id: i32, limits: &Limits) -> Result<Option<Report>, FloeError> {
         }
         Ok(set)
     })?;
-    if queued {
-        let checked =
-            subxact::try_run(|| privileged::run(|s| check_queued(s, &reference, &mut known)));
-        if let Some(message) = failure(checked) {
-            return finish(report, Some(message));
+    // Keys queued during an outage first, a batch per subtransaction, within the budget.
+    let mut more = queued;
+    while more {
+        if report.pages > 0 && wall_clock() >= limits.deadline {
+            return finish(report, None);
+        }
+        match subxact::try_run(|| privileged::run(|s| check_queued(s, &reference, &mut known))) {
+            Ok(Ok(left)) => more = left,
+            other => return finish(report, failure(other.map(|r| r.map(drop)))),
         }
     }
     let mut cursor = if in_progress {
@@ -299,38 +336,38 @@ fn record(
     Ok(())
 }
 
-/// Checks the keys queued while the target could not be reached.
+/// Checks one batch of the keys queued while the target could not be reached; whether more
+/// are queued.
 fn check_queued(
     s: &mut Session<'_, '_>,
     reference: &Loaded,
     known: &mut HashSet<Vec<String>>,
-) -> Result<(), FloeError> {
+) -> Result<bool, FloeError> {
     let id = reference.id;
-    loop {
-        let mut queued: Vec<Vec<String>> = Vec::new();
-        for row in s.run(PENDING, &[id.into(), (BATCH as i64).into()])? {
-            queued.extend(row.get::<Vec<String>>(1)?);
-        }
-        if queued.is_empty() {
-            return Ok(());
-        }
-        let missing: HashSet<Vec<String>> = remote::missing(s, &reference.shape, &queued)?
-            .into_iter()
-            .collect();
-        let still: Vec<Vec<String>> = queued
-            .iter()
-            .filter(|k| missing.contains(*k))
-            .cloned()
-            .collect();
-        let counted = rows_of(s, reference, &still)?;
-        record(s, id, &counted, &missing, known)?;
-        for key in queued {
-            s.run(UNQUEUE, &[id.into(), key.into()])?;
-        }
+    let mut queued: Vec<Vec<String>> = Vec::new();
+    for row in s.run(PENDING, &[id.into(), (BATCH as i64).into()])? {
+        queued.extend(row.get::<Vec<String>>(1)?);
     }
+    if queued.is_empty() {
+        return Ok(false);
+    }
+    let missing: HashSet<Vec<String>> = remote::missing(s, &reference.shape, &queued)?
+        .into_iter()
+        .collect();
+    let still: Vec<Vec<String>> = queued
+        .iter()
+        .filter(|k| missing.contains(*k))
+        .cloned()
+        .collect();
+    let counted = rows_of(s, reference, &still)?;
+    record(s, id, &counted, &missing, known)?;
+    for key in &queued {
+        s.run(UNQUEUE, &[id.into(), key.clone().into()])?;
+    }
+    Ok(queued.len() == BATCH)
 }
 
-/// The keys among `keys` the referencing table still has, with their row counts.
+/// The keys among `keys` (distinct) the referencing table still has, with their row counts.
 pub(super) fn rows_of(
     s: &mut Session<'_, '_>,
     reference: &Loaded,
@@ -346,7 +383,9 @@ pub(super) fn rows_of(
             .collect();
     let mut out = Vec::new();
     for row in s.run_assembled(&reference.shape.rows_of(), &args)? {
-        out.push((row.get(1)?.unwrap_or_default(), row.get(2)?.unwrap_or(0)));
+        if let Some(key) = remote::at(keys, row.get::<i64>(1)?) {
+            out.push((key, row.get::<i64>(2)?.unwrap_or(0)));
+        }
     }
     Ok(out)
 }

@@ -50,38 +50,44 @@ impl Shape {
             .join(" AND ")
     }
 
-    /// `ROWS FROM (unnest($1::uuid[]), unnest($2::bigint[])) AS w(k0, k1)`: the keys bound as one
-    /// text array per key column (parameters `$first`…), typed.
-    fn keys_bound(&self, first: usize) -> String {
+    /// `ROWS FROM (unnest($1::uuid[]), unnest($2::bigint[])) WITH ORDINALITY AS w(k0, k1, n)`:
+    /// the keys bound as one text array per key column (parameters `$1`…), typed, each with
+    /// its position `n` (from 1) in the arrays. Statements answer with positions, never with
+    /// keys printed again: a value's text depends on the session's settings (`DateStyle`,
+    /// `TimeZone`…), its position does not.
+    fn keys_bound(&self) -> String {
         // ROWS FROM zips the arrays (a schema-qualified unnest takes one array only).
         let arrays: Vec<String> = self
             .types
             .iter()
             .enumerate()
-            .map(|(i, t)| format!("pg_catalog.unnest(${}::{t}[])", first + i))
+            .map(|(i, t)| format!("pg_catalog.unnest(${}::{t}[])", i + 1))
             .collect();
         let names: Vec<String> = (0..self.width()).map(|i| format!("k{i}")).collect();
         format!(
-            "ROWS FROM ({}) AS w({})",
+            "ROWS FROM ({}) WITH ORDINALITY AS w({}, n)",
             arrays.join(", "),
             names.join(", ")
         )
     }
 
-    /// `t.a = w.k0 AND t.b = w.k1`.
-    fn joins(&self, columns: &[String], prefix: &str) -> String {
-        columns
+    /// `t.a OPERATOR(pg_catalog.=) w.k0 AND …`: the statements that run as the caller
+    /// (whose `search_path` floe leaves alone, for the table's own triggers) spell the
+    /// operator out.
+    fn joins(&self, prefix: &str) -> String {
+        self.local
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{prefix}{c} = w.k{i}"))
+            .map(|(i, c)| format!("{prefix}{c} OPERATOR(pg_catalog.=) w.k{i}"))
             .collect::<Vec<_>>()
             .join(" AND ")
     }
 
-    /// The keys among the bound ones (one text array per key column, `$1`…) that have no row
-    /// in the target, as `text[]`. One remote query: the arrays reach `postgres_fdw` as
-    /// init-plan parameters, so the `= ANY` conditions are sent to the target (which answers
-    /// from its unique index), and the exact match is made here with the types' own equality.
+    /// The positions (`bigint`, from 1) of the bound keys (one text array per key column,
+    /// `$1`…) that have no row in the target. One remote query: the arrays reach
+    /// `postgres_fdw` as init-plan parameters, so the `= ANY` conditions are sent to the
+    /// target (which answers from its unique index), and the exact match is made here with
+    /// the types' own equality.
     pub fn missing(&self) -> String {
         let remote_cols: Vec<String> = self
             .remote
@@ -99,17 +105,15 @@ impl Shape {
         let matched: Vec<String> = (0..self.width())
             .map(|i| format!("f.k{i} = w.k{i}"))
             .collect();
-        let wanted: Vec<String> = (0..self.width()).map(|i| format!("w.k{i}::text")).collect();
         format!(
-            "WITH wanted AS MATERIALIZED (SELECT DISTINCT * FROM {unnest}),
+            "WITH wanted AS MATERIALIZED (SELECT * FROM {unnest}),
      found AS MATERIALIZED (SELECT {remote_cols} FROM {target} f WHERE {any})
-SELECT ARRAY[{wanted}] FROM wanted w
+SELECT w.n FROM wanted w
  WHERE NOT EXISTS (SELECT 1 FROM found f WHERE {matched})",
-            unnest = self.keys_bound(1),
+            unnest = self.keys_bound(),
             remote_cols = remote_cols.join(", "),
             target = self.target,
             any = any.join(" AND "),
-            wanted = wanted.join(", "),
             matched = matched.join(" AND "),
         )
     }
@@ -142,21 +146,21 @@ SELECT ARRAY[{wanted}] FROM wanted w
         )
     }
 
-    /// The number of rows of each bound key (one text array per key column, `$1`…).
+    /// The position of each bound key (`$1`…) that the referencing table has rows of, with
+    /// their number.
     pub fn rows_of(&self) -> String {
         format!(
-            "SELECT {key}, pg_catalog.count(*) FROM {table} t
-  JOIN (SELECT DISTINCT * FROM {unnest}) w ON {joins}
- GROUP BY 1",
-            key = self.key_of("t."),
+            "SELECT w.n, pg_catalog.count(*) FROM {table} t
+  JOIN {unnest} ON {joins}
+ GROUP BY w.n",
             table = self.table,
-            unnest = self.keys_bound(1),
-            joins = self.joins(&self.local, "t."),
+            unnest = self.keys_bound(),
+            joins = self.joins("t."),
         )
     }
 
     /// Repair: the rows of the bound keys (`$1`…) lose their reference (the referencing
-    /// columns, not the tenant, set to NULL); returns their keys.
+    /// columns, not the tenant, set to NULL); returns each row's key position.
     pub fn set_null(&self) -> String {
         let set: Vec<String> = self.local[self.tenant..]
             .iter()
@@ -164,37 +168,28 @@ SELECT ARRAY[{wanted}] FROM wanted w
             .collect();
         format!(
             "UPDATE {table} t SET {set}
-  FROM (SELECT DISTINCT * FROM {unnest}) w
+  FROM {unnest}
  WHERE {joins}
-RETURNING {key}",
+RETURNING w.n",
             table = self.table,
             set = set.join(", "),
-            unnest = self.keys_bound(1),
-            joins = self.joins(&self.local, "t."),
-            key = self.key_of_values(),
+            unnest = self.keys_bound(),
+            joins = self.joins("t."),
         )
     }
 
-    /// Repair: the rows of the bound keys (`$1`…) are deleted; returns each one's key and,
-    /// for the archive, the row as `jsonb`.
+    /// Repair: the rows of the bound keys (`$1`…) are deleted; returns each row's key
+    /// position and, for the archive, the row as `jsonb`.
     pub fn delete(&self) -> String {
         format!(
             "DELETE FROM {table} t
- USING (SELECT DISTINCT * FROM {unnest}) w
+ USING {unnest}
  WHERE {joins}
-RETURNING {key}, pg_catalog.to_jsonb(t.*)",
+RETURNING w.n, pg_catalog.to_jsonb(t.*)",
             table = self.table,
-            unnest = self.keys_bound(1),
-            joins = self.joins(&self.local, "t."),
-            key = self.key_of_values(),
+            unnest = self.keys_bound(),
+            joins = self.joins("t."),
         )
-    }
-
-    /// The key as it was matched (`w.k0::text`, …): after a SET NULL the row's own columns
-    /// no longer hold it.
-    fn key_of_values(&self) -> String {
-        let parts: Vec<String> = (0..self.width()).map(|i| format!("w.k{i}::text")).collect();
-        format!("ARRAY[{}]", parts.join(", "))
     }
 }
 
@@ -234,7 +229,7 @@ mod tests {
     fn missing_sends_typed_arrays_through_init_plans() {
         let sql = leads().missing();
         assert!(
-            sql.contains("ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::bigint[])) AS w(k0, k1)"),
+            sql.contains("ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::bigint[])) WITH ORDINALITY AS w(k0, k1, n)"),
             "{sql}"
         );
         assert!(
@@ -247,6 +242,7 @@ mod tests {
         );
         assert!(sql.contains("FROM floe.reference_1_target f"), "{sql}");
         assert!(sql.contains("WHERE f.k0 = w.k0 AND f.k1 = w.k1"), "{sql}");
+        assert!(sql.contains("SELECT w.n FROM wanted w"), "{sql}");
     }
 
     #[test]
@@ -275,8 +271,11 @@ mod tests {
             sql.starts_with("UPDATE app.email_messages t SET lead_id = NULL\n"),
             "{sql}"
         );
+        assert!(sql.ends_with("RETURNING w.n"), "{sql}");
         assert!(
-            sql.contains("RETURNING ARRAY[w.k0::text, w.k1::text]"),
+            sql.contains(
+                "t.tenant_id OPERATOR(pg_catalog.=) w.k0 AND t.lead_id OPERATOR(pg_catalog.=) w.k1"
+            ),
             "{sql}"
         );
         let mut global = leads();
@@ -291,7 +290,7 @@ mod tests {
     fn delete_returns_the_rows() {
         let sql = leads().delete();
         assert!(
-            sql.contains("RETURNING ARRAY[w.k0::text, w.k1::text], pg_catalog.to_jsonb(t.*)"),
+            sql.contains("RETURNING w.n, pg_catalog.to_jsonb(t.*)"),
             "{sql}"
         );
     }
