@@ -8,6 +8,7 @@
 //! membership is checked with `has_privs_of_role`, which follows GRANT and REVOKE through
 //! Postgres's own caches.
 
+use super::errors::{no_queue, not_member};
 use crate::error::FloeError;
 use crate::privileged::Session;
 use crate::relcache;
@@ -108,7 +109,7 @@ fn lookup(
 
 /// The queue named `name`, which the caller may use; 42704 or 42501 otherwise.
 pub fn usable(s: &mut Session, name: &str) -> Result<Rc<Queue>, FloeError> {
-    let queue = lookup(s, Some(name), None)?.ok_or_else(|| super::api::no_queue(name))?;
+    let queue = lookup(s, Some(name), None)?.ok_or_else(|| no_queue(name))?;
     require_member(s.caller, &queue)?;
     Ok(queue)
 }
@@ -129,7 +130,7 @@ pub fn require_member(caller: pg_sys::Oid, queue: &Queue) -> Result<(), FloeErro
     if is_member(caller, queue) {
         Ok(())
     } else {
-        Err(super::api::not_member(&queue.name))
+        Err(not_member(&queue.name))
     }
 }
 
