@@ -110,6 +110,7 @@ expect_eq "$(cat "$FLOE_TEST_DIR"/writer?.out | wc -l)/$(( $(messages) - rows_be
 
 echo "# a check, not a lock: a target row deleted between check and commit"
 coproc W { "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d content; }
+w_pid=$W_PID   # (bash unsets W_PID once the coprocess has ended)
 echo "BEGIN; INSERT INTO app.email_messages (tenant_id, lead_id, note) VALUES ('$T1', 150, 'race'); SELECT 'checked';" >&"${W[1]}"
 read -r said <&"${W[0]}"
 expect_eq "$said" "checked" "the insert passed its check"
@@ -117,7 +118,7 @@ qd oltp "DELETE FROM app.leads WHERE tenant_id = '$T1' AND id = 150"
 echo "COMMIT; SELECT 'committed';" >&"${W[1]}"
 read -r said <&"${W[0]}"
 echo "\\q" >&"${W[1]}"
-wait "$W_PID" 2>/dev/null || true
+wait "$w_pid" 2>/dev/null || true
 expect_eq "$said/$(c "SELECT count(*) FROM app.email_messages WHERE lead_id = 150 AND note = 'race'")" "committed/1" \
     "the target row was deleted after the check: the row is committed (no lock across databases); the scan finds it below"
 
@@ -247,6 +248,7 @@ expect_eq "$(c "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'app.visits'::re
 
 echo "# one scan of a reference at a time"
 coproc S { "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d content; }
+s_pid=$S_PID
 echo "BEGIN; SELECT pages > 0 FROM floe.scan_references('app.visits');" >&"${S[1]}"
 read -r said <&"${S[0]}"
 expect_eq "$said" "t" "a scan in an open transaction"
@@ -254,7 +256,7 @@ expect_eq "$(c "SELECT pages || ' ' || error FROM floe.scan_references('app.visi
     "a second scan meanwhile skips the reference"
 echo "COMMIT;" >&"${S[1]}"
 echo "\\q" >&"${S[1]}"
-wait "$S_PID" 2>/dev/null || true
+wait "$s_pid" 2>/dev/null || true
 
 echo "# floe's user mapping is not lent"
 c "CREATE ROLE owner2; GRANT CREATE, USAGE ON SCHEMA app TO owner2; SET ROLE owner2; CREATE TABLE app.owned2 (tenant_id uuid NOT NULL, lead_id bigint)"
