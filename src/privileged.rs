@@ -221,12 +221,18 @@ impl Session<'_, '_> {
     }
 }
 
+/// The oid of schema `floe` (InvalidOid when the extension is not installed): a syscache
+/// lookup, cheap enough for every call.
+pub fn floe_schema() -> pg_sys::Oid {
+    // SAFETY: a syscache lookup by name; missing_ok.
+    unsafe { pg_sys::get_namespace_oid(c"floe".as_ptr(), true) }
+}
+
 /// The owner of the installed extension, from the cache or the catalog (dropping saved plans
 /// of an earlier installation). The cache is keyed by the oid of schema `floe`, which
 /// CREATE EXTENSION makes: a syscache lookup per call instead of a scan of pg_extension.
 fn extension_owner() -> Result<pg_sys::Oid, FloeError> {
-    // SAFETY: a syscache lookup by name; missing_ok.
-    let schema = unsafe { pg_sys::get_namespace_oid(c"floe".as_ptr(), true) };
+    let schema = floe_schema();
     if schema == pg_sys::InvalidOid {
         return Err(FloeError::WrongState {
             message: "extension floe is not installed in this database".into(),

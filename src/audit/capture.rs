@@ -91,10 +91,7 @@ pub(super) fn kind_of(typid: pg_sys::Oid) -> Kind {
     }
 }
 
-pub(super) fn floe_schema() -> pg_sys::Oid {
-    // SAFETY: syscache lookup by name.
-    unsafe { pg_sys::get_namespace_oid(c"floe".as_ptr(), true) }
-}
+pub(super) use crate::privileged::floe_schema;
 
 pub(super) const TABLE_FACTS: &str = "
 SELECT a.redact, a.classification,

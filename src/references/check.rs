@@ -18,7 +18,7 @@ use super::remote;
 use super::statements::describe_key;
 use crate::compat::{name_str, tuple_desc_attr};
 use crate::error::FloeError;
-use crate::privileged;
+use crate::privileged::{self, floe_schema};
 use crate::sqltypes::{wall_clock, SECOND};
 use crate::subxact;
 use pgrx::prelude::*;
@@ -44,11 +44,6 @@ struct Declarations {
 
 thread_local! {
     static DECLARATIONS: RefCell<Option<Declarations>> = const { RefCell::new(None) };
-}
-
-fn floe_schema() -> pg_sys::Oid {
-    // SAFETY: a syscache lookup by name.
-    unsafe { pg_sys::get_namespace_oid(c"floe".as_ptr(), true) }
 }
 
 fn declared_references_oid(schema: pg_sys::Oid) -> pg_sys::Oid {
