@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Job queue throughput and dequeue cost, floe vs a textbook SKIP LOCKED queue, in one run on
-# one throwaway cluster:
+# Job queue throughput and dequeue cost, floe vs a textbook SKIP LOCKED queue and vs pgmq 1.5.1,
+# in one run on one throwaway cluster, with the same clients and workload:
 #   textbook  River's shape: one table, state + queue + priority + scheduled_at, the index
 #             (state, queue, priority, scheduled_at, id); dequeue = UPDATE ... WHERE id IN
 #             (SELECT ... ORDER BY priority, scheduled_at, id LIMIT n FOR UPDATE SKIP LOCKED);
 #             complete = UPDATE state = 'completed' (rows stay, as River's do until its cleaner)
+#   pgmq      pgmq 1.5.1's own SQL ($PGMQ_SQL, default ../shared/vendor/pgmq-1.5.1.sql),
+#             loaded with psql -f, no CREATE EXTENSION; pgmq.send[_batch] / pgmq.read (vt 300 s,
+#             floe's default visibility timeout) / pgmq.archive. archive, not delete: floe's
+#             complete moves the job into its archive (DELETE + INSERT) and the textbook queue
+#             keeps it, so pgmq.delete would measure less work; pgmq.archive is the same DELETE
+#             + INSERT into the queue's archive table. pgmq has no priorities: FIFO by msg_id.
 #   floe      floe.enqueue[_many] / floe.dequeue / floe.complete[_many] (aging order, leases,
 #             membership checks, completed jobs moved to the monthly archive)
 # 1. Throughput: each pgbench transaction enqueues a job (or 50), dequeues one (or 50) and
@@ -15,7 +21,7 @@
 #    over the past hour): 1 client dequeues and completes 3000 jobs; pgbench's per-statement
 #    latency of the dequeue.
 # The cluster is disposable (fsync and synchronous_commit off): this measures the CPU and
-# I/O of the queue itself, not the disk's flush time, which is the same for both.
+# I/O of the queue itself, not the disk's flush time, which is the same for all three.
 # Usage: pg_test/bench/queue.sh [seconds per run, default 15] [rounds, default 3]
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,16 +29,23 @@ source "$HERE/../lib/cluster.sh"
 SECS=${1:-15}
 ROUNDS=${2:-3}
 CLIENTS=4
+PGMQ_SQL=${PGMQ_SQL:-$HERE/../../../shared/vendor/pgmq-1.5.1.sql}  # ../shared/vendor/ beside the checkout
 WORK=$(mktemp -d /tmp/floe-bench-queue.XXXXXX)
 if floe_is_root; then chown "$FLOE_OS_USER" "$WORK"; fi
 
 cluster_throwaway yes "floe.max_workers = 0"
 trap '{ [ -s "$WORK/pgbench.log" ] && grep -iE "error|fatal" "$WORK/pgbench.log" | head -5; } || true; rm -rf "$WORK"; cluster_cleanup_all' EXIT
+# pgmq's SQL as plain SQL: without what only an extension script may hold (1.5.1's has none of
+# it; its ALTER EXTENSION calls run only when pg_extension lists pgmq).
+sed -e '/^\\echo/d' -e '/pg_extension_config_dump/d' -e 's/@extschema@/pgmq/g' \
+    "$PGMQ_SQL" >"$WORK/pgmq.sql"
 "$FLOE_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE bench"
 PSQL=("$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d bench)
+"${PSQL[@]}" -f "$WORK/pgmq.sql"
 "${PSQL[@]}" <<'SQL'
 CREATE EXTENSION floe;
 SELECT floe.create_queue('bench') \g /dev/null
+SELECT pgmq.create('bench') \g /dev/null
 CREATE TABLE tb_job (
     id           bigserial PRIMARY KEY,
     state        text        NOT NULL DEFAULT 'available',
@@ -55,6 +68,8 @@ BEGIN
     TRUNCATE tb_job;
     PERFORM floe.drop_queue('bench', force => true);
     PERFORM floe.create_queue('bench');
+    PERFORM pgmq.drop_queue('bench');
+    PERFORM pgmq.create('bench');
     WHILE done < n LOOP
         chunk := least(100000, n - done);
         INSERT INTO tb_job (queue, priority, scheduled_at, args)
@@ -64,6 +79,9 @@ BEGIN
         PERFORM floe.enqueue_many('bench', array_fill('{"to": "lead@example.com", "template": 42, "campaign": 7}'::jsonb, ARRAY[chunk / 5]),
                                   p, now() - random() * interval '1 hour')
            FROM unnest(ARRAY['critical', 'high', 'normal', 'low', 'background']) p;
+        PERFORM pgmq.send_batch('bench', array_fill('{"to": "lead@example.com", "template": 42, "campaign": 7}'::jsonb, ARRAY[chunk / 5]),
+                                now() - random() * interval '1 hour')
+           FROM generate_series(1, 5);
         done := done + chunk;
         COMMIT;
     END LOOP;
@@ -83,6 +101,11 @@ INSERT INTO tb_job (queue, priority, args) VALUES ('bench', :p, '{"to": "lead@ex
 WITH j AS (UPDATE tb_job SET state = 'running', attempt = attempt + 1, attempted_at = now() WHERE id IN (SELECT id FROM tb_job WHERE state = 'available' AND queue = 'bench' AND scheduled_at <= now() ORDER BY priority, scheduled_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id) SELECT id FROM j \gset
 UPDATE tb_job SET state = 'completed', finalized_at = now() WHERE id = :id;
 EOF
+cat >"$WORK/pgmq_1.sql" <<'EOF'
+SELECT pgmq.send('bench', '{"to": "lead@example.com", "template": 42, "campaign": 7}');
+SELECT msg_id AS id FROM pgmq.read('bench', 300, 1) \gset
+SELECT pgmq.archive('bench', :id::bigint);
+EOF
 cat >"$WORK/floe_50.sql" <<'EOF'
 \set p random(1, 5)
 SELECT count(*) FROM floe.enqueue_many('bench', array_fill('{"to": "lead@example.com", "template": 42, "campaign": 7}'::jsonb, ARRAY[50]), (ARRAY['critical', 'high', 'normal', 'low', 'background'])[:p]);
@@ -95,6 +118,11 @@ INSERT INTO tb_job (queue, priority, args) SELECT 'bench', :p, '{"to": "lead@exa
 WITH j AS (UPDATE tb_job SET state = 'running', attempt = attempt + 1, attempted_at = now() WHERE id IN (SELECT id FROM tb_job WHERE state = 'available' AND queue = 'bench' AND scheduled_at <= now() ORDER BY priority, scheduled_at, id LIMIT 50 FOR UPDATE SKIP LOCKED) RETURNING id) SELECT array_agg(id) AS ids FROM j \gset
 UPDATE tb_job SET state = 'completed', finalized_at = now() WHERE id = ANY (:ids);
 EOF
+cat >"$WORK/pgmq_50.sql" <<'EOF'
+SELECT count(*) FROM pgmq.send_batch('bench', array_fill('{"to": "lead@example.com", "template": 42, "campaign": 7}'::jsonb, ARRAY[50]));
+SELECT array_agg(msg_id) AS ids FROM pgmq.read('bench', 300, 50) \gset
+SELECT count(*) FROM pgmq.archive('bench', :ids::bigint[]);
+EOF
 cat >"$WORK/floe_deq.sql" <<'EOF'
 SELECT id FROM floe.dequeue('bench') \gset
 SELECT floe.complete(:id);
@@ -103,10 +131,14 @@ cat >"$WORK/textbook_deq.sql" <<'EOF'
 WITH j AS (UPDATE tb_job SET state = 'running', attempt = attempt + 1, attempted_at = now() WHERE id IN (SELECT id FROM tb_job WHERE state = 'available' AND queue = 'bench' AND scheduled_at <= now() ORDER BY priority, scheduled_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id) SELECT id FROM j \gset
 UPDATE tb_job SET state = 'completed', finalized_at = now() WHERE id = :id;
 EOF
+cat >"$WORK/pgmq_deq.sql" <<'EOF'
+SELECT msg_id AS id FROM pgmq.read('bench', 300, 1) \gset
+SELECT pgmq.archive('bench', :id::bigint);
+EOF
 if floe_is_root; then chown -R "$FLOE_OS_USER" "$WORK"; fi
 
 prepare() { # backlog size
-    "${PSQL[@]}" -c "CALL backlog($1)" -c "VACUUM ANALYZE tb_job, floe.queue_jobs" -c "CHECKPOINT"
+    "${PSQL[@]}" -c "CALL backlog($1)" -c "VACUUM ANALYZE tb_job, floe.queue_jobs, pgmq.q_bench" -c "CHECKPOINT"
 }
 # tps of one script
 run_tps() { # script
@@ -121,7 +153,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 declare -A TPS
 for round in $(seq 1 "$ROUNDS"); do
     for batch in 1 50; do
-        for who in textbook floe; do
+        for who in textbook pgmq floe; do
             prepare 10000 >/dev/null
             TPS[$who.$batch]+="$(run_tps "${who}_$batch.sql") "
         done
@@ -138,22 +170,25 @@ deq_ms() { # who
 declare -A DEQ
 for backlog in 10000 1000000; do
     prepare "$backlog" >/dev/null
-    for who in textbook floe; do DEQ[$who.$backlog]=$(deq_ms "$who"); done
+    for who in textbook pgmq floe; do DEQ[$who.$backlog]=$(deq_ms "$who"); done
     echo "backlog $backlog done" >&2
 done
 
 printf '\nQueue throughput (jobs/s): enqueue + dequeue + complete, %s clients, median of %s runs of %ss\n' \
     "$CLIENTS" "$ROUNDS" "$SECS"
-printf '%-8s %12s %12s %12s   %s\n' batch textbook floe floe/textbook "runs (transactions/s: textbook | floe)"
+printf '%-8s %12s %12s %12s %13s %13s %13s   %s\n' batch textbook pgmq floe floe/textbook floe/pgmq \
+    pgmq/textbook "runs (transactions/s: textbook | pgmq | floe)"
 for batch in 1 50; do
     t=$(($(echo ${TPS[textbook.$batch]} | median) * batch))
+    q=$(($(echo ${TPS[pgmq.$batch]} | median) * batch))
     f=$(($(echo ${TPS[floe.$batch]} | median) * batch))
-    printf '%-8s %12s %12s %12s   %s| %s\n' "$batch" "$t" "$f" "$(ratio "$f" "$t")" \
-        "${TPS[textbook.$batch]}" "${TPS[floe.$batch]}"
+    printf '%-8s %12s %12s %12s %13s %13s %13s   %s| %s| %s\n' "$batch" "$t" "$q" "$f" \
+        "$(ratio "$f" "$t")" "$(ratio "$f" "$q")" "$(ratio "$q" "$t")" \
+        "${TPS[textbook.$batch]}" "${TPS[pgmq.$batch]}" "${TPS[floe.$batch]}"
 done
 printf '\nDequeue latency (ms per call, 1 client, batch 1) by backlog of ready jobs\n'
 printf '%-9s %10s %10s %10s\n' who 10k 1M 1M/10k
-for who in textbook floe; do
+for who in textbook pgmq floe; do
     a=${DEQ[$who.10000]}
     b=${DEQ[$who.1000000]}
     printf '%-9s %10s %10s %10s\n' "$who" "$a" "$b" "$(ratio "$b" "$a")"
