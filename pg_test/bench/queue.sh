@@ -13,8 +13,14 @@
 #             + INSERT into the queue's archive table. pgmq has no priorities: FIFO by msg_id.
 #   floe      floe.enqueue[_many] / floe.dequeue / floe.complete[_many] (aging order, leases,
 #             membership checks, completed jobs moved to the monthly archive)
+# and the two that finish a job and fetch the next in one statement, as a worker loop does:
+#   floe_loop      floe.enqueue[_many] / floe.complete_and_dequeue(done => the previous jobs)
+#   textbook_loop  the textbook queue's complete and dequeue as one statement (two UPDATEs in
+#                  one WITH), the same saving of a round trip, so the loop is compared with a
+#                  loop too; pgmq has no such call.
 # 1. Throughput: each pgbench transaction enqueues a job (or 50), dequeues one (or 50) and
-#    completes it (them): three statements, each its own transaction, as a worker runs them.
+#    completes it (them): three statements, each its own transaction, as a worker runs them
+#    (two for the loops: enqueue, then complete the previous and dequeue the next).
 #    4 clients, priorities at random, a 10k backlog kept steady; median of ROUNDS interleaved
 #    runs; jobs/s = transactions/s x batch.
 # 2. Dequeue cost at a backlog of 10k and of 1M ready jobs (priorities at random, runnable
@@ -106,6 +112,26 @@ SELECT pgmq.send('bench', '{"to": "lead@example.com", "template": 42, "campaign"
 SELECT msg_id AS id FROM pgmq.read('bench', 300, 1) \gset
 SELECT pgmq.archive('bench', :id::bigint);
 EOF
+cat >"$WORK/floe_loop_1.sql" <<'EOF'
+\set p random(1, 5)
+SELECT floe.enqueue('bench', '{"to": "lead@example.com", "template": 42, "campaign": 7}', (ARRAY['critical', 'high', 'normal', 'low', 'background'])[:p]);
+SELECT array_agg(id) AS ids FROM floe.complete_and_dequeue('bench', done => :ids::bigint[]) \gset
+EOF
+cat >"$WORK/textbook_loop_1.sql" <<'EOF'
+\set p random(0, 4)
+INSERT INTO tb_job (queue, priority, args) VALUES ('bench', :p, '{"to": "lead@example.com", "template": 42, "campaign": 7}');
+WITH c AS (UPDATE tb_job SET state = 'completed', finalized_at = now() WHERE id = ANY (:ids::bigint[])), j AS (UPDATE tb_job SET state = 'running', attempt = attempt + 1, attempted_at = now() WHERE id IN (SELECT id FROM tb_job WHERE state = 'available' AND queue = 'bench' AND scheduled_at <= now() ORDER BY priority, scheduled_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id) SELECT array_agg(id) AS ids FROM j \gset
+EOF
+cat >"$WORK/floe_loop_50.sql" <<'EOF'
+\set p random(1, 5)
+SELECT count(*) FROM floe.enqueue_many('bench', array_fill('{"to": "lead@example.com", "template": 42, "campaign": 7}'::jsonb, ARRAY[50]), (ARRAY['critical', 'high', 'normal', 'low', 'background'])[:p]);
+SELECT array_agg(id) AS ids FROM floe.complete_and_dequeue('bench', done => :ids::bigint[], batch => 50) \gset
+EOF
+cat >"$WORK/textbook_loop_50.sql" <<'EOF'
+\set p random(0, 4)
+INSERT INTO tb_job (queue, priority, args) SELECT 'bench', :p, '{"to": "lead@example.com", "template": 42, "campaign": 7}' FROM generate_series(1, 50);
+WITH c AS (UPDATE tb_job SET state = 'completed', finalized_at = now() WHERE id = ANY (:ids::bigint[])), j AS (UPDATE tb_job SET state = 'running', attempt = attempt + 1, attempted_at = now() WHERE id IN (SELECT id FROM tb_job WHERE state = 'available' AND queue = 'bench' AND scheduled_at <= now() ORDER BY priority, scheduled_at, id LIMIT 50 FOR UPDATE SKIP LOCKED) RETURNING id) SELECT array_agg(id) AS ids FROM j \gset
+EOF
 cat >"$WORK/floe_50.sql" <<'EOF'
 \set p random(1, 5)
 SELECT count(*) FROM floe.enqueue_many('bench', array_fill('{"to": "lead@example.com", "template": 42, "campaign": 7}'::jsonb, ARRAY[50]), (ARRAY['critical', 'high', 'normal', 'low', 'background'])[:p]);
@@ -142,7 +168,8 @@ prepare() { # backlog size
 }
 # tps of one script
 run_tps() { # script
-    "$FLOE_PG_BIN/pgbench" -n -M prepared -d bench -c "$CLIENTS" -j 2 -T "$SECS" -f "$WORK/$1" \
+    # ids: the jobs a loop script completes in its first transaction (none).
+    "$FLOE_PG_BIN/pgbench" -n -M prepared -d bench -c "$CLIENTS" -j 2 -T "$SECS" -D 'ids={}' -f "$WORK/$1" \
         >"$WORK/pgbench.log" 2>&1 || { cat "$WORK/pgbench.log"; exit 1; }
     grep -qE 'failed transactions: 0 ' "$WORK/pgbench.log" || { cat "$WORK/pgbench.log"; exit 1; }
     awk '/^tps = / { v = $3 } END { printf "%.0f", v }' "$WORK/pgbench.log"
@@ -153,7 +180,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 declare -A TPS
 for round in $(seq 1 "$ROUNDS"); do
     for batch in 1 50; do
-        for who in textbook pgmq floe; do
+        for who in textbook textbook_loop pgmq floe floe_loop; do
             prepare 10000 >/dev/null
             TPS[$who.$batch]+="$(run_tps "${who}_$batch.sql") "
         done
@@ -176,15 +203,24 @@ done
 
 printf '\nQueue throughput (jobs/s): enqueue + dequeue + complete, %s clients, median of %s runs of %ss\n' \
     "$CLIENTS" "$ROUNDS" "$SECS"
-printf '%-8s %12s %12s %12s %13s %13s %13s   %s\n' batch textbook pgmq floe floe/textbook floe/pgmq \
-    pgmq/textbook "runs (transactions/s: textbook | pgmq | floe)"
+printf '%-6s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n' batch textbook tb_loop pgmq floe floe_loop \
+    f/tb fl/tb fl/tbl f/pgmq
+declare -A JPS
 for batch in 1 50; do
-    t=$(($(echo ${TPS[textbook.$batch]} | median) * batch))
-    q=$(($(echo ${TPS[pgmq.$batch]} | median) * batch))
-    f=$(($(echo ${TPS[floe.$batch]} | median) * batch))
-    printf '%-8s %12s %12s %12s %13s %13s %13s   %s| %s| %s\n' "$batch" "$t" "$q" "$f" \
-        "$(ratio "$f" "$t")" "$(ratio "$f" "$q")" "$(ratio "$q" "$t")" \
-        "${TPS[textbook.$batch]}" "${TPS[pgmq.$batch]}" "${TPS[floe.$batch]}"
+    for who in textbook textbook_loop pgmq floe floe_loop; do
+        JPS[$who]=$(($(echo ${TPS[$who.$batch]} | median) * batch))
+    done
+    printf '%-6s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n' "$batch" "${JPS[textbook]}" \
+        "${JPS[textbook_loop]}" "${JPS[pgmq]}" "${JPS[floe]}" "${JPS[floe_loop]}" \
+        "$(ratio "${JPS[floe]}" "${JPS[textbook]}")" "$(ratio "${JPS[floe_loop]}" "${JPS[textbook]}")" \
+        "$(ratio "${JPS[floe_loop]}" "${JPS[textbook_loop]}")" "$(ratio "${JPS[floe]}" "${JPS[pgmq]}")"
+done
+printf '(f = floe, fl = floe_loop, tb = textbook, tbl = textbook_loop)\n'
+printf '\nThe runs (transactions/s)\n'
+for batch in 1 50; do
+    for who in textbook textbook_loop pgmq floe floe_loop; do
+        printf 'batch %-3s %-14s %s\n' "$batch" "$who" "${TPS[$who.$batch]}"
+    done
 done
 printf '\nDequeue latency (ms per call, 1 client, batch 1) by backlog of ready jobs\n'
 printf '%-9s %10s %10s %10s\n' who 10k 1M 1M/10k

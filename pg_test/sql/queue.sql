@@ -161,6 +161,7 @@ SELECT count(*) AS jobs_seen,
   FROM floe.queued_jobs WHERE queue = 'fair';
 -- dequeue is a worker's function (it hands out every tenant's jobs): refused under a tenant.
 SELECT error_of($$SELECT * FROM floe.dequeue('fair')$$) AS dequeue_under_a_tenant;
+SELECT error_of($$SELECT * FROM floe.complete_and_dequeue('fair')$$) AS loop_under_a_tenant;
 COMMIT;
 RESET ROLE;
 BEGIN;
@@ -212,6 +213,29 @@ SELECT error_of($$SELECT floe.drop_queue('nope')$$);
 SELECT error_of($$SELECT * FROM floe.queue_health('nope')$$);
 SELECT error_of($$SELECT * FROM floe.queue_health(lookback => '0')$$);
 SELECT count(*) = :live_before AS unchanged FROM floe.queued_jobs;
+
+-- A worker's loop in one call: complete what it finished and dequeue the next, in one
+-- transaction. The first call has nothing to complete.
+SELECT floe.create_queue('loop');
+SELECT count(*) AS enqueued FROM floe.enqueue_many('loop', ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3}']::jsonb[]);
+SELECT id AS l1, lease AS loop_lease, payload->>'n' AS n FROM floe.complete_and_dequeue('loop') \gset
+SELECT :'n' AS first;
+SELECT id AS l2, payload->>'n' AS n
+  FROM floe.complete_and_dequeue('loop', done => ARRAY[:l1]::bigint[], lease => :'loop_lease') \gset
+SELECT :'n' AS second, (SELECT state FROM floe.finished_jobs WHERE id = :l1) AS first_is;
+-- All or nothing: a job that cannot be completed (l1, finished) is named, l2 is not completed
+-- and nothing is dequeued; so with a lease and two jobs, a repeated id, a bad batch, an
+-- unknown queue.
+SELECT error_of(format('SELECT * FROM floe.complete_and_dequeue(%L, done => ARRAY[%s, %s])', 'loop', :l2, :l1)) ~ ('job ' || :l1 || ' is already completed') AS names_l1;
+SELECT error_of(format('SELECT * FROM floe.complete_and_dequeue(%L, done => ARRAY[%s, %s], lease => %L)', 'loop', :l2, :l2 + 1, :'loop_lease'));
+SELECT error_of(format('SELECT * FROM floe.complete_and_dequeue(%L, done => ARRAY[%s, %s])', 'loop', :l2, :l2));
+SELECT error_of(format('SELECT * FROM floe.complete_and_dequeue(%L, done => ARRAY[%s], batch => 0)', 'loop', :l2));
+SELECT error_of(format('SELECT * FROM floe.complete_and_dequeue(%L, done => ARRAY[%s])', 'nope', :l2));
+SELECT payload->>'n' AS n, state FROM floe.queued_jobs WHERE queue = 'loop' ORDER BY id;
+SELECT id AS l3 FROM floe.complete_and_dequeue('loop', done => ARRAY[:l2]::bigint[], batch => 5) \gset
+SELECT count(*) AS nothing_left FROM floe.complete_and_dequeue('loop', done => ARRAY[:l3]::bigint[]);
+SELECT payload->>'n' AS n, state FROM floe.finished_jobs WHERE queue = 'loop' ORDER BY id;
+SELECT floe.drop_queue('loop');
 
 -- Health: a job waiting beyond max_wait raises the queue's alarm and floe.health()'s check.
 SELECT floe.create_queue('late', aging_step => '1 minute');

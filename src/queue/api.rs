@@ -211,21 +211,34 @@ fn dequeue(
     >,
     ErrorReport,
 > {
+    let (queue, batch, visibility) = dequeue_args("dequeue", queue, batch, visibility_timeout)?;
+    let now = wall_clock();
+    let rows = privileged::run(|s| deliver::hand_out(s, queue, batch, visibility, now))?;
+    Ok(TableIterator::new(rows))
+}
+
+/// The checked arguments of a dequeue: the queue, the batch size and the visibility timeout.
+fn dequeue_args<'a>(
+    function: &str,
+    queue: Option<&'a str>,
+    batch: Option<i32>,
+    visibility_timeout: Option<Interval>,
+) -> Result<(&'a str, i32, Option<Micros>), FloeError> {
     let queue = queue_name(queue)?;
     // A worker's function: it hands out every tenant's jobs, so not to a transaction that
     // serves one tenant (no tenant context shows another tenant's jobs).
     if crate::tenant::serving_a_tenant() {
         return Err(tenant_denied(
             tenant_key::TENANT_CONTEXT,
-            "floe.dequeue hands out every tenant's jobs: it is refused while a tenant context is set".into(),
+            format!("floe.{function} hands out every tenant's jobs: it is refused while a tenant context is set"),
             Some("A queue's workers serve all tenants; the job's tenant column says whose job each one is."),
             "Dequeue in a transaction without a tenant (a worker's), or in admin mode (SET LOCAL floe.tenant_admin = on).".into(),
         )
-        .into());
+        );
     }
     let batch = batch.unwrap_or(1);
     if !(1..=10_000).contains(&batch) {
-        return Err(invalid("batch", batch.to_string(), "1 to 10000").into());
+        return Err(invalid("batch", batch.to_string(), "1 to 10000"));
     }
     let visibility = visibility_timeout
         .map(|v| {
@@ -238,9 +251,7 @@ fn dequeue(
             )
         })
         .transpose()?;
-    let now = wall_clock();
-    let rows = privileged::run(|s| deliver::hand_out(s, queue, batch, visibility, now))?;
-    Ok(TableIterator::new(rows))
+    Ok((queue, batch, visibility))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -258,15 +269,77 @@ fn complete(id: Option<i64>, lease: default!(Option<Uuid>, "NULL")) -> Result<()
 
 #[pg_extern(volatile)]
 fn complete_many(ids: Option<Vec<Option<i64>>>) -> Result<i64, ErrorReport> {
-    let ids: Vec<i64> = required(ids, "ids")?.into_iter().flatten().collect();
+    let ids = distinct_ids("ids", required(ids, "ids")?)?;
+    let now = wall_clock();
+    Ok(privileged::run(|s| complete_jobs(s, ids, None, now))?)
+}
+
+/// The ids of an array argument, NULLs left out, refused when one repeats.
+fn distinct_ids(argument: &'static str, ids: Vec<Option<i64>>) -> Result<Vec<i64>, FloeError> {
+    let ids: Vec<i64> = ids.into_iter().flatten().collect();
     let mut unique = ids.clone();
     unique.sort_unstable();
     unique.dedup();
     if unique.len() != ids.len() {
-        return Err(invalid("ids", "an array with repeated ids", "distinct job ids").into());
+        return Err(invalid(
+            argument,
+            "an array with repeated ids",
+            "distinct job ids",
+        ));
+    }
+    Ok(unique)
+}
+
+/// A worker's loop in one call: completes the jobs it finished (`done`, as `complete_many`;
+/// with `lease`, the one job of `done` as `complete(id, lease)`), then dequeues the next
+/// `batch` from `queue` as `dequeue` does, in the same transaction: one round trip per job
+/// instead of two. All or nothing: a job that cannot be completed is named in the ERROR
+/// and nothing is dequeued.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile)]
+fn complete_and_dequeue(
+    queue: Option<&str>,
+    done: default!(Option<Vec<Option<i64>>>, "NULL"),
+    lease: default!(Option<Uuid>, "NULL"),
+    batch: default!(Option<i32>, 1),
+    visibility_timeout: default!(Option<Interval>, "NULL"),
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(id, i64),
+            name!(payload, Jsonb),
+            name!(priority, String),
+            name!(tenant, Option<Uuid>),
+            name!(attempt, i32),
+            name!(run_at, TimestampWithTimeZone),
+            name!(enqueued_at, TimestampWithTimeZone),
+            name!(visible_until, TimestampWithTimeZone),
+            name!(lease, Uuid),
+            name!(dedup_key, Option<String>),
+        ),
+    >,
+    ErrorReport,
+> {
+    let (queue, batch, visibility) =
+        dequeue_args("complete_and_dequeue", queue, batch, visibility_timeout)?;
+    let done = distinct_ids("done", done.unwrap_or_default())?;
+    if lease.is_some() && done.len() != 1 {
+        return Err(invalid(
+            "lease",
+            "a lease with other than one job in done",
+            "NULL, or one job id in done (the lease of that delivery)",
+        )
+        .into());
     }
     let now = wall_clock();
-    Ok(privileged::run(|s| complete_jobs(s, unique, None, now))?)
+    let rows = privileged::run(|s| {
+        if !done.is_empty() {
+            complete_jobs(s, done, lease, now)?;
+        }
+        deliver::hand_out(s, queue, batch, visibility, now)
+    })?;
+    Ok(TableIterator::new(rows))
 }
 
 #[pg_extern(volatile)]
@@ -438,6 +511,8 @@ COMMENT ON FUNCTION floe.complete(bigint, uuid) IS
   'floe queue: finishes a dequeued job (into the archive). Refused, changing nothing, when the job is not in flight, its visibility passed, or (with lease) it was delivered again.';
 COMMENT ON FUNCTION floe.complete_many(bigint[]) IS
   'floe queue: completes several dequeued jobs at once; all or none (the first refused job is named). Returns how many.';
+COMMENT ON FUNCTION floe.complete_and_dequeue(text, bigint[], uuid, integer, interval) IS
+  'floe queue: a worker''s loop in one call: completes the jobs in done (as complete_many; with lease, the one job of done as complete(id, lease)), then dequeues up to batch jobs from queue (as dequeue), in one transaction. All or nothing: a job that cannot be completed is named and nothing is dequeued.';
 COMMENT ON FUNCTION floe.fail(bigint, text, uuid) IS
   'floe queue: records a failed attempt: the job is retried after an exponential backoff with jitter (returns scheduled) or, out of attempts, becomes a dead letter (returns dead).';
 COMMENT ON FUNCTION floe.extend(bigint, interval, uuid) IS
@@ -461,6 +536,7 @@ COMMENT ON FUNCTION floe.queue_maintenance() IS
         dequeue,
         complete,
         complete_many,
+        complete_and_dequeue,
         fail,
         extend,
         cancel,

@@ -1,0 +1,45 @@
+-- floe 0.12.0 -> 0.13.0: performance lead (issue #27): floe.complete_and_dequeue, a worker's
+-- loop (complete what it finished, dequeue the next) in one call and one round trip.
+--
+-- First, as every update from 0.8.0 on: refuse a library older than these scripts (a stale
+-- floe.so, or a preloaded server not restarted after the install).
+CREATE FUNCTION floe.library_version_during_install() RETURNS text
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'version_wrapper';
+DO $check$
+DECLARE
+    library text := floe.library_version_during_install();
+    scripts text := (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'floe');
+BEGIN
+    IF pg_catalog.string_to_array(library, '.')::int[] < pg_catalog.string_to_array(scripts, '.')::int[] THEN
+        RAISE EXCEPTION 'floe''s library (floe.so) is version %, older than the extension scripts (version %)', library, scripts
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The floe.so in $libdir (pg_config --pkglibdir), or the copy this server process has loaded, comes from an earlier build than floe.control and the SQL files.',
+                  HINT = 'Install floe.so from the same build as the control and SQL files; if the server preloads floe (shared_preload_libraries), restart it so it loads the new library, then retry.';
+    END IF;
+END
+$check$;
+DROP FUNCTION floe.library_version_during_install();
+
+CREATE FUNCTION floe."complete_and_dequeue"(
+	"queue" TEXT,
+	"done" bigint[] DEFAULT NULL,
+	"lease" uuid DEFAULT NULL,
+	"batch" INT DEFAULT 1,
+	"visibility_timeout" interval DEFAULT NULL
+) RETURNS TABLE (
+	"id" bigint,
+	"payload" jsonb,
+	"priority" TEXT,
+	"tenant" uuid,
+	"attempt" INT,
+	"run_at" timestamp with time zone,
+	"enqueued_at" timestamp with time zone,
+	"visible_until" timestamp with time zone,
+	"lease" uuid,
+	"dedup_key" TEXT
+)
+VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'complete_and_dequeue_wrapper';
+COMMENT ON FUNCTION floe.complete_and_dequeue(text, bigint[], uuid, integer, interval) IS
+  'floe queue: a worker''s loop in one call: completes the jobs in done (as complete_many; with lease, the one job of done as complete(id, lease)), then dequeues up to batch jobs from queue (as dequeue), in one transaction. All or nothing: a job that cannot be completed is named and nothing is dequeued.';
