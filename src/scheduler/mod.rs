@@ -1,14 +1,24 @@
 //! The in-database scheduler: jobs in `floe.jobs`, runs in `floe.job_runs`.
 //!
 //! Pure logic: `schedule.rs` (cron and interval schedules, next run), `retry.rs` (what a run's
-//! outcome means for the next one). `api.rs`: managing jobs and running them by hand; the
-//! background workers that run them on time come next.
+//! outcome means for the next one), `checks.rs` (the health check). Machinery: `jobs.rs` (the
+//! job rows, schedule parsing and option checks), `runs.rs` (running a job and its run
+//! bookkeeping), `execute.rs` (a command as the job's owner under `max_runtime`), `wake.rs`
+//! (the shared registry of schedulers and the wakeups), `dropdb.rs` (the ProcessUtility
+//! hook), `toplevel.rs`, `health.rs`. `worker.rs`: the launcher and the per-database
+//! scheduler; `api.rs`: the SQL functions. Both use the machinery; nothing imports them.
 
 mod api;
 pub mod checks;
+mod dropdb;
+mod execute;
+mod health;
+mod jobs;
 pub mod retry;
+mod runs;
+mod wake;
 
-pub use api::health_checks;
+pub use health::health_checks;
 pub mod schedule;
 mod toplevel;
 mod worker;
