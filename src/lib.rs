@@ -14,6 +14,7 @@ pub mod gucs;
 pub mod health;
 pub mod matview;
 pub mod partition;
+pub mod planner;
 pub mod privileged;
 pub mod queue;
 pub mod references;
@@ -32,7 +33,7 @@ pub mod testing;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
-    citus::init();
+    planner::init();
     health::init();
     matview::init();
     scheduler::init();

@@ -2,7 +2,7 @@
 # Tenant isolation cost, measured side by side in one run on one throwaway cluster:
 #   plain    no RLS at all; the application filters by tenant_id itself (the baseline)
 #   floe     floe.enable_tenant_isolation(): policy (SELECT floe.current_tenant()) + guards
-#   lean     the same with guard_updates => false (no AFTER UPDATE row trigger)
+#   lean     the same with guard_updates => false (no AFTER UPDATE OF tenant_id row trigger)
 #   setting  the common hand-written policy: tenant_id = current_setting('app.current_tenant_id')::uuid
 # Tenant-scoped SELECT and UPDATE, as an unprivileged role, measured two ways:
 #  1. pgbench TPS (end to end, 1 client; each run interleaved with the other variants, median
@@ -124,18 +124,25 @@ END
 \$\$;
 GRANT EXECUTE ON FUNCTION public.bench_loop(text, text, int) TO bench_app;
 SQL
-declare -A BEST
+declare -A BEST LOOPS
 for op in select update; do
     for round in $(seq 1 "$ROUNDS"); do
         order=(plain floe lean setting)
         [ $((round % 2)) -eq 0 ] && order=(setting lean floe plain)
         for variant in "${order[@]}"; do
             ms=$("$FLOE_PG_BIN/psql" -X -At -U bench_app -d bench -c "SELECT round(public.bench_loop('$variant', '$op', $LOOP_N)::numeric, 1)")
+            LOOPS[$op,$variant]+=" $ms"
             cur=${BEST[$op,$variant]:-}
             if [ -z "$cur" ] || awk -v a="$ms" -v b="$cur" 'BEGIN { exit !(a < b) }'; then BEST[$op,$variant]=$ms; fi
         done
     done
 done
+# The median over rounds of plain time / variant time within the round: each round runs
+# every variant back to back, so a slow spell of this VM weighs on both sides of a ratio.
+round_ratio() { # op variant
+    paste -d' ' <(echo ${LOOPS[$1,plain]} | tr ' ' '\n') <(echo ${LOOPS[$1,$2]} | tr ' ' '\n') |
+        awk '{ printf "%.4f\n", $1 / $2 }' | median | awk '{ printf "%.3f", $1 }'
+}
 
 printf '\nTenant isolation (TPS): pgbench, 1 client, median of %s runs of %ss, %d tenants x %d rows, role bench_app\n' \
     "$ROUNDS" "$SECS" "$TENANTS" "$ROWS_PER_TENANT"
@@ -154,4 +161,11 @@ for op in select update; do
     p=${BEST[$op,plain]} f=${BEST[$op,floe]} l=${BEST[$op,lean]} s=${BEST[$op,setting]}
     printf '%-7s %10s %10s %10s %10s %11s %11s %13s\n' "$op" "$p" "$f" "$l" "$s" \
         "$(ratio "$p" "$f")" "$(ratio "$p" "$l")" "$(ratio "$p" "$s")"
+done
+printf '\nServer-side, median over the rounds of the ratio within each round\n'
+printf '%-7s %11s %11s %13s\n' op floe/plain lean/plain setting/plain
+for op in select update; do
+    printf '%-7s %11s %11s %13s\n' "$op" "$(round_ratio "$op" floe)" "$(round_ratio "$op" lean)" \
+        "$(round_ratio "$op" setting)"
+    echo "  rounds $op (ms): plain${LOOPS[$op,plain]} / floe${LOOPS[$op,floe]} / lean${LOOPS[$op,lean]} / setting${LOOPS[$op,setting]}"
 done

@@ -86,6 +86,63 @@ SET LOCAL ROLE regress_ops;
 SET LOCAL floe.tenant_admin = on;
 UPDATE app.jobs SET tenant_id = :'B' WHERE payload = 'a1!';
 ROLLBACK;
+-- The update guard fires for UPDATEs whose SET list names the tenant column (UPDATE OF): one
+-- that writes the same tenant back (an ORM saving every column) passes, an upsert that would
+-- move the row is refused, an UPDATE that leaves the column out cannot change it.
+BEGIN;
+SET LOCAL ROLE regress_ops;
+SET LOCAL floe.tenant_admin = on;
+UPDATE app.jobs SET tenant_id = tenant_id, payload = payload WHERE payload = 'a1!' RETURNING payload;
+SAVEPOINT s;
+INSERT INTO app.jobs (id, tenant_id, payload) SELECT id, :'B', 'moved' FROM app.jobs WHERE payload = 'a1!'
+    ON CONFLICT (id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, payload = EXCLUDED.payload;
+ROLLBACK TO s;
+SELECT count(*) AS still_a FROM app.jobs WHERE payload = 'a1!' AND tenant_id = :'A';
+ROLLBACK;
+-- Statements that write read the context without the policy's sub-select (floe's planner
+-- pass: they never run in parallel workers); reads keep the InitPlan, whose value the leader
+-- hands to parallel workers, which could not tell a transaction's tenant from a session's.
+CREATE FUNCTION public.plan_has(stmt text, fragment text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || stmt LOOP
+        IF strpos(line, fragment) > 0 THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
+$$;
+GRANT EXECUTE ON FUNCTION public.plan_has(text, text) TO PUBLIC;
+SET ROLE regress_app;
+BEGIN;
+SELECT floe.set_tenant(:'A');
+SELECT public.plan_has('UPDATE app.jobs SET payload = payload WHERE id = 1', 'InitPlan') AS update_initplan,
+       public.plan_has('UPDATE app.jobs SET payload = payload WHERE id = 1', 'floe.current_tenant()') AS update_calls,
+       public.plan_has('DELETE FROM app.jobs WHERE id = 1', 'InitPlan') AS delete_initplan,
+       public.plan_has('SELECT * FROM app.jobs WHERE id = 1', 'InitPlan') AS select_initplan,
+       public.plan_has('WITH d AS (DELETE FROM app.jobs WHERE id = 0 RETURNING id) SELECT * FROM app.jobs', 'InitPlan') AS modifying_cte_initplan;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SET LOCAL parallel_leader_participation = off;
+SET LOCAL enable_indexscan = off;
+SET LOCAL enable_bitmapscan = off;
+SELECT public.plan_has('SELECT count(*) FROM app.jobs', 'Gather') AS parallel_read;
+SELECT count(*) AS rows_of_a FROM app.jobs;
+COMMIT;
+-- An update guard from before 0.13.0 (without UPDATE OF) is replaced by the next enable;
+-- the current one is left alone.
+RESET ROLE;
+SET ROLE regress_owner;
+DROP TRIGGER floe_tenant_guard_update ON app.jobs;
+CREATE TRIGGER floe_tenant_guard_update AFTER UPDATE ON app.jobs FOR EACH ROW
+    WHEN (OLD.tenant_id IS DISTINCT FROM NEW.tenant_id) EXECUTE FUNCTION floe.tenant_guard('tenant_id');
+SELECT * FROM floe.enable_tenant_isolation('app.jobs');
+SELECT count(*) AS steps FROM floe.enable_tenant_isolation('app.jobs');
+RESET ROLE;
 SET ROLE regress_app;
 
 -- local => true ends with the transaction: the next one on this connection has no tenant.

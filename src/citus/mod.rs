@@ -4,8 +4,9 @@
 //! - `present()`: whether this database has Citus (read once per transaction). Tenant
 //!   isolation then writes its policies without a sub-select (Citus propagates policies to
 //!   the shards and refuses sub-selects in them).
-//! - `planner.rs` (machinery) and `routing.rs` (pure): the planner hook that pins queries on
-//!   tenant-isolated tables to the current tenant, so that Citus routes them to one shard.
+//! - `planner.rs` (machinery) and `routing.rs` (pure): the planner pass (of floe's hook,
+//!   `src/planner.rs`) that pins queries on tenant-isolated tables to the current tenant, so
+//!   that Citus routes them to one shard.
 //! - `nodes.rs` (pure): the `citus.workers` health check (floe on every worker, at the
 //!   coordinator's version).
 //! - `catalog.rs` (machinery): Citus's catalog and functions through SPI (shards, distribution
@@ -25,11 +26,6 @@ pub use catalog::{
 };
 
 use pgrx::pg_sys;
-
-/// Installs floe's planner hook (ahead of Citus's when both are preloaded).
-pub fn init() {
-    planner::init();
-}
 use std::cell::Cell;
 
 thread_local! {

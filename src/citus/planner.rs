@@ -1,6 +1,6 @@
-//! floe's planner hook on Citus: pins queries on tenant-isolated tables to the current
+//! floe's planner pass on Citus: pins queries on tenant-isolated tables to the current
 //! tenant's constant (see `routing.rs`), ahead of Citus's planner, which then routes them to
-//! one shard.
+//! one shard. The hook itself is `src/planner.rs`.
 //!
 //! floe is loaded after Citus (`shared_preload_libraries = 'citus,floe'`: Citus insists on
 //! being first), so floe's hook wraps Citus's and sees each query first. The hook does
@@ -21,41 +21,20 @@ use pgrx::prelude::*;
 use std::cell::Cell;
 use std::ffi::CStr;
 
-static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
-
 thread_local! {
     /// A query was pinned in the current transaction (the plan cache is reset at its end).
     static PINNED: Cell<bool> = const { Cell::new(false) };
     static XACT_CALLBACK: Cell<bool> = const { Cell::new(false) };
 }
 
-pub(super) fn init() {
-    // SAFETY: in _PG_init, before any query is planned; the previous hook is chained.
-    unsafe {
-        PREV_PLANNER = pg_sys::planner_hook;
-        pg_sys::planner_hook = Some(floe_planner);
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn floe_planner(
-    parse: *mut pg_sys::Query,
-    query_string: *const std::ffi::c_char,
-    cursor_options: std::ffi::c_int,
-    bound_params: pg_sys::ParamListInfo,
-) -> *mut pg_sys::PlannedStmt {
+/// Pins the query's relations under floe's tenant policy to the current tenant, when the
+/// database has Citus and `floe.citus_tenant_routing` is on (called by floe's planner hook,
+/// `src/planner.rs`).
+pub fn route(parse: *mut pg_sys::Query) -> Result<(), FloeError> {
     if !parse.is_null() && crate::gucs::citus_tenant_routing() && super::present() {
-        if let Err(e) = pin_tenant(parse) {
-            e.raise();
-        }
+        pin_tenant(parse)?;
     }
-    // SAFETY: the planner's own arguments, passed on unchanged.
-    unsafe {
-        match PREV_PLANNER {
-            Some(prev) => prev(parse, query_string, cursor_options, bound_params),
-            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
-        }
-    }
+    Ok(())
 }
 
 /// What the walk over a query needs and finds.

@@ -1,7 +1,8 @@
 //! What the tenant guard trigger does with one row. Pure.
 //!
-//! The guard runs BEFORE INSERT (every row) and AFTER UPDATE (only rows whose tenant column
-//! changed, thanks to the trigger's WHEN clause; raising there aborts the statement). Row level security already filters what a
+//! The guard runs BEFORE INSERT (every row) and AFTER UPDATE OF the tenant column (only
+//! UPDATEs whose SET list names it, and of those only rows whose tenant column changed, thanks
+//! to the trigger's WHEN clause; raising there aborts the statement). Row level security already filters what a
 //! tenant can see and write; the guard adds what a policy cannot: a missing tenant column is
 //! filled from the context, and the tenant of an existing row never changes, for anyone.
 

@@ -179,7 +179,11 @@ SELECT c.relrowsecurity, c.relforcerowsecurity,
        NOT EXISTS (
            SELECT 1 FROM pg_catalog.pg_policy p
             WHERE p.polrelid = c.oid AND p.polname IN ('floe_tenant_isolation', 'floe_tenant_admin')
-              AND (pg_catalog.strpos(p.polqual::text, '{SUBLINK') > 0) IS DISTINCT FROM $4)
+              AND (pg_catalog.strpos(p.polqual::text, '{SUBLINK') > 0) IS DISTINCT FROM $4),
+       -- the update guard fires only when the SET list names the tenant column (UPDATE OF)
+       EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                WHERE t.tgrelid = c.oid AND t.tgname = 'floe_tenant_guard_update'
+                  AND pg_catalog.cardinality(t.tgattr::pg_catalog.int2[]) > 0)
   FROM pg_catalog.pg_class c WHERE c.oid = $1";
 
 /// The style of floe's policies for a table of this tenancy: without a sub-select in a
@@ -218,6 +222,7 @@ pub(super) fn rel_state(
         has_admin_policy: flag(4)?,
         has_guard_insert: flag(5)?,
         has_guard_update: flag(6)?,
+        guard_update_by_column: flag(10)?,
         has_tenant_index: flag(7)?,
         policy_matches: flag(8)?,
         style_matches: flag(9)?,

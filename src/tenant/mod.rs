@@ -6,13 +6,15 @@
 //! `token.rs` (signed tenant tokens).
 //! `api.rs` is the SQL surface; machinery: `session.rs` (the context of this session, admin
 //! mode, authorizing a tenant), `isolate.rs` (catalog state, the isolating DDL, the registry,
-//! the guard trigger's work), `inspect.rs` (coverage and health facts).
+//! the guard trigger's work), `inspect.rs` (coverage and health facts), `inline.rs` (the
+//! planner pass that lets statements that write read the context without a sub-select).
 //! `src/sql/tenant.sql` holds the registry and event triggers.
 
 mod api;
 pub mod context;
 pub mod coverage;
 pub mod guard;
+mod inline;
 mod inspect;
 mod isolate;
 pub mod plan;
@@ -21,6 +23,7 @@ mod tests;
 pub mod token;
 mod tokens;
 
+pub use inline::inline_context;
 pub use inspect::health_checks;
 pub use isolate::{apply_to_partitions, as_floe_ddl, isolate_retired};
 pub use session::{

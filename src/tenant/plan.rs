@@ -106,7 +106,11 @@ pub struct RelState {
     pub policy_matches: bool,
     pub has_admin_policy: bool,
     pub has_guard_insert: bool,
+    /// floe's update guard is there (in any form).
     pub has_guard_update: bool,
+    /// ... and fires only for an UPDATE whose SET list names the tenant column (`UPDATE OF`),
+    /// the form floe writes since 0.13.0; an older guard is replaced by the next enable.
+    pub guard_update_by_column: bool,
     /// Some index (or partitioned index) has the tenant column as its first key.
     pub has_tenant_index: bool,
     /// floe's policies on it (if any) are in the style asked for (a sub-select or not).
@@ -199,17 +203,22 @@ pub fn enable_steps(
                 before: true,
             });
         }
-        match (guard_updates, root_state.has_guard_update) {
-            (true, false) => steps.push(Step::Guard {
+        let (exists, current) = (
+            root_state.has_guard_update,
+            root_state.has_guard_update && root_state.guard_update_by_column,
+        );
+        if exists && !(guard_updates && current) {
+            steps.push(Step::DropGuard {
+                table: root.clone(),
+                update: true,
+            });
+        }
+        if guard_updates && !current {
+            steps.push(Step::Guard {
                 table: root.clone(),
                 update: true,
                 before: partitioned,
-            }),
-            (false, true) => steps.push(Step::DropGuard {
-                table: root.clone(),
-                update: true,
-            }),
-            _ => {}
+            });
         }
     }
     if !root_state.has_tenant_index {
@@ -377,9 +386,12 @@ pub fn render(
             if *update {
                 // AFTER, not BEFORE: a BEFORE ROW UPDATE trigger makes the executor fetch and
                 // lock every target row once more (GetTupleForTrigger), even when its WHEN
-                // clause is false; an AFTER trigger whose WHEN is false costs only the test.
+                // clause is false. `UPDATE OF` the tenant column: an UPDATE whose SET list
+                // leaves the column out cannot change it (only a BEFORE trigger of the
+                // table's owner could), and Postgres then skips the WHEN clause, which it
+                // would otherwise parse and prepare for every statement.
                 format!(
-                    "CREATE TRIGGER {} {} UPDATE ON {} FOR EACH ROW \
+                    "CREATE TRIGGER {} {} UPDATE OF {column} ON {} FOR EACH ROW \
                      WHEN (OLD.{column} IS DISTINCT FROM NEW.{column}) \
                      EXECUTE FUNCTION floe.tenant_guard({})",
                     quote(GUARD_UPDATE),
@@ -492,7 +504,7 @@ mod tests {
                 r#"CREATE POLICY "floe_tenant_isolation" ON "public"."jobs" AS PERMISSIVE FOR ALL TO PUBLIC USING ("tenant_id" = (SELECT floe.current_tenant())) WITH CHECK ("tenant_id" = (SELECT floe.current_tenant()))"#,
                 r#"CREATE POLICY "floe_tenant_admin" ON "public"."jobs" AS PERMISSIVE FOR ALL TO "floe_tenant_admin" USING ((SELECT floe.tenant_admin_active())) WITH CHECK ((SELECT floe.tenant_admin_active()))"#,
                 r#"CREATE TRIGGER "floe_tenant_guard_insert" BEFORE INSERT ON "public"."jobs" FOR EACH ROW EXECUTE FUNCTION floe.tenant_guard('tenant_id')"#,
-                r#"CREATE TRIGGER "floe_tenant_guard_update" AFTER UPDATE ON "public"."jobs" FOR EACH ROW WHEN (OLD."tenant_id" IS DISTINCT FROM NEW."tenant_id") EXECUTE FUNCTION floe.tenant_guard('tenant_id')"#,
+                r#"CREATE TRIGGER "floe_tenant_guard_update" AFTER UPDATE OF "tenant_id" ON "public"."jobs" FOR EACH ROW WHEN (OLD."tenant_id" IS DISTINCT FROM NEW."tenant_id") EXECUTE FUNCTION floe.tenant_guard('tenant_id')"#,
                 r#"CREATE INDEX "i" ON "public"."jobs" ("tenant_id")"#,
             ]
         );
@@ -573,6 +585,7 @@ mod tests {
             has_admin_policy: true,
             has_guard_insert: true,
             has_guard_update: true,
+            guard_update_by_column: true,
             has_tenant_index: true,
             style_matches: true,
         }
@@ -798,10 +811,10 @@ mod tests {
         fn enable_then_state_is_fixed_point(
             rls in any::<bool>(), forced in any::<bool>(), pol in any::<bool>(), adm in any::<bool>(),
             gi in any::<bool>(), gu in any::<bool>(), idx in any::<bool>(), force in any::<bool>(),
-            guard_updates in any::<bool>(), pm in any::<bool>(), sm in any::<bool>(),
+            guard_updates in any::<bool>(), pm in any::<bool>(), sm in any::<bool>(), gc in any::<bool>(),
         ) {
             let state = RelState { rls_enabled: rls, rls_forced: forced, has_policy: pol, policy_matches: pm, has_admin_policy: adm,
-                has_guard_insert: gi, has_guard_update: gu, has_tenant_index: idx, style_matches: sm };
+                has_guard_insert: gi, has_guard_update: gu, guard_update_by_column: gc, has_tenant_index: idx, style_matches: sm };
             let steps = enable_steps(&t("x"), &state, &[], &col(), "i", Options { force, refresh_policies: false, guard_updates, partitioned: false });
             // Apply the steps to the state: the result must be complete.
             let mut s = state.clone();
@@ -813,13 +826,26 @@ mod tests {
                     Step::Policy { .. } => { s.has_policy = true; s.policy_matches = true; s.style_matches = true; }
                     Step::AdminPolicy { .. } => s.has_admin_policy = true,
                     Step::Guard { update: false, .. } => s.has_guard_insert = true,
-                    Step::Guard { update: true, .. } => s.has_guard_update = true,
-                    Step::DropGuard { update: true, .. } => s.has_guard_update = false,
+                    Step::Guard { update: true, .. } => {
+                        prop_assert!(!s.has_guard_update, "a guard is created only where none is left");
+                        s.has_guard_update = true;
+                        s.guard_update_by_column = true;
+                    }
+                    Step::DropGuard { update: true, .. } => {
+                        s.has_guard_update = false;
+                        s.guard_update_by_column = false;
+                    }
                     Step::CreateIndex { .. } => s.has_tenant_index = true,
                     other => prop_assert!(false, "enable produced {:?}", other),
                 }
             }
-            prop_assert_eq!(s, RelState { has_guard_update: guard_updates, ..complete(force) });
+            // a guard that stays is in the current form (without one, the flag is moot)
+            let by_column = guard_updates || s.guard_update_by_column;
+            prop_assert_eq!(s, RelState {
+                has_guard_update: guard_updates,
+                guard_update_by_column: by_column,
+                ..complete(force)
+            });
         }
 
         #[test]
