@@ -25,6 +25,7 @@ pub mod subxact;
 pub mod tenant;
 #[cfg(any(test, feature = "pg_test"))]
 pub mod testing;
+pub mod toplevel;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -32,7 +32,7 @@ pub unsafe extern "C-unwind" fn floe_run_maintenance(
     };
     // SAFETY: a plain read of the current user's role attributes.
     let superuser = unsafe { pg_sys::superuser() };
-    if !nonatomic && superuser && crate::scheduler::is_scheduler_worker() {
+    if !nonatomic && superuser && crate::toplevel::is_scheduler_worker() {
         // The built-in job (a superuser's) runs inside a transaction; the worker runs the
         // sets right after it, each step in its own transaction. Another role's job that
         // CALLs this runs as that role, in its job's transaction, over its own sets only.

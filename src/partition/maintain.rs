@@ -507,7 +507,7 @@ pub fn run_in_worker(parent: Option<pg_sys::Oid>, as_of: Option<TimestampWithTim
             // As the worker itself: DETACH CONCURRENTLY runs none of the table's code (it
             // adds the partition constraint as an already valid CHECK, scanning nothing).
             let detached =
-                crate::scheduler::run_top_level(&d.detach_sql, gucs::partition_lock_timeout_ms());
+                crate::toplevel::run_top_level(&d.detach_sql, gucs::partition_lock_timeout_ms());
             let error = match detached {
                 Err(e) => Some(format!("{}: {e}", d.detach_sql)),
                 Ok(()) if d.after_sql.is_none() && d.kept.is_none() => None,

@@ -5,7 +5,8 @@
 //! job rows, schedule parsing and option checks), `runs.rs` (running a job and its run
 //! bookkeeping), `execute.rs` (a command as the job's owner under `max_runtime`), `wake.rs`
 //! (the shared registry of schedulers and the wakeups), `dropdb.rs` (the ProcessUtility
-//! hook), `toplevel.rs`, `health.rs`. `worker.rs`: the launcher and the per-database
+//! hook), `health.rs`; `src/toplevel.rs` (crate level) marks the worker's process and runs
+//! its top-level statements. `worker.rs`: the launcher and the per-database
 //! scheduler; `api.rs`: the SQL functions. Both use the machinery; nothing imports them.
 
 mod api;
@@ -20,11 +21,7 @@ mod wake;
 
 pub use health::health_checks;
 pub mod schedule;
-mod toplevel;
 mod worker;
-
-pub use toplevel::run_top_level;
-pub use worker::is_scheduler_worker;
 
 pub use worker::SCHEDULER_TYPE;
 

@@ -167,13 +167,6 @@ pub extern "C-unwind" fn floe_launcher_main(_arg: pg_sys::Datum) {
     }
 }
 
-static IS_SCHEDULER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether this process is a floe scheduler worker.
-pub fn is_scheduler_worker() -> bool {
-    IS_SCHEDULER.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
@@ -185,7 +178,7 @@ pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
         crate::compat::install_signal_handler(15, postgres_die);
     }
     let dboid = arg.value() as u32;
-    IS_SCHEDULER.store(true, std::sync::atomic::Ordering::Relaxed);
+    crate::toplevel::mark_scheduler_worker();
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(dboid)), None);
     if !extension_present() {
         set_slot(dboid, |s| {

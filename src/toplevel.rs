@@ -1,12 +1,26 @@
-//! Running one utility statement as a top-level command, outside any transaction block:
-//! what `DETACH PARTITION ... CONCURRENTLY` requires and what SPI cannot give (SPI
-//! statements are never top-level). Only the scheduler worker does this, between its
-//! transactions, much as `exec_simple_query` would for a client.
+//! What only floe's scheduler worker process may do, and whether this process is one: running
+//! one utility statement as a top-level command, outside any transaction block (what `DETACH
+//! PARTITION ... CONCURRENTLY` requires and what SPI cannot give: SPI statements are never
+//! top-level), between its transactions, much as `exec_simple_query` would for a client.
+//! Machinery below both the scheduler (which marks its process) and the partition manager
+//! (which detaches concurrently when it runs there), so neither imports the other for it.
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use std::ffi::CString;
+
+static IS_SCHEDULER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this process as a floe scheduler worker (at its start).
+pub fn mark_scheduler_worker() {
+    IS_SCHEDULER.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether this process is a floe scheduler worker.
+pub fn is_scheduler_worker() -> bool {
+    IS_SCHEDULER.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Runs `sql` (exactly one utility statement) as the worker's own role in its own
 /// transaction (the statement may commit and start more, as DETACH CONCURRENTLY does), under
