@@ -2,8 +2,8 @@
 //! conversion of a plain table into a set whose default partition it becomes.
 
 use super::children::{
-    as_owner, children, copy_acl, create_child, ddl, default_partition_of, owned_table, plan_error,
-    SetConfig,
+    as_owner, bounds, children, copy_acl, create_child, ddl, default_partition_of, owned_table,
+    plan_error, with_lock_retry, Parent, SetConfig,
 };
 use super::plan::{self, ControlType, RetentionMode, SetState, Step};
 use crate::error::{invalid, required, FloeError};
@@ -265,6 +265,14 @@ pub(super) fn create_set(
         as_of_us: as_of,
         relid: Some(parent.oid),
     };
+    // A new set (no partition yet, so no row and no reader of one): its children are made
+    // `PARTITION OF` the parent in one DDL batch, as pg_partman would ATTACH them, instead of
+    // one table and one ATTACH each (see `fresh_set`).
+    if kids.is_empty() && cfg.sub_by.is_none() && !crate::citus::is_citus_table(parent.oid)? {
+        return as_owner(parent.owner, || {
+            fresh_set(&parent, &cfg, &p.create, default_partition)
+        });
+    }
     as_owner(parent.owner, || {
         let mut default = default_partition_of(&kids);
         if default_partition && default.is_none() {
@@ -282,6 +290,52 @@ pub(super) fn create_set(
         }
         Ok(p.create.len() as i32)
     })
+}
+
+/// The children (and the default partition) of a set that had no partition before
+/// `create_parent`: created `PARTITION OF` the parent in one statement batch. That takes
+/// ACCESS EXCLUSIVE on the parent until `create_parent` commits, where one child at a time
+/// (created, then ATTACHed under SHARE UPDATE EXCLUSIVE) takes none: but a partitioned table
+/// without partitions holds no row and can take none (an INSERT fails to route it), so no
+/// reader or writer of data waits. The children are the same: columns, defaults, CHECK and
+/// NOT NULL constraints, generated columns and the parent's partitioned indexes come from the
+/// parent either way; grants and tenant isolation carry over after.
+fn fresh_set(
+    parent: &Parent,
+    cfg: &SetConfig,
+    create: &[plan::Range],
+    default_partition: bool,
+) -> Result<i32, FloeError> {
+    let mut names = Vec::with_capacity(create.len() + 1);
+    let mut batch = String::new();
+    if default_partition {
+        let name = parent.child(&plan::child_name(&parent.name, "default"));
+        batch.push_str(&format!(
+            "CREATE TABLE {name} PARTITION OF {} DEFAULT;\n",
+            parent.qualified()
+        ));
+        names.push(name);
+    }
+    for r in create {
+        let (lo, hi) = bounds(cfg, r)?;
+        let child = parent.child(&r.name);
+        batch.push_str(&format!(
+            "CREATE TABLE {child} PARTITION OF {} FOR VALUES FROM ({lo}) TO ({hi});\n",
+            parent.qualified()
+        ));
+        names.push(child);
+    }
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    with_lock_retry("CREATE TABLE ... PARTITION OF (a new set)", || {
+        Ok(Spi::run(&batch)?)
+    })?;
+    for name in &names {
+        copy_acl(parent.oid, name)?;
+    }
+    crate::tenant::apply_to_partitions(parent.oid)?;
+    Ok(create.len() as i32)
 }
 
 pub(super) fn convert(
