@@ -16,8 +16,8 @@
 //! - [`forget_on_workers`], [`worker_findings`]: `disable_audit` and `verify_audit` on the
 //!   coordinator reach the workers' registries and chains.
 
-use super::capture::Facts;
-use super::examine::Finding;
+use super::finding::Finding;
+use super::registry::Facts;
 use super::shard_args::ShardArgs;
 use crate::error::FloeError;
 use crate::privileged::Session;
@@ -112,7 +112,7 @@ pub(super) fn shard_facts(
             table: name,
             shell,
         }),
-        ShardOf::Unknown => Err(super::capture::not_audited(
+        ShardOf::Unknown => Err(super::registry::not_audited(
             root,
             ": it is not a shard of a Citus table",
         )),

@@ -1,6 +1,7 @@
 //! Verification and health: reads the seals and the log and hands them to `verify.rs`, whose
 //! conclusions `floe.verify_audit()` and `floe.health()` report.
 
+use super::finding::Finding;
 use super::record::{self, Digest, Seal, SealHash};
 use super::seal::{entry_of, hash_arr, parse_xid, ENTRIES_OF_SEAL};
 use super::verify::{self, MonthGone, Problem};
@@ -97,15 +98,6 @@ SELECT (SELECT r.horizon::text FROM floe.audit_seal_runs r ORDER BY r.run DESC L
 pub(super) const UNSEALED: &str = "
 SELECT pg_catalog.count(*) FROM floe.audit_log a
  WHERE a.relid = $1 AND a.xid >= coalesce($2::text::xid8, '0'::xid8)";
-
-/// One row of `floe.verify_audit`.
-pub struct Finding {
-    pub table: String,
-    pub status: &'static str,
-    pub entry: Option<i64>,
-    pub logged_at: Option<TimestampWithTimeZone>,
-    pub detail: String,
-}
 
 pub(super) struct StoredSeal {
     pub(super) seal: Seal,

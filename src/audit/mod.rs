@@ -8,24 +8,31 @@
 //! - `shard_args.rs`: the settings a Citus table's audit triggers carry to its shards (pure);
 //! - `api.rs`: the SQL surface: the triggers, `floe.enable_audit`, the sealing job,
 //!   `floe.verify_audit`;
-//! - machinery: `capture.rs` (turning a row change into an entry and writing it),
-//!   `registry.rs` (audited tables, the log's partition set), `seal.rs` (sealing),
-//!   `examine.rs` (reading seals and log for verification and health), `custody.rs` (floe's
-//!   own moves and retirements of audit rows), `distributed.rs` (Citus tables: entries
-//!   logged on the node that holds the shard).
+//! - machinery: `capture.rs` (the per-table configuration and turning a row change into an
+//!   entry), `render.rs` (a row's columns as the entry's text), `pending.rs` (the
+//!   transaction's buffer of entries and its flush), `write.rs` (the log partition entries go
+//!   to and the INSERTs), `registry.rs` (audited tables, their facts, the log's partition
+//!   set), `seal.rs` (sealing), `examine.rs` (reading seals and log for verification and
+//!   health; its rows: `finding.rs`), `custody.rs` (floe's own moves and retirements of
+//!   audit rows), `distributed.rs` (Citus tables: entries logged on the node that holds the
+//!   shard).
 
 mod api;
 mod capture;
 mod custody;
 mod distributed;
 mod examine;
+mod finding;
 pub mod identity;
+mod pending;
 pub mod record;
 mod registry;
+mod render;
 mod seal;
 pub mod shard_args;
 mod tests;
 pub mod verify;
+mod write;
 
 pub use custody::{internal, retire_month, LOG_SET};
 pub use examine::health_checks;

@@ -1,5 +1,7 @@
 //! Which tables are audited: `floe.audit_tables`, the log's partition set (made with the
-//! first audited table), the checks on a table before auditing it.
+//! first audited table), the checks on a table before auditing it, and what a table's
+//! entries say about it (`Facts`: from its registry row here, from a shard's trigger in
+//! `distributed.rs`). Machinery (SPI).
 
 use crate::error::FloeError;
 use crate::privileged::Session;
@@ -131,4 +133,54 @@ pub(super) fn classification_arg(values: Vec<Option<String>>) -> Result<Vec<Stri
     }
     out.sort();
     Ok(out)
+}
+
+pub(super) const TABLE_FACTS: &str = "
+SELECT a.redact, a.classification,
+       (SELECT t.tenant_column::text FROM floe.tenant_tables t
+         WHERE t.relid = a.relid AND t.via_column IS NULL),
+       n.nspname::text, c.relname::text, a.log_relid
+  FROM floe.audit_tables a
+  JOIN pg_catalog.pg_class c ON c.oid = a.relid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE a.relid = $1";
+
+/// What the entries of a table say about it, from its registry row (one node) or from its
+/// trigger's arguments and Citus's catalog (a shard: `distributed.rs`).
+pub(super) struct Facts {
+    pub(super) redact: Vec<String>,
+    pub(super) classification: Vec<String>,
+    pub(super) tenant_column: Option<String>,
+    pub(super) schema: String,
+    pub(super) table: String,
+    pub(super) log_relid: pg_sys::Oid,
+    pub(super) shell: bool,
+}
+
+pub(super) fn not_audited(root: pg_sys::Oid, why: &str) -> FloeError {
+    FloeError::WrongState {
+        message: format!(
+            "table with oid {} has floe's audit trigger but is not audited{why}",
+            root.to_u32()
+        ),
+        hint: "Call floe.enable_audit() on it (or floe.disable_audit() to remove the trigger)."
+            .into(),
+    }
+}
+
+pub(super) fn local_facts(s: &mut Session<'_, '_>, root: pg_sys::Oid) -> Result<Facts, FloeError> {
+    let facts = s.run(TABLE_FACTS, &[root.into()])?;
+    if facts.is_empty() {
+        return Err(not_audited(root, ""));
+    }
+    let row = facts.first();
+    Ok(Facts {
+        redact: row.get::<Vec<String>>(1)?.unwrap_or_default(),
+        classification: row.get::<Vec<String>>(2)?.unwrap_or_default(),
+        tenant_column: row.get(3)?,
+        schema: row.get(4)?.unwrap_or_default(),
+        table: row.get(5)?.unwrap_or_default(),
+        log_relid: row.get(6)?.unwrap_or(root),
+        shell: false,
+    })
 }
