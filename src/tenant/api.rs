@@ -1,16 +1,15 @@
 //! The tenant module's SQL surface: the context functions, the guard trigger, isolating and
-//! un-isolating tables, coverage. The work is done in `session.rs`, `isolate.rs` and
-//! `inspect.rs`.
+//! un-isolating tables, coverage. The work is done in `session.rs`, `isolate.rs`, `state.rs`,
+//! `guard_trigger.rs` and `inspect.rs`.
 
 use super::context::ContextError;
 use super::coverage::Kind;
+use super::guard_trigger::guard_row;
 use super::inspect::coverage_rows;
-use super::isolate::{
-    apply_to_partitions, enable, guard_row, partitions, qi, registration, rel_info, rel_state,
-    require_owner, run_steps, DdlScope,
-};
+use super::isolate::{apply_to_partitions, enable, run_steps, DdlScope};
 use super::plan::{self, QualName, Tenancy};
 use super::session::{admin_active, read_context, set_context, token_required};
+use super::state::{partitions, qi, registration, rel_info, rel_state, require_owner};
 use super::tokens;
 use crate::error::{required, ErrorReport, FloeError};
 use crate::sqltypes::{to_pg_uuid as to_pg, to_uuid, Name};
@@ -193,7 +192,7 @@ fn disable_tenant_isolation(
         };
         let indexed = tenancy.indexed_column().to_string();
         // Disabling drops floe's policies whatever their style.
-        let style = super::isolate::policy_style(&tenancy);
+        let style = super::state::policy_style(&tenancy);
         let root_state = rel_state(client, oid, &indexed, oid, style)?;
         let parts = partitions(client, oid, &indexed, style)?;
         Ok::<_, FloeError>((info, reg, tenancy, root_state, parts))

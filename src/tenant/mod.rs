@@ -5,20 +5,24 @@
 //! row), `plan.rs` (the DDL that isolates a table), `coverage.rs` (naming the holes),
 //! `token.rs` (signed tenant tokens).
 //! `api.rs` is the SQL surface; machinery: `session.rs` (the context of this session, admin
-//! mode, authorizing a tenant), `isolate.rs` (catalog state, the isolating DDL, the registry,
-//! the guard trigger's work), `inspect.rs` (coverage and health facts), `inline.rs` (the
-//! planner pass that lets statements that write read the context without a sub-select).
+//! mode, authorizing a tenant), `state.rs` (what the catalog says about a table),
+//! `isolate.rs` (the isolating DDL, the registry, new and retired partitions),
+//! `guard_trigger.rs` (the guard trigger's work), `inspect.rs` (coverage and health facts),
+//! `inline.rs` (the planner pass that lets statements that write read the context without a
+//! sub-select).
 //! `src/sql/tenant.sql` holds the registry and event triggers.
 
 mod api;
 pub mod context;
 pub mod coverage;
 pub mod guard;
+mod guard_trigger;
 mod inline;
 mod inspect;
 mod isolate;
 pub mod plan;
 mod session;
+mod state;
 mod tests;
 pub mod token;
 mod tokens;
