@@ -2,11 +2,11 @@
 //! then each step committed on its own (procedure, scheduler worker) or inside the caller's
 //! transaction; the set's advisory lock, its recorded outcome, the worker's deferred run.
 
-use super::children::{
-    as_owner, attach_staged_child, caught, children, create_or_stage_child, ddl,
-    default_partition_of, drop_exclusion, owned_table, plan_error, validate_exclusion, Parent,
-    SetConfig,
+use super::children::{children, default_partition_of, owned_table, plan_error, Parent, SetConfig};
+use super::create::{
+    attach_staged_child, create_or_stage_child, drop_exclusion, validate_exclusion,
 };
+use super::ddl::{as_owner, caught, ddl};
 use super::plan::{self, ControlType, Range, RetentionMode, SetState, Step};
 use crate::error::FloeError;
 use crate::{gucs, subxact};

@@ -4,13 +4,17 @@
 //! Pure logic: `plan.rs` (calendar steps, names, what to create and retire), `checks.rs`
 //! (health). `api.rs`: the SQL surface (`create_parent`, `partition_existing`, the
 //! `floe.run_maintenance` procedure, the SQL-language functions). Machinery: `children.rs`
-//! (a set's children and the DDL that makes them), `maintain.rs` (maintenance passes, in the
-//! caller's transaction, a procedure's or the scheduler worker's), `setup.rs` (making a set,
-//! converting a table), `health.rs` (the facts `checks.rs` judges).
+//! (a set's parent and children in the catalog), `create.rs` (the DDL that makes a child),
+//! `ddl.rs` (DDL under lock timeout with retries, as the parent's owner), `maintain.rs`
+//! (maintenance passes, in the caller's transaction, a procedure's or the scheduler
+//! worker's), `setup.rs` (making a set, converting a table), `health.rs` (the facts
+//! `checks.rs` judges).
 
 mod api;
 pub mod checks;
 mod children;
+mod create;
+mod ddl;
 mod health;
 mod maintain;
 pub mod plan;

@@ -1,10 +1,9 @@
 //! Making a set: `create_parent`'s checks and first children, and `partition_existing`'s
 //! conversion of a plain table into a set whose default partition it becomes.
 
-use super::children::{
-    as_owner, bounds, children, copy_acl, create_child, ddl, default_partition_of, owned_table,
-    plan_error, with_lock_retry, Parent, SetConfig,
-};
+use super::children::{children, default_partition_of, owned_table, plan_error, Parent, SetConfig};
+use super::create::{bounds, copy_acl, create_child};
+use super::ddl::{as_owner, ddl, with_lock_retry};
 use super::plan::{self, ControlType, RetentionMode, SetState, Step};
 use crate::error::{invalid, required, FloeError};
 use crate::sqltypes::Name;
