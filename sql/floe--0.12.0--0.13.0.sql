@@ -1,5 +1,6 @@
 -- floe 0.12.0 -> 0.13.0: performance lead (issue #27): floe.complete_and_dequeue, a worker's
--- loop (complete what it finished, dequeue the next) in one call and one round trip.
+-- loop (complete what it finished, dequeue the next) in one call and one round trip; the
+-- event trigger function floe.own_partitions_on_ddl() looks its tables up by index.
 --
 -- First, as every update from 0.8.0 on: refuse a library older than these scripts (a stale
 -- floe.so, or a preloaded server not restarted after the install).
@@ -43,3 +44,27 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'complete_and_dequeue_wrapper';
 COMMENT ON FUNCTION floe.complete_and_dequeue(text, bigint[], uuid, integer, interval) IS
   'floe queue: a worker''s loop in one call: completes the jobs in done (as complete_many; with lease, the one job of done as complete(id, lease)), then dequeues up to batch jobs from queue (as dequeue), in one transaction. All or nothing: a job that cannot be completed is named and nothing is dequeued.';
+
+-- Looks the statement's table up in pg_inherits by index (creating many partitions in one
+-- transaction was quadratic).
+CREATE OR REPLACE FUNCTION floe.own_partitions_on_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+DECLARE
+    parents oid[] := ARRAY[to_regclass('floe.audit_log'), to_regclass('floe.queue_archive')];
+BEGIN
+    -- pg_dump output (it starts with SET check_function_bodies = false) brings every month's
+    -- indexes and triggers itself: making them here would make its own statements fail.
+    IF current_setting('check_function_bodies') = 'off' THEN
+        RETURN;
+    END IF;
+    -- A month created or attached: the statement's table is in the tree of one of the two
+    -- parents (the parent itself for an ATTACH). pg_partition_root reads the catalog cache:
+    -- a join with pg_inherits read all of it for every CREATE and ALTER TABLE, which made
+    -- creating many partitions in one transaction quadratic.
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+               WHERE c.classid = 'pg_class'::regclass
+                 AND pg_partition_root(c.objid)::oid = ANY (parents)) THEN
+        PERFORM floe.complete_own_partitions();
+    END IF;
+END
+$fn$;

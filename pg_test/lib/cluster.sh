@@ -170,11 +170,15 @@ cluster_cleanup_all() {
 # fresh temp dir, with extra postgresql.conf lines (e.g. "floe.max_workers = 0"). Sets
 # FLOE_TEST_DIR and exports PGHOST/PGPORT/PGUSER for it (a second call points them at the
 # second cluster); every throwaway cluster is stopped and removed when the shell exits.
+# FLOE_CLUSTER_TMP (default /tmp) is where its directory goes: benchmarks that create
+# thousands of files run on /dev/shm there, so the file system's inode allocation (seen at
+# 40 % of a create_parent profile on this VM's ext4, varying 2x from run to run) does not
+# swamp what they compare.
 cluster_throwaway() {
     local preload=$1 dir port setting
     shift
     ensure_os_user
-    dir=$(mktemp -d /tmp/floe-cluster.XXXXXX)
+    dir=$(mktemp -d "${FLOE_CLUSTER_TMP:-/tmp}/floe-cluster.XXXXXX")
     FLOE_THROWAWAY_DIRS+=("$dir")
     trap cluster_cleanup_all EXIT
     port=$(free_port)

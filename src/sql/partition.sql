@@ -228,16 +228,21 @@ REVOKE EXECUTE ON FUNCTION floe.complete_own_partitions() FROM PUBLIC;
 
 CREATE FUNCTION floe.own_partitions_on_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+DECLARE
+    parents oid[] := ARRAY[to_regclass('floe.audit_log'), to_regclass('floe.queue_archive')];
 BEGIN
     -- pg_dump output (it starts with SET check_function_bodies = false) brings every month's
     -- indexes and triggers itself: making them here would make its own statements fail.
     IF current_setting('check_function_bodies') = 'off' THEN
         RETURN;
     END IF;
+    -- A month created or attached: the statement's table is in the tree of one of the two
+    -- parents (the parent itself for an ATTACH). pg_partition_root reads the catalog cache:
+    -- a join with pg_inherits read all of it for every CREATE and ALTER TABLE, which made
+    -- creating many partitions in one transaction quadratic.
     IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
-                JOIN pg_inherits i ON i.inhrelid = c.objid OR i.inhparent = c.objid
                WHERE c.classid = 'pg_class'::regclass
-                 AND i.inhparent IN (to_regclass('floe.audit_log'), to_regclass('floe.queue_archive'))) THEN
+                 AND pg_partition_root(c.objid)::oid = ANY (parents)) THEN
         PERFORM floe.complete_own_partitions();
     END IF;
 END
