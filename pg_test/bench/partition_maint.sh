@@ -18,7 +18,8 @@
 # pg_locks every ~2 ms for locks the maintenance session holds on any parent (longest hold
 # of a writer-blocking mode: SHARE or stronger; and of any mode from SHARE UPDATE EXCLUSIVE
 # up).
-# Usage: pg_test/bench/partition_maint.sh [sets, default 100]   (needs floe and pg_partman)
+# Usage: [FLOE_CLUSTER_TMP=/dev/shm] pg_test/bench/partition_maint.sh [sets, default 100]   (needs floe and
+# pg_partman; /dev/shm keeps the file system's inode allocation out of the comparison)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../lib/cluster.sh"
