@@ -19,7 +19,6 @@ use pgrx::is_a;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::Cell;
-use std::ffi::CStr;
 
 thread_local! {
     /// A query was pinned in the current transaction (the plan cache is reset at its end).
@@ -65,7 +64,7 @@ impl Walk {
         }
         // SAFETY: catalog look-ups on the backend thread, inside the planning transaction.
         unsafe {
-            self.floe_namespace = pg_sys::get_namespace_oid(c"floe".as_ptr(), true);
+            self.floe_namespace = crate::privileged::floe_schema();
             let tc = pg_sys::lookup_type_cache(pg_sys::UUIDOID, pg_sys::TYPECACHE_EQ_OPR as i32);
             if !tc.is_null() {
                 self.uuid_eq = (*tc).eq_opr;
@@ -316,7 +315,11 @@ unsafe fn floe_policy(walk: &Walk, qual: *mut pg_sys::Node) -> Option<*mut pg_sy
                 let arg = pg_sys::list_nth((*b).args, i) as *mut pg_sys::Node;
                 if let Some(v) = tenant_equality(walk, arg) {
                     var = Some(v);
-                } else if !floe_call(walk, arg, c"tenant_admin_active") {
+                } else if !crate::tenant::floe_call(
+                    arg,
+                    walk.floe_namespace,
+                    &[c"tenant_admin_active"],
+                ) {
                     return None;
                 }
             }
@@ -350,27 +353,8 @@ unsafe fn tenant_equality(walk: &Walk, node: *mut pg_sys::Node) -> Option<*mut p
         let var = var as *mut pg_sys::Var;
         (is_a(var.cast(), pg_sys::NodeTag::T_Var)
             && (*var).varlevelsup == 0
-            && floe_call(walk, call, c"current_tenant"))
+            && crate::tenant::floe_call(call, walk.floe_namespace, &[c"current_tenant"]))
         .then_some(var)
-    }
-}
-
-/// `node` is a call of floe's function `name` without arguments.
-///
-/// # Safety
-/// `node` is an expression node.
-unsafe fn floe_call(walk: &Walk, node: *mut pg_sys::Node, name: &CStr) -> bool {
-    // SAFETY: the caller's contract; syscache look-ups of the function.
-    unsafe {
-        if !is_a(node, pg_sys::NodeTag::T_FuncExpr) {
-            return false;
-        }
-        let f = node as *mut pg_sys::FuncExpr;
-        if !(*f).args.is_null() || pg_sys::get_func_namespace((*f).funcid) != walk.floe_namespace {
-            return false;
-        }
-        let fname = pg_sys::get_func_name((*f).funcid);
-        !fname.is_null() && CStr::from_ptr(fname) == name
     }
 }
 

@@ -186,21 +186,32 @@ unsafe fn context_call(
         }
         let te = pg_sys::list_nth((*q).targetList, 0) as *mut pg_sys::TargetEntry;
         let call = (*te).expr as *mut pg_sys::Node;
-        if (*te).resjunk || !is_a(call, pg_sys::NodeTag::T_FuncExpr) {
-            return None;
-        }
-        let call = call as *mut pg_sys::FuncExpr;
-        if !(*call).args.is_null() {
-            return None;
-        }
         let floe = *state
             .floe_namespace
-            .get_or_insert_with(|| pg_sys::get_namespace_oid(c"floe".as_ptr(), true));
-        if floe == pg_sys::InvalidOid || pg_sys::get_func_namespace((*call).funcid) != floe {
-            return None;
+            .get_or_insert_with(crate::privileged::floe_schema);
+        (!(*te).resjunk && floe_call(call, floe, &CONTEXT_FUNCTIONS))
+            .then_some(call as *mut pg_sys::FuncExpr)
+    }
+}
+
+/// `node` is a call, without arguments, of one of floe's functions `names` (in schema
+/// `floe`, InvalidOid when floe is not installed: then never).
+///
+/// # Safety
+/// `node` is an expression node.
+pub unsafe fn floe_call(node: *mut pg_sys::Node, floe: pg_sys::Oid, names: &[&CStr]) -> bool {
+    // SAFETY: the caller's contract; node types are checked before each cast; syscache
+    // look-ups of the function.
+    unsafe {
+        if floe == pg_sys::InvalidOid || !is_a(node, pg_sys::NodeTag::T_FuncExpr) {
+            return false;
         }
-        let name = pg_sys::get_func_name((*call).funcid);
-        (!name.is_null() && CONTEXT_FUNCTIONS.contains(&CStr::from_ptr(name))).then_some(call)
+        let f = node as *mut pg_sys::FuncExpr;
+        if !(*f).args.is_null() || pg_sys::get_func_namespace((*f).funcid) != floe {
+            return false;
+        }
+        let name = pg_sys::get_func_name((*f).funcid);
+        !name.is_null() && names.contains(&CStr::from_ptr(name))
     }
 }
 

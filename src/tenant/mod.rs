@@ -27,7 +27,7 @@ mod tests;
 pub mod token;
 mod tokens;
 
-pub use inline::inline_context;
+pub use inline::{floe_call, inline_context};
 pub use inspect::health_checks;
 pub use isolate::{apply_to_partitions, as_floe_ddl, isolate_retired};
 pub use session::{
