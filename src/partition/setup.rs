@@ -2,7 +2,7 @@
 //! conversion of a plain table into a set whose default partition it becomes.
 
 use super::children::{children, default_partition_of, owned_table, plan_error, Parent, SetConfig};
-use super::create::{bounds, copy_acl, create_child};
+use super::create::{bounds, copy_acl, copy_acls, create_child};
 use super::ddl::{as_owner, ddl, with_lock_retry};
 use super::plan::{self, ControlType, RetentionMode, SetState, Step};
 use crate::error::{invalid, required, FloeError};
@@ -330,9 +330,10 @@ fn fresh_set(
     with_lock_retry("CREATE TABLE ... PARTITION OF (a new set)", || {
         Ok(Spi::run(&batch)?)
     })?;
-    for name in &names {
-        copy_acl(parent.oid, name)?;
-    }
+    copy_acls(
+        parent.oid,
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
     crate::tenant::apply_to_partitions(parent.oid)?;
     Ok(create.len() as i32)
 }
