@@ -102,27 +102,24 @@ ROLLBACK;
 -- Statements that write read the context without the policy's sub-select (floe's planner
 -- pass: they never run in parallel workers); reads keep the InitPlan, whose value the leader
 -- hands to parallel workers, which could not tell a transaction's tenant from a session's.
-CREATE FUNCTION public.plan_has(stmt text, fragment text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    line text;
+-- (The plan's lines, with the spelling of an InitPlan's output normalised: $0 up to
+-- PostgreSQL 16, (InitPlan 1).col1 from 17.)
+CREATE FUNCTION pg_temp.plan_of(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
 BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || stmt LOOP
-        IF strpos(line, fragment) > 0 THEN
-            RETURN true;
-        END IF;
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+        RETURN NEXT regexp_replace(regexp_replace(line, '\(InitPlan 1\)\.col1|\$0', '<initplan>', 'g'),
+                                   'InitPlan 1( \(returns <initplan>\))?', 'InitPlan 1');
     END LOOP;
-    RETURN false;
-END
-$$;
-GRANT EXECUTE ON FUNCTION public.plan_has(text, text) TO PUBLIC;
+END $$;
 SET ROLE regress_app;
 BEGIN;
 SELECT floe.set_tenant(:'A');
-SELECT public.plan_has('UPDATE app.jobs SET payload = payload WHERE id = 1', 'InitPlan') AS update_initplan,
-       public.plan_has('UPDATE app.jobs SET payload = payload WHERE id = 1', 'floe.current_tenant()') AS update_calls,
-       public.plan_has('DELETE FROM app.jobs WHERE id = 1', 'InitPlan') AS delete_initplan,
-       public.plan_has('SELECT * FROM app.jobs WHERE id = 1', 'InitPlan') AS select_initplan,
-       public.plan_has('WITH d AS (DELETE FROM app.jobs WHERE id = 0 RETURNING id) SELECT * FROM app.jobs', 'InitPlan') AS modifying_cte_initplan;
+SELECT EXISTS (SELECT FROM pg_temp.plan_of('UPDATE app.jobs SET payload = payload WHERE id = 1') l WHERE strpos(l, 'InitPlan') > 0) AS update_initplan,
+       EXISTS (SELECT FROM pg_temp.plan_of('UPDATE app.jobs SET payload = payload WHERE id = 1') l WHERE strpos(l, 'floe.current_tenant()') > 0) AS update_calls,
+       EXISTS (SELECT FROM pg_temp.plan_of('DELETE FROM app.jobs WHERE id = 1') l WHERE strpos(l, 'InitPlan') > 0) AS delete_initplan,
+       EXISTS (SELECT FROM pg_temp.plan_of('SELECT * FROM app.jobs WHERE id = 1') l WHERE strpos(l, 'InitPlan') > 0) AS select_initplan,
+       EXISTS (SELECT FROM pg_temp.plan_of('WITH d AS (DELETE FROM app.jobs WHERE id = 0 RETURNING id) SELECT * FROM app.jobs') l WHERE strpos(l, 'InitPlan') > 0) AS modifying_cte_initplan;
 SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
 SET LOCAL min_parallel_table_scan_size = 0;
@@ -130,7 +127,7 @@ SET LOCAL max_parallel_workers_per_gather = 2;
 SET LOCAL parallel_leader_participation = off;
 SET LOCAL enable_indexscan = off;
 SET LOCAL enable_bitmapscan = off;
-SELECT public.plan_has('SELECT count(*) FROM app.jobs', 'Gather') AS parallel_read;
+SELECT EXISTS (SELECT FROM pg_temp.plan_of('SELECT count(*) FROM app.jobs') l WHERE strpos(l, 'Gather') > 0) AS parallel_read;
 SELECT count(*) AS rows_of_a FROM app.jobs;
 COMMIT;
 -- An update guard from before 0.13.0 (without UPDATE OF) is replaced by the next enable;
@@ -208,16 +205,6 @@ SELECT tenant_id, payload FROM app.jobs ORDER BY id;
 COMMIT;
 
 -- The policy reads the context once per statement (InitPlan) and can use the index.
--- (The plan's lines, with the spelling of an InitPlan's output normalised: $0 up to
--- PostgreSQL 16, (InitPlan 1).col1 from 17.)
-CREATE FUNCTION pg_temp.plan_of(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE line text;
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
-        RETURN NEXT regexp_replace(regexp_replace(line, '\(InitPlan 1\)\.col1|\$0', '<initplan>', 'g'),
-                                   'InitPlan 1( \(returns <initplan>\))?', 'InitPlan 1');
-    END LOOP;
-END $$;
 SET enable_seqscan = off;
 BEGIN;
 SET LOCAL ROLE regress_app;
