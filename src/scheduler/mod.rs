@@ -4,7 +4,8 @@
 //! outcome means for the next one), `checks.rs` (the health check). Machinery: `jobs.rs` (the
 //! job rows, schedule parsing and option checks), `runs.rs` (running a job and its run
 //! bookkeeping), `execute.rs` (a command as the job's owner under `max_runtime`), `wake.rs`
-//! (the shared registry of schedulers and the wakeups), `dropdb.rs` (the ProcessUtility
+//! (the shared registry of schedulers and the wakeups; the registry's data and rules are
+//! pure, `registry.rs`), `dropdb.rs` (the ProcessUtility
 //! hook), `health.rs`; `src/toplevel.rs` (crate level) marks the worker's process and runs
 //! its top-level statements. `worker.rs`: the launcher and the per-database
 //! scheduler; `api.rs`: the SQL functions. Both use the machinery; nothing imports them.
@@ -15,6 +16,7 @@ mod dropdb;
 mod execute;
 mod health;
 mod jobs;
+mod registry;
 pub mod retry;
 mod runs;
 mod wake;

@@ -9,32 +9,7 @@ use pgrx::shmem::PGRXSharedMemory;
 use pgrx::{pg_shmem_init, PgAtomic};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const MAX_SLOTS: usize = 64;
-
-#[derive(Clone, Copy, Default)]
-#[repr(C)]
-pub struct Slot {
-    dboid: u32,
-    pub(super) pid: i32,
-    /// The database has no floe extension (set by its scheduler, cleared on a wake).
-    pub(super) absent: bool,
-    /// DROP DATABASE is stopping this database's scheduler: do not restart it.
-    pub(super) dropping_until: i64,
-}
-
-#[derive(Clone, Copy)]
-#[repr(C)]
-pub struct Registry {
-    slots: [Slot; MAX_SLOTS],
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        Registry {
-            slots: [Slot::default(); MAX_SLOTS],
-        }
-    }
-}
+pub(super) use super::registry::{Registry, Slot};
 
 unsafe impl PGRXSharedMemory for Registry {}
 
@@ -47,24 +22,6 @@ pub(super) fn unix_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-impl Registry {
-    pub(super) fn slot_mut(&mut self, dboid: u32) -> Option<&mut Slot> {
-        if let Some(i) = self.slots.iter().position(|s| s.dboid == dboid) {
-            return Some(&mut self.slots[i]);
-        }
-        let free = self.slots.iter().position(|s| s.dboid == 0)?;
-        self.slots[free] = Slot {
-            dboid,
-            ..Slot::default()
-        };
-        Some(&mut self.slots[free])
-    }
-
-    pub(super) fn get(&self, dboid: u32) -> Option<Slot> {
-        self.slots.iter().find(|s| s.dboid == dboid).copied()
-    }
 }
 
 /// The registry and the wake counter in shared memory. Only when preloading.
@@ -97,10 +54,7 @@ pub fn wake_launcher() {
 /// DATABASE/EXTENSION, CREATE DATABASE ... TEMPLATE), forgets that it lacked floe, and wakes
 /// the launcher.
 pub(super) fn release(dboid: u32) {
-    set_slot(dboid, |s| {
-        s.absent = false;
-        s.dropping_until = 0;
-    });
+    set_slot(dboid, Slot::release);
     WAKE.get().fetch_add(1, Ordering::SeqCst);
 }
 
@@ -119,6 +73,12 @@ pub fn wake_local_scheduler_at_commit() {
             libc_kill(pid, 10);
         }
     });
+}
+
+/// This database's release count now: read by a scheduler before it looks for the extension
+/// (see [`Slot::settle_absent`]).
+pub(super) fn releases(dboid: u32) -> u64 {
+    REGISTRY.share().get(dboid).map_or(0, |s| s.releases)
 }
 
 pub(super) fn set_slot(dboid: u32, f: impl FnOnce(&mut Slot)) {

@@ -180,12 +180,19 @@ pub extern "C-unwind" fn floe_scheduler_main(arg: pg_sys::Datum) {
     let dboid = arg.value() as u32;
     crate::toplevel::mark_scheduler_worker();
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(dboid)), None);
-    if !extension_present() {
-        set_slot(dboid, |s| {
-            s.absent = true;
-            s.pid = 0;
-        });
-        return;
+    // No floe here: say so, so the launcher leaves the database alone until a release
+    // (CREATE EXTENSION). A release that came after this look (the extension committed after
+    // our snapshot) keeps the database in play: look again.
+    loop {
+        let seen = wake::releases(dboid);
+        if extension_present() {
+            break;
+        }
+        let mut recorded = true;
+        set_slot(dboid, |s| recorded = s.settle_absent(seen));
+        if recorded {
+            return;
+        }
     }
     // One scheduler per database: if another one is alive, leave.
     let me = unsafe { pg_sys::MyProcPid };
