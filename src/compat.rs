@@ -181,6 +181,47 @@ pub unsafe fn portal_run(
     }
 }
 
+/// Index entries for a tuple just inserted into `rri`'s relation (no ON CONFLICT, every index:
+/// the `onlySummarizing` argument came in 16).
+///
+/// # Safety
+/// `rri` has its indexes open (`ExecOpenIndices`); `slot` holds the inserted tuple.
+pub unsafe fn insert_index_tuples(
+    rri: *mut pg_sys::ResultRelInfo,
+    slot: *mut pg_sys::TupleTableSlot,
+    estate: *mut pg_sys::EState,
+) {
+    #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+    // SAFETY: the caller's contract.
+    let recheck = unsafe {
+        pg_sys::ExecInsertIndexTuples(
+            rri,
+            slot,
+            estate,
+            false,
+            false,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+    // SAFETY: the caller's contract.
+    let recheck = unsafe {
+        pg_sys::ExecInsertIndexTuples(
+            rri,
+            slot,
+            estate,
+            false,
+            false,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            false,
+        )
+    };
+    // SAFETY: the list of deferred-uniqueness indexes, not used here.
+    unsafe { pg_sys::list_free(recheck) };
+}
+
 /// Blocks of tables and indexes written since the statistics were reset: by backends in
 /// normal operation (evictions), by everyone in normal operation, and by backends' bulk
 /// operations (NULL up to 15, where `pg_stat_bgwriter.buffers_backend` counts evictions and

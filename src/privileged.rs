@@ -309,6 +309,21 @@ fn run_as_owner<T>(
 ) -> Result<T, FloeError> {
     // SAFETY: reads the current role.
     let caller = unsafe { pg_sys::GetUserId() };
+    as_owner(|| {
+        if pin_settings {
+            with_pinned_settings(caller, f)
+        } else {
+            Spi::connect_mut(|client| {
+                let mut session = Session { client, caller };
+                f(&mut session)
+            })
+        }
+    })
+}
+
+/// Runs `f` as the extension's owner with no SPI connection and no settings pinned: for
+/// work that runs no SQL (the audit log's direct writer).
+pub fn as_owner<T>(f: impl FnOnce() -> Result<T, FloeError>) -> Result<T, FloeError> {
     let owner = extension_owner()?;
     let (mut saved_user, mut saved_ctx) = (pg_sys::InvalidOid, 0);
     // SAFETY: saved and restored below; an ERROR's (sub)transaction abort restores the role.
@@ -319,14 +334,7 @@ fn run_as_owner<T>(
             saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
         );
     }
-    let out = if pin_settings {
-        with_pinned_settings(caller, f)
-    } else {
-        Spi::connect_mut(|client| {
-            let mut session = Session { client, caller };
-            f(&mut session)
-        })
-    };
+    let out = f();
     // SAFETY: restores what was saved above.
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx) };
     out

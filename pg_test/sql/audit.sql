@@ -269,3 +269,67 @@ SELECT floe.set_retention('floe.audit_log', '1 month', 'drop');
 CALL floe.run_maintenance('floe.audit_log', as_of => now() + interval '3 months');
 SELECT count(*) = :entries_before AS nothing_retired FROM floe.audit_log;
 SELECT floe.set_retention('floe.audit_log', NULL);
+
+-- Written straight into the month, or through SQL: the same entries -------------------------
+-- floe writes entries into the month's heap and indexes itself, building their jsonb in
+-- memory; a month with an INSERT trigger (or a rule, row security, a column floe does not
+-- fill) is written through SQL instead, from the entries' JSON text, and the trigger runs.
+-- The same statements on twin tables, one written each way, log the same entries: strings
+-- with quotes, escapes, control characters and non-ASCII; numbers as numeric keeps them
+-- (1.50, -0, 1e-7, NaN, infinities); booleans; NULLs; json values; dates; arrays; key order.
+CREATE TABLE twin_a (id int PRIMARY KEY, "é" text, a_rather_long_column_name numeric, f float8,
+                     b bool, t text, j jsonb, ts timestamptz, d date, arr int[], u uuid);
+CREATE TABLE twin_b (LIKE twin_a INCLUDING ALL);
+SELECT floe.enable_audit('twin_a', redact => '{t}', classification => '{gdpr}'),
+       floe.enable_audit('twin_b', redact => '{t}', classification => '{gdpr}');
+CREATE TABLE twin_rows AS SELECT * FROM (VALUES
+    (1, 'plain', 1.50, 1.5::float8, true, 'secret', NULL::jsonb, '2026-01-02 03:04:05.678+00'::timestamptz,
+     '2024-02-29'::date, '{1,2,NULL}'::int[], 'aaaaaaaa-0000-0000-0000-000000000001'::uuid),
+    (2, E'quote " backslash \\ newline \n tab \t bell \x07 é 😀', -0.0, 'NaN', false, '', '{"a": [1, {"b": null}], "c": "x"}',
+     NULL, NULL, '{}', NULL),
+    (3, '', 'NaN', '-Infinity', NULL, 'secret', '"x"', 'infinity', 'infinity', NULL, NULL),
+    (4, '{"not": "json"}', 1e-7, 1e30, true, NULL, '5', '1999-12-31 23:59:59.999999+00', '0001-01-01 BC', '{{1,2},{3,4}}', NULL),
+    (5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+  ) v(id, "é", a_rather_long_column_name, f, b, t, j, ts, d, arr, u);
+CREATE FUNCTION twin_changes(tbl text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('INSERT INTO %I SELECT * FROM twin_rows', tbl);
+    EXECUTE format($s$INSERT INTO %I (id, "é", a_rather_long_column_name) VALUES (6, 'one row', 'Infinity')$s$, tbl);
+    EXECUTE format($s$UPDATE %I SET "é" = "é" || '!', f = f * 2, t = 'other' WHERE id <= 2$s$, tbl);
+    EXECUTE format($s$UPDATE %I SET j = '{"k": [true, null]}', b = NOT b WHERE id IN (3, 4)$s$, tbl);
+    EXECUTE format('UPDATE %I SET a_rather_long_column_name = 2.000 WHERE id = 5', tbl);
+    EXECUTE format('DELETE FROM %I WHERE id IN (1, 4)', tbl);
+END $$;
+SELECT twin_changes('twin_a');
+-- An INSERT trigger on the log (so on every month): floe writes through SQL, and the trigger
+-- sees every entry.
+CREATE TABLE twin_fired (n int);
+CREATE FUNCTION twin_fired() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO twin_fired VALUES (1); RETURN NEW; END $$;
+CREATE TRIGGER twin_fired BEFORE INSERT ON floe.audit_log FOR EACH ROW EXECUTE FUNCTION twin_fired();
+SELECT twin_changes('twin_b');
+DROP TRIGGER twin_fired ON floe.audit_log;
+SELECT count(*) AS entries_through_sql FROM twin_fired;
+CREATE VIEW twins AS
+SELECT table_name, row_number() OVER (PARTITION BY table_name ORDER BY id) AS n, schema_name, op, tenant,
+       actor, app_actor, client_addr, pk, old_values, new_values, redacted, classification,
+       relid = table_name::regclass AS relid_ok
+  FROM floe.audit_log WHERE table_name IN ('twin_a', 'twin_b');
+SELECT count(*) AS entries,
+       count(*) FILTER (WHERE (a.schema_name, a.op, a.tenant, a.actor, a.app_actor, a.client_addr, a.redacted,
+                               a.classification, a.relid_ok, a.pk::text, a.old_values::text, a.new_values::text)
+                              IS NOT DISTINCT FROM
+                              (b.schema_name, b.op, b.tenant, b.actor, b.app_actor, b.client_addr, b.redacted,
+                               b.classification, b.relid_ok, b.pk::text, b.old_values::text, b.new_values::text)
+                          AND a.pk IS NOT DISTINCT FROM b.pk AND a.old_values IS NOT DISTINCT FROM b.old_values
+                          AND a.new_values IS NOT DISTINCT FROM b.new_values) AS the_same
+  FROM (SELECT * FROM twins WHERE table_name = 'twin_a') a
+  FULL JOIN (SELECT * FROM twins WHERE table_name = 'twin_b') b USING (n);
+-- What they say (twin_a's), for the record (redaction hashes shown as blake3:….).
+SELECT n, regexp_replace(op || ' ' || pk::text || ': ' || coalesce(old_values::text, '') || ' -> '
+                         || coalesce(new_values::text, ''), 'blake3:[0-9a-f]{32}', 'blake3:…', 'g') AS entry
+  FROM twins WHERE table_name = 'twin_a' ORDER BY n;
+-- A jsonb value reads back as one: its keys are found (jsonb's lookup relies on their order).
+SELECT new_values -> 'a_rather_long_column_name' AS long_key, new_values -> 'é' AS short_key,
+       new_values ? 'arr' AS has_arr, jsonb_typeof(new_values -> 'f') AS f_type
+  FROM twins WHERE table_name = 'twin_a' AND op = 'INSERT' ORDER BY n;

@@ -153,6 +153,7 @@ pub(super) fn load_config(
         atts,
         args: args.to_vec(),
         shell,
+        datums: std::cell::OnceCell::new(),
     })
 }
 

@@ -11,19 +11,23 @@
 //! - machinery: `capture.rs` (the per-table configuration and turning a row change into an
 //!   entry), `render.rs` (a row's columns as the entry's text), `pending.rs` (the
 //!   transaction's buffer of entries and its flush), `write.rs` (the log partition entries go
-//!   to and the INSERTs), `registry.rs` (audited tables, their facts, the log's partition
+//!   to and the INSERTs), `append.rs` (entries written straight into the month's heap and
+//!   indexes, their JSON built as jsonb in `jsonb.rs`; the month's columns matched in `columns.rs`, pure), `registry.rs` (audited tables, their facts, the log's partition
 //!   set), `seal.rs` (sealing), `examine.rs` (reading seals and log for verification and
 //!   health; its rows: `finding.rs`), `custody.rs` (floe's own moves and retirements of
 //!   audit rows), `distributed.rs` (Citus tables: entries logged on the node that holds the
 //!   shard).
 
 mod api;
+mod append;
 mod capture;
+pub mod columns;
 mod custody;
 mod distributed;
 mod examine;
 mod finding;
 pub mod identity;
+mod jsonb;
 mod pending;
 pub mod record;
 mod registry;

@@ -2,8 +2,8 @@
 //! statement, when it is full, or before commit, emptied by a (sub)transaction abort
 //! (machinery: transaction callbacks; the INSERTs are `write.rs`).
 
-use super::render::TableConfig;
-use super::write::{ensure_target, run_on_target};
+use super::render::{json_text, Fields, TableConfig};
+use super::write::{ensure_target, month_target, run_on_target};
 use crate::error::FloeError;
 use crate::privileged;
 use pgrx::prelude::*;
@@ -20,9 +20,9 @@ pub(super) struct Pending {
     pub(super) tenant: Option<pgrx::Uuid>,
     pub(super) caller: pg_sys::Oid,
     pub(super) actor: Option<String>,
-    pub(super) pk: Option<String>,
-    pub(super) old: Option<String>,
-    pub(super) new: Option<String>,
+    pub(super) pk: Option<Fields>,
+    pub(super) old: Option<Fields>,
+    pub(super) new: Option<Fields>,
 }
 
 pub(super) const FLUSH_AT: usize = 1000;
@@ -85,13 +85,19 @@ pub(super) fn ensure_callbacks() {
     }
 }
 
-/// Writes every pending entry, one INSERT per run of entries of one table.
+/// Writes every pending entry: straight into the month (`append.rs`), or else one INSERT
+/// per run of entries of one table.
 pub(super) fn flush() -> Result<(), FloeError> {
     let pending = PENDING.with_borrow_mut(std::mem::take);
     if pending.is_empty() {
         return Ok(());
     }
     ensure_target()?;
+    if let Some((month, seq)) = month_target() {
+        if privileged::as_owner(|| super::append::append(month, seq, &pending))? {
+            return Ok(());
+        }
+    }
     privileged::run_qualified(|s| {
         for group in pending.chunk_by(|a, b| a.cfg.root == b.cfg.root) {
             let cfg = &group[0].cfg;
@@ -108,21 +114,27 @@ pub(super) fn flush() -> Result<(), FloeError> {
                     e.tenant.into(),
                     e.caller.into(),
                     e.actor.clone().into(),
-                    e.pk.clone().into(),
-                    e.old.clone().into(),
-                    e.new.clone().into(),
+                    e.pk.as_ref().map(|f| json_text(cfg, f)).into(),
+                    e.old.as_ref().map(|f| json_text(cfg, f)).into(),
+                    e.new.as_ref().map(|f| json_text(cfg, f)).into(),
                 ]);
             } else {
                 let col =
                     |f: fn(&Pending) -> Option<String>| group.iter().map(f).collect::<Vec<_>>();
+                let json = |f: fn(&Pending) -> &Option<Fields>| {
+                    group
+                        .iter()
+                        .map(|e| f(e).as_ref().map(|x| json_text(cfg, x)))
+                        .collect::<Vec<_>>()
+                };
                 args.extend([
                     col(|e| Some(e.op.to_string())).into(),
                     group.iter().map(|e| e.tenant).collect::<Vec<_>>().into(),
                     group.iter().map(|e| e.caller).collect::<Vec<_>>().into(),
                     col(|e| e.actor.clone()).into(),
-                    col(|e| e.pk.clone()).into(),
-                    col(|e| e.old.clone()).into(),
-                    col(|e| e.new.clone()).into(),
+                    json(|e| &e.pk).into(),
+                    json(|e| &e.old).into(),
+                    json(|e| &e.new).into(),
                 ]);
             }
             run_on_target(s, group.len() > 1, &args)?;

@@ -130,6 +130,19 @@ impl Object {
     }
 }
 
+/// The order jsonb keeps an object's keys in (shorter first, then bytewise, as Postgres's
+/// `lengthCompareJsonbStringValue`), as indexes into `keys`; `None` when a key repeats (jsonb
+/// would keep one of them: the caller writes such an object as text instead).
+pub fn jsonb_key_order(keys: &[&str]) -> Option<Vec<usize>> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    let rank = |i: &usize| (keys[*i].len(), keys[*i].as_bytes());
+    order.sort_by(|a, b| rank(a).cmp(&rank(b)));
+    if order.windows(2).any(|w| keys[w[0]] == keys[w[1]]) {
+        return None;
+    }
+    Some(order)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -244,6 +257,34 @@ mod tests {
 
     fn parse(json: &str) -> serde_json::Value {
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
+    }
+
+    #[test]
+    fn jsonb_keys_shorter_first_then_bytewise() {
+        let keys = ["name", "id", "email", "b", "a", "ab", "Zz", "é"];
+        let order = jsonb_key_order(&keys).unwrap();
+        let sorted: Vec<&str> = order.iter().map(|&i| keys[i]).collect();
+        // "é" is two bytes; "Z" (0x5a) sorts before "a" (0x61)
+        assert_eq!(sorted, ["a", "b", "Zz", "ab", "id", "é", "name", "email"]);
+        assert_eq!(jsonb_key_order(&["a", "b", "a"]), None);
+        assert_eq!(jsonb_key_order(&[]), Some(vec![]));
+    }
+
+    proptest! {
+        /// The order is a permutation in which every key is no longer, and when as long no
+        /// greater bytewise, than the next.
+        #[test]
+        fn jsonb_key_order_is_a_sorted_permutation(keys in prop::collection::hash_set("[a-z_é]{0,6}", 0..20)) {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let order = jsonb_key_order(&keys).unwrap();
+            let mut seen = order.clone();
+            seen.sort_unstable();
+            prop_assert_eq!(seen, (0..keys.len()).collect::<Vec<_>>());
+            for w in order.windows(2) {
+                let (a, b) = (keys[w[0]], keys[w[1]]);
+                prop_assert!(a.len() < b.len() || (a.len() == b.len() && a.as_bytes() < b.as_bytes()));
+            }
+        }
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub(super) struct TableConfig {
     /// A Citus table's shell, which holds no rows (its shards' triggers log them): only a
     /// TRUNCATE is logged here (Citus truncates the shards from the table's own trigger).
     pub(super) shell: bool,
+    /// What every entry of the table carries (names, flags) as datums, made by the first
+    /// direct write (`append.rs`) and kept with the configuration.
+    pub(super) datums: std::cell::OnceCell<super::append::TableDatums>,
 }
 
 impl TableConfig {
@@ -166,11 +169,32 @@ pub(super) fn same_image(att: &Att, a: pg_sys::Datum, b: pg_sys::Datum) -> Optio
     }
 }
 
-pub(super) fn add(obj: &mut Object, att: &Att, text: Option<&str>, key: &[u8; 32]) {
-    match text {
-        Some(t) if att.redact => obj.value(&att.name, Kind::Text, Some(&record::redact(key, t))),
-        _ => obj.value(&att.name, att.kind, text),
+/// One field of an entry's JSON object: the attribute it names, how its value is written and
+/// the value's text (already a hash when the column is redacted; `None`: JSON null). The
+/// object is written as jsonb directly (`jsonb.rs`) or as JSON text ([`json_text`]).
+pub(super) struct Field {
+    pub(super) att: usize,
+    pub(super) kind: Kind,
+    pub(super) text: Option<String>,
+}
+
+pub(super) type Fields = Vec<Field>;
+
+pub(super) fn add(fields: &mut Fields, i: usize, att: &Att, text: Option<String>, key: &[u8; 32]) {
+    let (kind, text) = match text {
+        Some(t) if att.redact => (Kind::Text, Some(record::redact(key, &t))),
+        t => (att.kind, t),
+    };
+    fields.push(Field { att: i, kind, text });
+}
+
+/// The object's JSON text (what the SQL path passes as `$n::jsonb`).
+pub(super) fn json_text(cfg: &TableConfig, fields: &Fields) -> String {
+    let mut obj = Object::new();
+    for f in fields {
+        obj.value(&cfg.atts[f.att].name, f.kind, f.text.as_deref());
     }
+    obj.finish()
 }
 
 /// The text of each column in `columns` (NULL, or not asked for: `None`), by attribute index.
@@ -189,32 +213,36 @@ pub(super) fn object(
     columns: &[usize],
     texts: &[Option<String>],
     key: &[u8; 32],
-) -> String {
-    let mut obj = Object::new();
+) -> Fields {
+    let mut fields = Vec::with_capacity(columns.len());
     for &i in columns {
-        add(&mut obj, &cfg.atts[i], texts[i].as_deref(), key);
+        add(&mut fields, i, &cfg.atts[i], texts[i].clone(), key);
     }
-    obj.finish()
+    fields
 }
 
 /// An INSERTed or DELETEd row: the whole row and its key, each column's text made once.
-pub(super) fn whole_row(cfg: &TableConfig, row: &Row, key: &[u8; 32]) -> (String, Option<String>) {
+pub(super) fn whole_row(cfg: &TableConfig, row: &Row, key: &[u8; 32]) -> (Fields, Option<Fields>) {
     let live: Vec<usize> = (0..cfg.atts.len())
         .filter(|&i| !cfg.atts[i].dropped)
         .collect();
-    let texts = texts(cfg, row, &live);
+    let mut texts = texts(cfg, row, &live);
     let pk = (!cfg.pk.is_empty()).then(|| object(cfg, &cfg.pk, &texts, key));
-    (object(cfg, &live, &texts, key), pk)
+    let mut fields = Vec::with_capacity(live.len());
+    for &i in &live {
+        add(&mut fields, i, &cfg.atts[i], texts[i].take(), key);
+    }
+    (fields, pk)
 }
 
 /// The key of an UPDATEd row (its changed columns come from `changes`).
-pub(super) fn key_of(cfg: &TableConfig, row: &Row, key: &[u8; 32]) -> Option<String> {
+pub(super) fn key_of(cfg: &TableConfig, row: &Row, key: &[u8; 32]) -> Option<Fields> {
     (!cfg.pk.is_empty()).then(|| object(cfg, &cfg.pk, &texts(cfg, row, &cfg.pk), key))
 }
 
 /// The changed columns of an UPDATE: (old values, new values).
-pub(super) fn changes(cfg: &TableConfig, old: &Row, new: &Row, key: &[u8; 32]) -> (String, String) {
-    let (mut before, mut after) = (Object::new(), Object::new());
+pub(super) fn changes(cfg: &TableConfig, old: &Row, new: &Row, key: &[u8; 32]) -> (Fields, Fields) {
+    let (mut before, mut after) = (Vec::new(), Vec::new());
     for (i, att) in cfg.atts.iter().enumerate().filter(|(_, a)| !a.dropped) {
         let (o, n) = match (old.nulls[i], new.nulls[i]) {
             (true, true) => continue,
@@ -231,10 +259,10 @@ pub(super) fn changes(cfg: &TableConfig, old: &Row, new: &Row, key: &[u8; 32]) -
             (false, true) => (Some(output(att, old.values[i])), None),
             (true, false) => (None, Some(output(att, new.values[i]))),
         };
-        add(&mut before, att, o.as_deref(), key);
-        add(&mut after, att, n.as_deref(), key);
+        add(&mut before, i, att, o, key);
+        add(&mut after, i, att, n, key);
     }
-    (before.finish(), after.finish())
+    (before, after)
 }
 
 pub(super) fn row_tenant(cfg: &TableConfig, row: &Row) -> Option<pgrx::Uuid> {

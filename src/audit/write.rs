@@ -59,6 +59,8 @@ pub(super) struct LogTarget {
     pub(super) lo: i64,
     pub(super) hi: i64,
     pub(super) table: String,
+    /// `floe.audit_log_id_seq`, for the direct writer (`append.rs`).
+    pub(super) seq: pg_sys::Oid,
     pub(super) one: Option<Rc<OwnedPreparedStatement>>,
     pub(super) many: Option<Rc<OwnedPreparedStatement>>,
 }
@@ -115,10 +117,12 @@ pub(super) fn ensure_target() -> Result<(), FloeError> {
         Some((oid, name, lo, hi)) => (Some(oid), name, lo, hi),
         None => (None, "floe.audit_log".to_string(), 0, 0),
     };
+    // SAFETY: a syscache lookup by name.
+    let seq = unsafe { pg_sys::get_relname_relid(c"audit_log_id_seq".as_ptr(), schema) };
     TARGET.with_borrow_mut(|t| match t.as_mut() {
         // The same table (the parent again): keep its prepared statements.
         Some(t) if t.schema == schema && t.table == table => {
-            (t.partition, t.lo, t.hi) = (partition, lo, hi);
+            (t.partition, t.lo, t.hi, t.seq) = (partition, lo, hi, seq);
         }
         _ => {
             *t = Some(LogTarget {
@@ -127,12 +131,23 @@ pub(super) fn ensure_target() -> Result<(), FloeError> {
                 lo,
                 hi,
                 table,
+                seq,
                 one: None,
                 many: None,
             })
         }
     });
     Ok(())
+}
+
+/// The month entries go to and the log's id sequence, when a month is the target (not the
+/// parent) and both are known: for the direct writer, `append.rs`.
+pub(super) fn month_target() -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+    TARGET.with_borrow(|t| {
+        let t = t.as_ref()?;
+        let month = t.partition?;
+        (t.seq != pg_sys::InvalidOid).then_some((month, t.seq))
+    })
 }
 
 /// Runs the single-entry or batch statement on the current target.
