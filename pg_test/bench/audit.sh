@@ -11,17 +11,23 @@
 #           off the write path; its cost is printed separately)
 # 1. Bulk: INSERT of ROWS rows, UPDATE of two columns of every row, DELETE of every row, each
 #    one statement; median of ROUNDS rounds (variants interleaved).
-# 2. OLTP: pgbench, 2 clients, SECS seconds per variant and round (median of ROUNDS,
-#    variants interleaved): each transaction inserts a row and updates another.
-# Cost = time with the trigger - time without; the target is floe's cost <= 1.3x plain's.
+# 2. OLTP: pgbench, 2 clients, SECS seconds per variant and round, OLTP_ROUNDS rounds with
+#    the variants interleaved: each transaction inserts a row and updates another. The cost
+#    is a difference of two rates of about the same size, so a round's noise moves it a lot:
+#    the table gives the medians per variant, and the median of the per-round ratios is
+#    printed under it.
+# Cost = time with the trigger - time without; the target is floe's cost <= 1.15x plain's
+# (issue #27; it was 1.3x).
 # The cluster is disposable (fsync and synchronous_commit off).
-# Usage: pg_test/bench/audit.sh [rows, default 100000] [rounds, default 3] [seconds, default 15]
+# Usage: pg_test/bench/audit.sh [rows, default 100000] [rounds, default 3] [seconds, default 5]
+#        [OLTP rounds, default 9]
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../lib/cluster.sh"
 ROWS=${1:-100000}
 ROUNDS=${2:-3}
-SECS=${3:-15}
+SECS=${3:-5}
+OLTP_ROUNDS=${4:-9}
 WORK=$(mktemp -d /tmp/floe-bench-audit.XXXXXX)
 if floe_is_root; then chown "$FLOE_OS_USER" "$WORK"; fi
 
@@ -95,7 +101,7 @@ t0=$(now)
 "${PSQL[@]}" -c "SELECT count(*) FROM floe.verify_audit()" >/dev/null
 echo "  verifying them: $(echo "$(now) - $t0" | bc) s"
 
-echo "# OLTP: pgbench, 2 clients, ${SECS}s per variant, $ROUNDS rounds"
+echo "# OLTP: pgbench, 2 clients, ${SECS}s per variant, $OLTP_ROUNDS rounds"
 for v in none plain floe; do
     cat >"$WORK/$v.sql" <<EOF
 \set id random(1, 1000000000)
@@ -112,7 +118,7 @@ EOF
           FROM generate_series(1, 100000) g" >/dev/null
 done
 if floe_is_root; then chown -R "$FLOE_OS_USER" "$WORK"; fi
-for r in $(seq 1 "$ROUNDS"); do
+for r in $(seq 1 "$OLTP_ROUNDS"); do
     for v in none plain floe; do
         "${PSQL[@]}" -c "CHECKPOINT" >/dev/null
         tps=$(as_cluster_user "$FLOE_PG_BIN/pgbench" -n -c 2 -j 2 -T "$SECS" -f "$WORK/$v.sql" \
@@ -150,6 +156,19 @@ SELECT '| oltp (tps; cost = ms per 1000 transactions)',
        round((1e6 / (SELECT tps FROM o WHERE variant = 'floe') - 1e6 / (SELECT tps FROM o WHERE variant = 'none'))::numeric, 1),
        round(((1e6 / (SELECT tps FROM o WHERE variant = 'floe') - 1e6 / (SELECT tps FROM o WHERE variant = 'none'))
             / nullif(1e6 / (SELECT tps FROM o WHERE variant = 'plain') - 1e6 / (SELECT tps FROM o WHERE variant = 'none'), 0))::numeric, 2) || 'x |';
+SQL
+echo
+"${PSQL[@]}" -F ' ' <<'SQL'
+WITH r AS (
+    SELECT round, 1e6 / max(seconds) FILTER (WHERE variant = 'none') AS none,
+           1e6 / max(seconds) FILTER (WHERE variant = 'plain') AS plain,
+           1e6 / max(seconds) FILTER (WHERE variant = 'floe') AS floe
+      FROM results WHERE phase = 'oltp' GROUP BY round
+), q AS (SELECT round, (floe - none) / nullif(plain - none, 0) AS ratio FROM r)
+SELECT 'OLTP floe / plain cost per round:',
+       string_agg(round(ratio::numeric, 2)::text, ' ' ORDER BY round),
+       '; median ' || round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ratio))::numeric, 2) || 'x'
+  FROM q;
 SQL
 echo
 "${PSQL[@]}" -F ' ' -c "SELECT 'log sizes: plain', pg_size_pretty(pg_total_relation_size('audit_plain')), 'floe', pg_size_pretty((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('floe.audit_log')))"
