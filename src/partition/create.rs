@@ -29,7 +29,7 @@ pub(super) fn copy_acl(from: pg_sys::Oid, target: &str) -> Result<(), FloeError>
     copy_acls(from, &[target])
 }
 
-/// [`copy_acl`] onto several new tables, reading `from`'s ACL once.
+/// [`copy_acl`] onto several new tables: one query for all their grants.
 pub(super) fn copy_acls(from: pg_sys::Oid, targets: &[&str]) -> Result<(), FloeError> {
     let any = Spi::get_one_with_args::<bool>(
         "SELECT relacl IS NOT NULL FROM pg_catalog.pg_class WHERE oid = $1",
@@ -38,30 +38,30 @@ pub(super) fn copy_acls(from: pg_sys::Oid, targets: &[&str]) -> Result<(), FloeE
     if any != Some(true) {
         return Ok(());
     }
-    for target in targets {
-        let grants: Vec<String> = Spi::connect(|client| {
-            let mut out = Vec::new();
-            for row in client.select(
-                "SELECT pg_catalog.format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, t.relid::regclass,
-                            CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END,
-                            CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
-                   FROM pg_catalog.pg_class c
-                   CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
-                   LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-                   CROSS JOIN pg_catalog.pg_partition_tree($2::regclass) t
-                  WHERE c.oid = $1 AND a.grantee <> c.relowner",
-                None,
-                &[from.into(), (*target).into()],
-            )? {
-                if let Some(g) = row.get::<String>(1)? {
-                    out.push(g);
-                }
+    let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+    let grants: Vec<String> = Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select(
+            "SELECT pg_catalog.format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, t.relid::regclass,
+                        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END,
+                        CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+               FROM pg_catalog.pg_class c
+               CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+               LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+               CROSS JOIN pg_catalog.unnest($2::pg_catalog.text[]) g(target)
+               CROSS JOIN LATERAL pg_catalog.pg_partition_tree(g.target::pg_catalog.regclass) t
+              WHERE c.oid = $1 AND a.grantee <> c.relowner",
+            None,
+            &[from.into(), targets.into()],
+        )? {
+            if let Some(g) = row.get::<String>(1)? {
+                out.push(g);
             }
-            Ok::<_, FloeError>(out)
-        })?;
-        for g in grants {
-            Spi::run(&g)?;
         }
+        Ok::<_, FloeError>(out)
+    })?;
+    for g in grants {
+        Spi::run(&g)?;
     }
     Ok(())
 }
