@@ -9,7 +9,7 @@
 //! datums).
 
 use super::columns::{self, Attr, Col, Type};
-use super::jsonb::{self, cstring};
+use super::jsonb::{self, call, cstring};
 use super::pending::Pending;
 use crate::compat::{name_str, tuple_desc_attr};
 use crate::error::FloeError;
@@ -169,23 +169,38 @@ struct Shared {
     client_addr: Option<Datum>,
 }
 
+thread_local! {
+    /// `inet_client_addr()`, which does not change in a session: made by the first flush.
+    static CLIENT_ADDR: std::cell::OnceCell<Option<Blob>> = const { std::cell::OnceCell::new() };
+}
+
 impl Shared {
     unsafe fn now() -> Shared {
         // SAFETY: reads the transaction's start time and (assigning it, as the INSERT's heap
-        // write would) its full id; inet_client_addr takes no argument.
+        // write would) its full id; inet_client_addr takes no argument and returns an inet
+        // varlena, copied at once.
         unsafe {
             Shared {
                 logged_at: Datum::from(pg_sys::GetCurrentTransactionStartTimestamp()),
                 xid: Datum::from(pg_sys::GetTopFullTransactionId().value),
-                client_addr: client_addr(),
+                client_addr: CLIENT_ADDR.with(|c| {
+                    c.get_or_init(|| {
+                        client_addr().map(|d| {
+                            let p = d.cast_mut_ptr::<pg_sys::varlena>();
+                            Blob::copy(p.cast(), pgrx::varlena::varsize_any(p))
+                        })
+                    })
+                    .as_ref()
+                    .map(Blob::datum)
+                }),
             }
         }
     }
 }
 
 /// A datum's bytes kept in Rust memory (8-byte aligned, as a varlena or a NameData may be
-/// read): what every entry of one table carries, made once per configuration instead of once
-/// per statement. Postgres only reads them (the heap tuple copies them).
+/// read): what every entry of one table (or session) carries, made once instead of once per
+/// statement. Postgres only reads them (the heap tuple copies them).
 pub(super) struct Blob(Vec<u64>);
 
 impl Blob {
@@ -205,7 +220,6 @@ impl Blob {
 
 /// What every entry of one table carries.
 pub(super) struct TableDatums {
-    relid: Datum,
     schema: Blob,
     table: Blob,
     redacted: Blob,
@@ -226,7 +240,6 @@ impl TableDatums {
                 Ok(Blob::copy(p.cast(), pgrx::varlena::varsize_any(p)))
             };
             Ok(TableDatums {
-                relid: Datum::from(cfg.log_relid),
                 schema: name(&cfg.schema)?,
                 table: name(&cfg.table)?,
                 redacted: array(&cfg.redact)?,
@@ -244,13 +257,15 @@ unsafe fn value(
     actor: Datum,
     seq: pg_sys::Oid,
 ) -> Result<Option<Datum>, FloeError> {
+    let json =
+        |f: &Option<super::render::Fields>| f.as_ref().map(|f| jsonb::build(&e.cfg, f)).transpose();
     // SAFETY: each call makes a datum of the column's type in the current memory context.
     unsafe {
         Ok(match col {
             Col::Id => call(pg_sys::nextval_oid, &[Some(Datum::from(seq))]).map(Some)?,
             Col::LoggedAt => Some(shared.logged_at),
             Col::Xid => Some(shared.xid),
-            Col::Relid => Some(t.relid),
+            Col::Relid => Some(Datum::from(e.cfg.log_relid)),
             Col::SchemaName => Some(t.schema.datum()),
             Col::TableName => Some(t.table.datum()),
             Col::Op => Some(text_datum(e.op)),
@@ -258,17 +273,9 @@ unsafe fn value(
             Col::Actor => Some(actor),
             Col::AppActor => e.actor.as_deref().map(|a| text_datum(a)),
             Col::ClientAddr => shared.client_addr,
-            Col::Pk => e.pk.as_ref().map(|f| jsonb::build(&e.cfg, f)).transpose()?,
-            Col::OldValues => e
-                .old
-                .as_ref()
-                .map(|f| jsonb::build(&e.cfg, f))
-                .transpose()?,
-            Col::NewValues => e
-                .new
-                .as_ref()
-                .map(|f| jsonb::build(&e.cfg, f))
-                .transpose()?,
+            Col::Pk => json(&e.pk)?,
+            Col::OldValues => json(&e.old)?,
+            Col::NewValues => json(&e.new)?,
             Col::Redacted => Some(t.redacted.datum()),
             Col::Classification => Some(t.classification.datum()),
         })
@@ -283,19 +290,6 @@ unsafe fn text_datum(s: &str) -> Datum {
             s.len() as i32,
         ))
     }
-}
-
-/// A function of one argument called directly (its result is not NULL).
-unsafe fn call(
-    f: unsafe fn(pg_sys::FunctionCallInfo) -> Datum,
-    args: &[Option<Datum>],
-) -> Result<Datum, FloeError> {
-    // SAFETY: the caller passes the arguments `f` takes.
-    unsafe { pgrx::fcinfo::direct_function_call_as_datum(f, args) }.ok_or_else(|| {
-        FloeError::Internal {
-            message: "audit: a function returned NULL for an entry".into(),
-        }
-    })
 }
 
 unsafe fn name_datum(s: &str) -> Result<Datum, FloeError> {
@@ -340,7 +334,7 @@ unsafe fn actor_name(role: pg_sys::Oid) -> Result<Datum, FloeError> {
     }
 }
 
-/// `inet_client_addr()`: NULL over a Unix socket.
+/// `inet_client_addr()`: NULL over a Unix socket; a palloc'd inet otherwise.
 unsafe fn client_addr() -> Option<Datum> {
     // SAFETY: the function takes no argument and reads MyProcPort only.
     unsafe { pgrx::fcinfo::direct_function_call_as_datum(pg_sys::inet_client_addr, &[]) }

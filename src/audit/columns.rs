@@ -25,7 +25,7 @@ pub enum Col {
     Classification,
 }
 
-/// Every column, in the parent's order (the SQL path's `ENTRY_COLUMNS`).
+/// Every column, in the parent's order.
 pub const ALL: [Col; 16] = [
     Col::Id,
     Col::LoggedAt,
@@ -44,6 +44,11 @@ pub const ALL: [Col; 16] = [
     Col::Redacted,
     Col::Classification,
 ];
+
+/// The column list of the SQL path's INSERTs (`write.rs`): every column, in this order.
+pub fn column_list() -> String {
+    ALL.map(Col::name).join(", ")
+}
 
 /// The type a column must have for the direct writer, by name (`pg_type.typname`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -62,19 +62,23 @@ pub(super) fn build(cfg: &TableConfig, fields: &Fields) -> Result<Datum, FloeErr
 pub(super) fn from_text(text: &str) -> Result<Datum, FloeError> {
     let c = cstring(text)?;
     // SAFETY: jsonb_in parses the text into a palloc'd jsonb (an ERROR on bad JSON).
-    unsafe {
-        pgrx::fcinfo::direct_function_call_as_datum(
-            pg_sys::jsonb_in,
-            &[Some(Datum::from(c.as_ptr()))],
-        )
-    }
-    .ok_or_else(null_result)
+    unsafe { call(pg_sys::jsonb_in, &[Some(Datum::from(c.as_ptr()))]) }
 }
 
-fn null_result() -> FloeError {
-    FloeError::Internal {
-        message: "audit: an entry's value came back NULL".into(),
-    }
+/// A built-in function called directly, whose result is not NULL for these arguments.
+///
+/// # Safety
+/// `args` are the arguments `f` takes.
+pub(super) unsafe fn call(
+    f: unsafe fn(pg_sys::FunctionCallInfo) -> Datum,
+    args: &[Option<Datum>],
+) -> Result<Datum, FloeError> {
+    // SAFETY: the caller's contract.
+    unsafe { pgrx::fcinfo::direct_function_call_as_datum(f, args) }.ok_or_else(|| {
+        FloeError::Internal {
+            message: "audit: a function returned NULL for an entry".into(),
+        }
+    })
 }
 
 pub(super) fn cstring(s: &str) -> Result<CString, FloeError> {
@@ -111,7 +115,7 @@ fn numeric(text: &str) -> Result<pg_sys::JsonbValue, FloeError> {
     let c = cstring(text)?;
     // SAFETY: numeric_in's three arguments; the result is a palloc'd numeric.
     let d = unsafe {
-        pgrx::fcinfo::direct_function_call_as_datum(
+        call(
             pg_sys::numeric_in,
             &[
                 Some(Datum::from(c.as_ptr())),
@@ -119,8 +123,7 @@ fn numeric(text: &str) -> Result<pg_sys::JsonbValue, FloeError> {
                 Some(Datum::from(-1i32)),
             ],
         )
-    }
-    .ok_or_else(null_result)?;
+    }?;
     let mut v = scalar(pg_sys::jbvType::jbvNumeric);
     v.val.numeric = d.cast_mut_ptr();
     Ok(v)

@@ -2,6 +2,7 @@
 //! backend) and the prepared INSERTs of one entry or a batch, run as the extension's owner
 //! (machinery: SPI, syscache).
 
+use super::columns::column_list;
 use crate::error::FloeError;
 use crate::privileged::{self, floe_schema, Session};
 use crate::sqltypes::us_of;
@@ -20,17 +21,18 @@ pub(super) fn insert_one_sql(table: &str) -> String {
     // One entry (a statement that changed one row): a plain VALUES, which runs from a
     // generic plan; the batch's unnest would be planned again for every single-row array.
     format!(
-        "INSERT INTO {table} ({ENTRY_COLUMNS})
+        "INSERT INTO {table} ({})
          VALUES ({ENTRY_DEFAULTS}, $1, $2, $3, $6, $7, pg_catalog.pg_get_userbyid($8), $9,
                  pg_catalog.inet_client_addr(), $10::pg_catalog.jsonb, $11::pg_catalog.jsonb,
-                 $12::pg_catalog.jsonb, $4, $5)"
+                 $12::pg_catalog.jsonb, $4, $5)",
+        column_list()
     )
 }
 
 /// A batch of one table's entries (one executor start per batch, not per row).
 pub(super) fn insert_many_sql(table: &str) -> String {
     format!(
-        "INSERT INTO {table} ({ENTRY_COLUMNS})
+        "INSERT INTO {table} ({})
          SELECT {ENTRY_DEFAULTS}, $1, $2, $3, u.op, u.tenant, pg_catalog.pg_get_userbyid(u.actor),
                 u.app_actor, pg_catalog.inet_client_addr(), u.pk::pg_catalog.jsonb,
                 u.old::pg_catalog.jsonb, u.new::pg_catalog.jsonb, $4, $5
@@ -39,13 +41,11 @@ pub(super) fn insert_many_sql(table: &str) -> String {
                            pg_catalog.unnest($10::pg_catalog.text[]), pg_catalog.unnest($11::pg_catalog.text[]),
                            pg_catalog.unnest($12::pg_catalog.text[]))
                 WITH ORDINALITY AS u(op, tenant, actor, app_actor, pk, old, new, ord)
-          ORDER BY u.ord"
+          ORDER BY u.ord",
+        column_list()
     )
 }
 
-pub(super) const ENTRY_COLUMNS: &str =
-    "id, logged_at, xid, relid, schema_name, table_name, op, tenant, \
-    actor, app_actor, client_addr, pk, old_values, new_values, redacted, classification";
 pub(super) const ENTRY_DEFAULTS: &str =
     "pg_catalog.nextval('floe.audit_log_id_seq'::pg_catalog.regclass), \
     pg_catalog.now(), pg_catalog.pg_current_xact_id()";
