@@ -50,7 +50,8 @@ ensure_packages() {
         # server (and libpq) to the newest 15.x along with them.
         if [ "$p" = "postgresql-server-dev-$PG_MAJOR" ] && pkg_installed "postgresql-$PG_MAJOR"; then
             server_version=$(dpkg-query -W -f='${Version}' "postgresql-$PG_MAJOR")
-            if apt-cache madison "$p" | grep -qF " $server_version "; then
+            # (Read whole, then searched: `| grep -q` under pipefail can fail on SIGPIPE.)
+            if grep -qF " $server_version " <<<"$(apt-cache madison "$p")"; then
                 p="$p=$server_version"
             fi
         fi

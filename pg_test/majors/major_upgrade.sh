@@ -39,8 +39,11 @@ own_dir "$NEW" 0700
 nport=$(free_port)
 # (Like the old cluster: PostgreSQL 18's initdb turns data checksums on by default, and
 # pg_upgrade needs both alike.)
+# The help text is read whole before it is searched: `initdb --help | grep -q` under pipefail
+# fails when grep exits before initdb's last write (SIGPIPE), which left checksums on once.
 checksums=--no-data-checksums
-"$NEW_BIN/initdb" --help | grep -q -- --no-data-checksums || checksums=
+initdb_help=$("$NEW_BIN/initdb" --help)
+grep -q -- --no-data-checksums <<<"$initdb_help" || checksums=
 FLOE_PG_BIN=$NEW_BIN FLOE_INITDB_ARGS=$checksums cluster_create "$NEW" "$nport" no yes
 work=$(mktemp -d /tmp/floe-upgrade.XXXXXX)
 own_dir "$work" 0700
