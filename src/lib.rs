@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 pub mod audit;
+pub mod check;
 pub mod citus;
 pub mod compat;
 pub mod content;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod matview;
 pub mod partition;
 pub mod planner;
+pub mod preload;
 pub mod privileged;
 pub mod queue;
 pub mod references;
@@ -35,7 +37,7 @@ pub mod toplevel;
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     planner::init();
-    health::init();
+    preload::init();
     matview::init();
     scheduler::init();
 }

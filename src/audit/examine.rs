@@ -5,8 +5,8 @@ use super::finding::Finding;
 use super::record::{self, Digest, Seal, SealHash};
 use super::seal::{entry_of, hash_arr, parse_xid, ENTRIES_OF_SEAL};
 use super::verify::{self, MonthGone, Problem};
+use crate::check::Check;
 use crate::error::FloeError;
-use crate::health::checks::Check;
 use crate::privileged::{self};
 use pgrx::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -363,7 +363,7 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
     } else {
         Check {
             name: "audit.capture",
-            status: crate::health::checks::Status::Critical,
+            status: crate::check::Status::Critical,
             detail: format!(
                 "auditing is switched off, changes are not logged: {}",
                 off.join(", ")
@@ -400,7 +400,7 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
     let chain = if !gone.is_empty() {
         Check {
             name: "audit.chain",
-            status: crate::health::checks::Status::Critical,
+            status: crate::check::Status::Critical,
             detail: format!(
                 "sealed months of the audit log are gone, and floe's retention did not retire them: {}",
                 gone.join(", ")
@@ -415,7 +415,7 @@ pub fn health_checks() -> Result<Vec<Check>, FloeError> {
     } else {
         Check {
             name: "audit.chain",
-            status: crate::health::checks::Status::Critical,
+            status: crate::check::Status::Critical,
             detail: format!(
                 "the audit log of {} does not match its seals: {}",
                 bad.iter().map(|f| f.table.as_str()).collect::<Vec<_>>().join(", "),

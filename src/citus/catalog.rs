@@ -47,7 +47,7 @@ SELECT w.nodename OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) w.nodeport
  ORDER BY 1";
 
 /// `citus.workers` on a Citus coordinator; nothing elsewhere.
-pub fn health_checks() -> Result<Vec<crate::health::checks::Check>, FloeError> {
+pub fn health_checks() -> Result<Vec<crate::check::Check>, FloeError> {
     if !present() {
         return Ok(vec![]);
     }

@@ -4,7 +4,7 @@
 //! version behind after an update: the shards' policies and guards there would then be
 //! missing or differ. Also the shard id a shard's name carries.
 
-use crate::health::checks::{Check, Status};
+use crate::check::{Check, Status};
 
 /// What one worker answered.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 //! backlogs (SPI, as the extension's owner, machinery).
 
 use super::maintenance::gc_grace;
+use crate::check::Check;
 use crate::error::FloeError;
-use crate::health::checks::Check;
 use crate::privileged;
 
 const BACKLOG: &str = "

@@ -1,6 +1,7 @@
 //! SQL glue for `floe.version()` and `floe.health()`.
 
-use super::checks::{self, Check, Status};
+use super::checks;
+use crate::check::{Check, Status};
 use crate::error::{ErrorReport, FloeError};
 use pgrx::prelude::*;
 
@@ -97,7 +98,7 @@ fn gather() -> Result<Vec<Check>, FloeError> {
         } else {
             None
         };
-        let loaded_at_start = super::loaded_at_start();
+        let loaded_at_start = crate::preload::loaded_at_start();
         let standby = crate::privileged::in_recovery();
         Ok::<_, FloeError>(vec![
             checks::version_check(env!("CARGO_PKG_VERSION"), installed.as_deref(), &server),

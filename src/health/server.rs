@@ -7,7 +7,7 @@
 //! queue and audit tables that bloat because VACUUM may not remove what an old snapshot can
 //! still see.
 
-use super::checks::{Check, Status};
+use crate::check::{Check, Status};
 
 /// Connections in use against `max_connections`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 //! as the extension's owner (an ordinary role
 //! sees other roles' sessions without their state). Only pids, ages and counts come out.
 
-use super::checks::Check;
 use super::server::{self, BufferWrites, Connections, Horizon, Session};
+use crate::check::Check;
 use crate::error::FloeError;
 use crate::privileged;
 

@@ -26,7 +26,7 @@ mod tests {
     fn health_reports_preload_in_a_preloaded_cluster() {
         let (status, detail) = check("core.preload");
         assert_eq!(status, "ok", "{detail}");
-        assert!(crate::health::loaded_at_start());
+        assert!(crate::preload::loaded_at_start());
     }
 
     #[pg_test]

@@ -1,7 +1,7 @@
 //! What `floe.matview_status` and `floe.health()` say about registered views. Pure.
 
 use super::plan::{staleness, Micros, Policy, State};
-use crate::health::checks::{Check, Status};
+use crate::check::{Check, Status};
 use crate::queue::checks::human;
 
 /// Slack on top of `min_interval` for an on-change view: a scheduler period and a refresh.

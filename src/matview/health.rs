@@ -3,8 +3,8 @@
 
 use super::checks::{self, ViewFacts};
 use super::views::{dirty_map, load_views, state_of};
+use crate::check::Check;
 use crate::error::FloeError;
-use crate::health::checks::Check;
 use crate::sqltypes::wall_clock;
 
 /// `matview.stale` and `matview.failing` over the views the caller can see.

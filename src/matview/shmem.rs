@@ -49,7 +49,7 @@ pub fn init() {
 
 /// The shared slots and clock, when floe was preloaded.
 pub(super) fn shared() -> Option<(&'static Slots, &'static AtomicI64)> {
-    crate::health::loaded_at_start().then(|| (TABLE.get(), CLOCK.get()))
+    crate::preload::loaded_at_start().then(|| (TABLE.get(), CLOCK.get()))
 }
 
 pub(super) fn database() -> u32 {

@@ -1,6 +1,6 @@
 //! What `floe.health()` says about partition sets. Pure: no pgrx, no SPI.
 
-use crate::health::checks::{Check, Status};
+use crate::check::{Check, Status};
 
 /// Facts about one set, as the glue collects them.
 #[derive(Debug, Clone, Default)]

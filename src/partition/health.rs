@@ -3,8 +3,8 @@
 use super::checks::{self, SetFacts};
 use super::children::{children, default_partition_of};
 use super::plan::{self, ControlType};
+use crate::check::Check;
 use crate::error::FloeError;
-use crate::health::checks::Check;
 use crate::subxact;
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -1,6 +1,6 @@
 //! What `floe.queue_health()` and `floe.health()` say about queues. Pure: no pgrx, no SPI.
 
-use crate::health::checks::{Check, Status};
+use crate::check::{Check, Status};
 
 /// Microseconds.
 pub type Micros = i64;

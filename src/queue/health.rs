@@ -4,8 +4,8 @@
 
 use super::checks::{self, QueueFacts};
 use super::priority::Tier;
+use crate::check::Check;
 use crate::error::FloeError;
-use crate::health::checks::Check;
 use crate::privileged::{self, Session};
 use crate::sqltypes::{ts, wall_clock, Micros, SECOND};
 use pgrx::prelude::*;

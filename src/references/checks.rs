@@ -1,6 +1,6 @@
 //! What `floe.health()` says about declared references (pure: no pgrx, no SPI).
 
-use crate::health::checks::{Check, Status};
+use crate::check::{Check, Status};
 use crate::queue::checks::human;
 
 /// Microseconds.

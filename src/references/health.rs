@@ -2,8 +2,8 @@
 //! owner, limited to the references of tables the caller owns).
 
 use super::checks::{orphans_check, scan_check, ReferenceFacts};
+use crate::check::Check;
 use crate::error::FloeError;
-use crate::health::checks::Check;
 use crate::privileged;
 use crate::sqltypes::SECOND;
 

@@ -1,6 +1,6 @@
 //! The scheduler's rows of `floe.health()`. Pure.
 
-use crate::health::checks::{Check, Status};
+use crate::check::{Check, Status};
 
 /// `scheduler.jobs`: jobs whose last run failed, and jobs overdue by more than a grace period.
 pub fn jobs_check(

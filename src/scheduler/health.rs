@@ -4,9 +4,7 @@ use crate::error::FloeError;
 use pgrx::prelude::*;
 
 /// The scheduler's rows of `floe.health()`. Overdue means due more than five minutes ago.
-pub fn health_checks(
-    scheduler_running: bool,
-) -> Result<Vec<crate::health::checks::Check>, FloeError> {
+pub fn health_checks(scheduler_running: bool) -> Result<Vec<crate::check::Check>, FloeError> {
     let (total, failing, overdue) = Spi::connect(|client| {
         let mut total = 0;
         let mut failing = Vec::new();

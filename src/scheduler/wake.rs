@@ -32,7 +32,7 @@ pub(super) fn init() {
 
 /// Whether the shared state exists (floe was preloaded).
 fn shared_ready() -> bool {
-    crate::health::loaded_at_start()
+    crate::preload::loaded_at_start()
 }
 
 /// Asks the launcher to look for databases again (after CREATE EXTENSION). No-op when floe

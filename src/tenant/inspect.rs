@@ -1,9 +1,9 @@
 //! Coverage and health: reads every relation and role into the facts `coverage.rs` judges.
 
 use super::coverage::{self, Facts, Kind, Policy, Verdict};
+use crate::check::{Check, Status};
 use crate::error::FloeError;
 use crate::gucs;
-use crate::health::checks::{Check, Status};
 use pgrx::prelude::*;
 
 pub(super) const COVERAGE_TABLES: &str = "
