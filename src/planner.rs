@@ -2,7 +2,7 @@
 //! planner, when Citus is preloaded first) sees it. Wiring only:
 //! - `tenant::inline_context`: statements that write read the tenant context directly,
 //!   not through the policies' sub-selects (`src/tenant/inline.rs`);
-//! - `citus::planner::route`: on Citus, queries on tenant-isolated tables are pinned to the
+//! - `tenant::shard_pin::route`: on Citus, queries on tenant-isolated tables are pinned to the
 //!   current tenant, so that Citus routes them to one shard (`src/citus/planner.rs`).
 
 use pgrx::pg_sys;
@@ -28,7 +28,7 @@ unsafe extern "C-unwind" fn floe_planner(
 ) -> *mut pg_sys::PlannedStmt {
     // SAFETY: the query the planner was given, in the planner's memory context.
     unsafe { crate::tenant::inline_context(parse) };
-    if let Err(e) = crate::citus::planner::route(parse) {
+    if let Err(e) = crate::tenant::shard_pin::route(parse) {
         e.raise();
     }
     // SAFETY: the planner's own arguments, passed on unchanged.

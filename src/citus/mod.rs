@@ -4,20 +4,18 @@
 //! - `present()`: whether this database has Citus (read once per transaction). Tenant
 //!   isolation then writes its policies without a sub-select (Citus propagates policies to
 //!   the shards and refuses sub-selects in them).
-//! - `planner.rs` (machinery) and `routing.rs` (pure): the planner pass (of floe's hook,
-//!   `src/planner.rs`) that pins queries on tenant-isolated tables to the current tenant, so
-//!   that Citus routes them to one shard.
+//! - The planner pass that pins queries on tenant-isolated tables to the current tenant, so
+//!   that Citus routes them to one shard, is tenant isolation's (`tenant/shard_pin.rs`,
+//!   `tenant/shard_route.rs`), as is the refusal of a token role's `SET LOCAL`
+//!   (`tenant/set_context.rs`): this module holds Citus's facts and never imports `tenant`.
 //! - `nodes.rs` (pure): the `citus.workers` health check (floe on every worker, at the
 //!   coordinator's version).
 //! - `catalog.rs` (machinery): Citus's catalog and functions through SPI (shards, distribution
 //!   columns, the workers' floe versions, `citus.enable_unsafe_triggers` for floe's DDL).
-//! - `utility.rs`: utility statements before Citus sees them (a token role's `SET LOCAL` of
-//!   the tenant variable, `COPY <isolated table> TO`).
+//! - `utility.rs`: `COPY <isolated table> TO` as a query, before Citus sees it.
 
 mod catalog;
 pub mod nodes;
-pub mod planner;
-pub mod routing;
 pub mod utility;
 
 pub use catalog::{

@@ -1,11 +1,7 @@
 //! Utility statements on a Citus coordinator, before Citus sees them (floe's ProcessUtility
-//! hook runs ahead of Citus's):
+//! hook runs ahead of Citus's; the tenant module's `SET LOCAL` refusal, `tenant/set_context.rs`,
+//! runs just before this):
 //!
-//! - `SET LOCAL` of the tenant variable by a role restricted to signed tokens is refused.
-//!   Citus forwards every `SET LOCAL` to the workers, whose copies of floe's policies would
-//!   take the tenant as set; on the coordinator floe ignores it for such a role (only a
-//!   token's tenant counts), but an INSERT is judged on the worker only. floe's own
-//!   `set_tenant_token()` sets the variable through the same statement and passes.
 //! - `COPY <isolated table> TO STDOUT` becomes `COPY (SELECT … FROM <table>) TO STDOUT`, as
 //!   PostgreSQL itself does for a table with row-level security: Citus copies a table out
 //!   shard by shard outside the transaction's remote transactions, where the workers see no
@@ -14,21 +10,6 @@
 use crate::error::FloeError;
 use pgrx::is_a;
 use pgrx::pg_sys;
-use std::cell::Cell;
-use std::ffi::CStr;
-
-thread_local! {
-    /// floe itself is running a `SET LOCAL` of the tenant variable.
-    static FLOE_SETS: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f` (floe's own `SET LOCAL` of the tenant context) with the refusal lifted.
-pub fn floe_sets<R>(f: impl FnOnce() -> R) -> R {
-    let before = FLOE_SETS.replace(true);
-    let out = f();
-    FLOE_SETS.set(before);
-    out
-}
 
 /// The statement to run instead of `pstmt` (or `pstmt` itself); an error refuses it.
 ///
@@ -43,38 +24,10 @@ pub unsafe fn before(
             return Ok(pstmt);
         }
         let stmt = (*pstmt).utilityStmt;
-        let is_set = is_a(stmt, pg_sys::NodeTag::T_VariableSetStmt);
-        let is_copy = is_a(stmt, pg_sys::NodeTag::T_CopyStmt);
-        if !(is_set || is_copy) || !super::present() {
-            return Ok(pstmt);
-        }
-        if is_set {
-            refuse_token_role_set(stmt as *mut pg_sys::VariableSetStmt)?;
+        if !is_a(stmt, pg_sys::NodeTag::T_CopyStmt) || !super::present() {
             return Ok(pstmt);
         }
         copy_to_as_query(pstmt)
-    }
-}
-
-/// # Safety
-/// `set` is a VariableSetStmt.
-unsafe fn refuse_token_role_set(set: *mut pg_sys::VariableSetStmt) -> Result<(), FloeError> {
-    // SAFETY: the caller's contract.
-    unsafe {
-        if !(*set).is_local || (*set).name.is_null() || FLOE_SETS.get() {
-            return Ok(());
-        }
-        let name = CStr::from_ptr((*set).name);
-        let ours = crate::gucs::with_tenant_setting(|t| {
-            t.to_bytes().eq_ignore_ascii_case(name.to_bytes())
-        });
-        if ours && crate::tenant::token_role() {
-            return Err(crate::tenant::token_required_error(format!(
-                "SET LOCAL {} is refused for this role on Citus: the workers would take the tenant as set",
-                name.to_string_lossy()
-            )));
-        }
-        Ok(())
     }
 }
 

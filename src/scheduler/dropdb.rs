@@ -144,6 +144,9 @@ unsafe extern "C-unwind" fn floe_process_utility(
 ) {
     unsafe {
         // On a Citus coordinator, before Citus sees it (a refusal, or COPY TO as a query).
+        if let Err(e) = crate::tenant::refuse_token_role_set(pstmt) {
+            e.raise()
+        }
         let pstmt = match crate::citus::utility::before(pstmt) {
             Ok(p) => p,
             Err(e) => e.raise(),
@@ -192,6 +195,9 @@ unsafe extern "C-unwind" fn floe_process_utility(
 ) {
     unsafe {
         // On a Citus coordinator, before Citus sees it (a refusal, or COPY TO as a query).
+        if let Err(e) = crate::tenant::refuse_token_role_set(pstmt) {
+            e.raise()
+        }
         let pstmt = match crate::citus::utility::before(pstmt) {
             Ok(p) => p,
             Err(e) => e.raise(),

@@ -10,6 +10,11 @@
 //! `guard_trigger.rs` (the guard trigger's work), `inspect.rs` (coverage and health facts),
 //! `inline.rs` (the planner pass that lets statements that write read the context without a
 //! sub-select).
+//! `set_context.rs` (floe's own `SET [LOCAL]` of the tenant variable; on Citus, a token
+//! role's refused). On Citus: `shard_pin.rs` (the planner pass that pins queries on isolated
+//! tables to the current tenant, so Citus routes them to one shard; what to do per relation
+//! is `shard_route.rs`, pure). The `citus` module holds the Citus facts these use and never
+//! imports this module.
 //! `src/sql/tenant.sql` holds the registry and event triggers.
 
 mod api;
@@ -22,6 +27,9 @@ mod inspect;
 mod isolate;
 pub mod plan;
 mod session;
+mod set_context;
+pub mod shard_pin;
+mod shard_route;
 mod state;
 mod tests;
 pub mod token;
@@ -30,7 +38,5 @@ mod tokens;
 pub use inline::{floe_call, inline_context};
 pub use inspect::health_checks;
 pub use isolate::{apply_to_partitions, as_floe_ddl, isolate_retired};
-pub use session::{
-    authorize, context_tenant, policy_context, serving_a_tenant,
-    token_required as token_required_error, token_role,
-};
+pub use session::{authorize, context_tenant, policy_context, serving_a_tenant};
+pub use set_context::refuse as refuse_token_role_set;

@@ -8,7 +8,6 @@ use crate::error::{tenant_denied, tenant_key, FloeError};
 use crate::gucs;
 use crate::sqltypes::to_uuid;
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal};
 use std::cell::RefCell;
 use std::ffi::CStr;
 
@@ -104,7 +103,7 @@ pub fn token_role() -> bool {
 }
 
 /// The tenant context as floe's policies read it, and admin mode: what floe's Citus planner
-/// hook pins a query to (`citus::routing`).
+/// hook pins a query to (`shard_route.rs`).
 pub fn policy_context() -> (Result<uuid::Uuid, ContextError>, bool) {
     (read_context(), admin_active())
 }
@@ -127,35 +126,6 @@ pub(super) fn admin_active() -> bool {
         let role = pg_sys::get_role_oid(c"floe_tenant_admin".as_ptr(), true);
         role != pg_sys::InvalidOid && pg_sys::has_privs_of_role(pg_sys::GetUserId(), role)
     }
-}
-
-/// `SET [LOCAL] <setting> = <value>`, with each part of the setting name quoted.
-/// Sets the tenant context with a real `SET [LOCAL]` statement (so that Citus forwards it),
-/// run through SPI without taking a transaction id (`privileged::run_utility`).
-pub(super) fn set_context(local: bool, value: &str) -> Result<(), FloeError> {
-    if local && crate::citus::present() {
-        // Citus forwards a SET LOCAL to the workers (where the shards' policies read the
-        // context) only under this setting; it is itself never forwarded.
-        crate::privileged::run_utility("SET LOCAL citus.propagate_set_commands = 'local'")?;
-    }
-    let statement = set_statement(local, value)?;
-    crate::citus::utility::floe_sets(|| crate::privileged::run_utility(&statement))?;
-    crate::citus::planner::tenant_changed();
-    Ok(())
-}
-
-fn set_statement(local: bool, value: &str) -> Result<String, FloeError> {
-    gucs::with_tenant_setting(|name| {
-        let name = name.to_str().unwrap_or("");
-        let parts = super::context::setting_parts(name).map_err(FloeError::from)?;
-        let quoted: Vec<String> = parts.iter().map(quote_identifier).collect();
-        Ok(format!(
-            "SET {}{} = {}",
-            if local { "LOCAL " } else { "" },
-            quoted.join("."),
-            quote_literal(value)
-        ))
-    })
 }
 
 /// Checks that the caller may act for `tenant` (the current tenant, or any tenant in admin

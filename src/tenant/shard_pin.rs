@@ -1,5 +1,5 @@
 //! floe's planner pass on Citus: pins queries on tenant-isolated tables to the current
-//! tenant's constant (see `routing.rs`), ahead of Citus's planner, which then routes them to
+//! tenant's constant (see `shard_route.rs`), ahead of Citus's planner, which then routes them to
 //! one shard. The hook itself is `src/planner.rs`.
 //!
 //! floe is loaded after Citus (`shared_preload_libraries = 'citus,floe'`: Citus insists on
@@ -13,7 +13,7 @@
 //! transaction. (A stale plan could not show another tenant's rows anyway: the workers'
 //! policies filter by the tenant the transaction set; it would find nothing.)
 
-use super::routing::{self, Policies, Route};
+use super::shard_route::{self, Policies, Route};
 use crate::error::FloeError;
 use pgrx::is_a;
 use pgrx::pg_sys;
@@ -30,7 +30,7 @@ thread_local! {
 /// database has Citus and `floe.citus_tenant_routing` is on (called by floe's planner hook,
 /// `src/planner.rs`).
 pub fn route(parse: *mut pg_sys::Query) -> Result<(), FloeError> {
-    if !parse.is_null() && crate::gucs::citus_tenant_routing() && super::present() {
+    if !parse.is_null() && crate::gucs::citus_tenant_routing() && crate::citus::present() {
         pin_tenant(parse)?;
     }
     Ok(())
@@ -48,10 +48,7 @@ struct Walk {
     floe_namespace: pg_sys::Oid,
     uuid_eq: pg_sys::Oid,
     /// The context and admin mode, read at the first relation with floe's policy.
-    context: Option<(
-        Result<uuid::Uuid, crate::tenant::context::ContextError>,
-        bool,
-    )>,
+    context: Option<(Result<uuid::Uuid, super::context::ContextError>, bool)>,
     error: Option<FloeError>,
 }
 
@@ -79,9 +76,9 @@ impl Walk {
     fn route(&mut self) -> Route {
         let (context, admin) = self
             .context
-            .get_or_insert_with(crate::tenant::policy_context)
+            .get_or_insert_with(super::policy_context)
             .clone();
-        routing::decide(Policies::FloeTenant, context, admin)
+        shard_route::decide(Policies::FloeTenant, context, admin)
     }
 }
 
@@ -315,11 +312,7 @@ unsafe fn floe_policy(walk: &Walk, qual: *mut pg_sys::Node) -> Option<*mut pg_sy
                 let arg = pg_sys::list_nth((*b).args, i) as *mut pg_sys::Node;
                 if let Some(v) = tenant_equality(walk, arg) {
                     var = Some(v);
-                } else if !crate::tenant::floe_call(
-                    arg,
-                    walk.floe_namespace,
-                    &[c"tenant_admin_active"],
-                ) {
+                } else if !super::floe_call(arg, walk.floe_namespace, &[c"tenant_admin_active"]) {
                     return None;
                 }
             }
@@ -353,7 +346,7 @@ unsafe fn tenant_equality(walk: &Walk, node: *mut pg_sys::Node) -> Option<*mut p
         let var = var as *mut pg_sys::Var;
         (is_a(var.cast(), pg_sys::NodeTag::T_Var)
             && (*var).varlevelsup == 0
-            && crate::tenant::floe_call(call, walk.floe_namespace, &[c"current_tenant"]))
+            && super::floe_call(call, walk.floe_namespace, &[c"current_tenant"]))
         .then_some(var)
     }
 }

@@ -10,7 +10,7 @@
 //! same condition with the function evaluated), so no result changes, and Citus routes the
 //! query to the tenant's one shard.
 
-use crate::tenant::context::ContextError;
+use super::context::ContextError;
 
 /// What the hook does with one relation.
 #[derive(Debug, Clone, PartialEq, Eq)]
