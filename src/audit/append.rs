@@ -9,8 +9,9 @@
 //! datums).
 
 use super::columns::{self, Attr, Col, Type};
-use super::jsonb::{self, call, cstring};
-use super::pending::Pending;
+use super::datums::{call, name_datum, text_datum, uuid_datum, Blob, TableDatums};
+use super::entry::Pending;
+use super::jsonb;
 use crate::compat::{name_str, tuple_desc_attr};
 use crate::error::FloeError;
 use pgrx::pg_sys::{self, Datum};
@@ -49,7 +50,12 @@ pub(super) fn append(
             let per_table = match cfg.datums.get() {
                 Some(t) => t,
                 None => {
-                    let made = TableDatums::new(cfg)?;
+                    let made = TableDatums::new(
+                        &cfg.schema,
+                        &cfg.table,
+                        &cfg.redact,
+                        &cfg.classification,
+                    )?;
                     cfg.datums.get_or_init(|| made)
                 }
             };
@@ -198,57 +204,6 @@ impl Shared {
     }
 }
 
-/// A datum's bytes kept in Rust memory (8-byte aligned, as a varlena or a NameData may be
-/// read): what every entry of one table (or session) carries, made once instead of once per
-/// statement. Postgres only reads them (the heap tuple copies them).
-pub(super) struct Blob(Vec<u64>);
-
-impl Blob {
-    /// # Safety
-    /// `p` points at `len` readable bytes.
-    unsafe fn copy(p: *const u8, len: usize) -> Blob {
-        let mut words = vec![0u64; len.div_ceil(8)];
-        // SAFETY: the caller's contract; `words` holds at least `len` bytes.
-        unsafe { std::ptr::copy_nonoverlapping(p, words.as_mut_ptr().cast::<u8>(), len) };
-        Blob(words)
-    }
-
-    fn datum(&self) -> Datum {
-        Datum::from(self.0.as_ptr())
-    }
-}
-
-/// What every entry of one table carries.
-pub(super) struct TableDatums {
-    schema: Blob,
-    table: Blob,
-    redacted: Blob,
-    classification: Blob,
-}
-
-impl TableDatums {
-    fn new(cfg: &super::render::TableConfig) -> Result<TableDatums, FloeError> {
-        // SAFETY: each datum is made in the current memory context and copied at once: a
-        // NameData is NAMEDATALEN bytes, an array a varlena of its VARSIZE.
-        unsafe {
-            let name = |s: &str| -> Result<Blob, FloeError> {
-                let d = name_datum(s)?;
-                Ok(Blob::copy(d.cast_mut_ptr(), pg_sys::NAMEDATALEN as usize))
-            };
-            let array = |items: &[String]| -> Result<Blob, FloeError> {
-                let p = text_array(items)?.cast_mut_ptr::<pg_sys::varlena>();
-                Ok(Blob::copy(p.cast(), pgrx::varlena::varsize_any(p)))
-            };
-            Ok(TableDatums {
-                schema: name(&cfg.schema)?,
-                table: name(&cfg.table)?,
-                redacted: array(&cfg.redact)?,
-                classification: array(&cfg.classification)?,
-            })
-        }
-    }
-}
-
 unsafe fn value(
     col: Col,
     e: &Pending,
@@ -279,46 +234,6 @@ unsafe fn value(
             Col::Redacted => Some(t.redacted.datum()),
             Col::Classification => Some(t.classification.datum()),
         })
-    }
-}
-
-unsafe fn text_datum(s: &str) -> Datum {
-    // SAFETY: copies `s` into a palloc'd text.
-    unsafe {
-        Datum::from(pg_sys::cstring_to_text_with_len(
-            s.as_ptr().cast(),
-            s.len() as i32,
-        ))
-    }
-}
-
-unsafe fn name_datum(s: &str) -> Result<Datum, FloeError> {
-    let c = cstring(s)?;
-    // SAFETY: namein copies (and clips) the string into a palloc'd NameData.
-    unsafe { call(pg_sys::namein, &[Some(Datum::from(c.as_ptr()))]) }
-}
-
-unsafe fn uuid_datum(bytes: &[u8; 16]) -> Datum {
-    // SAFETY: a uuid is 16 bytes, passed by reference.
-    unsafe {
-        let p = pg_sys::palloc(16).cast::<u8>();
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, 16);
-        Datum::from(p)
-    }
-}
-
-unsafe fn text_array(items: &[String]) -> Result<Datum, FloeError> {
-    // SAFETY: an array of palloc'd texts.
-    unsafe {
-        let mut elems: Vec<Datum> = items.iter().map(|s| text_datum(s)).collect();
-        Ok(Datum::from(pg_sys::construct_array(
-            elems.as_mut_ptr(),
-            elems.len() as i32,
-            pg_sys::TEXTOID,
-            -1,
-            false,
-            pg_sys::TYPALIGN_INT as std::ffi::c_char,
-        )))
     }
 }
 

@@ -4,7 +4,8 @@
 //! transaction's buffer (`pending.rs`), written by `write.rs` as the extension's owner
 //! (machinery).
 
-use super::pending::{ensure_callbacks, flush, Pending, FLUSH_AT, PENDING};
+use super::entry::Pending;
+use super::pending::{ensure_callbacks, flush, FLUSH_AT, PENDING};
 use super::registry::{local_facts, not_audited, Facts};
 use super::render::{changes, deform, key_of, kind_of, row_tenant, whole_row, Att, TableConfig};
 use crate::compat::{name_str, tuple_desc_attr};

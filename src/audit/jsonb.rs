@@ -6,11 +6,11 @@
 //! NULL), or a string longer than jsonb holds, is written from its text (machinery: jsonb's C
 //! structures).
 
+use super::datums::{call, cstring};
 use super::record::{self, Kind};
 use super::render::{json_text, Fields, TableConfig};
 use crate::error::FloeError;
 use pgrx::pg_sys::{self, Datum};
-use std::ffi::CString;
 
 /// The fields as a jsonb datum, palloc'd in the current memory context.
 pub(super) fn build(cfg: &TableConfig, fields: &Fields) -> Result<Datum, FloeError> {
@@ -63,28 +63,6 @@ pub(super) fn from_text(text: &str) -> Result<Datum, FloeError> {
     let c = cstring(text)?;
     // SAFETY: jsonb_in parses the text into a palloc'd jsonb (an ERROR on bad JSON).
     unsafe { call(pg_sys::jsonb_in, &[Some(Datum::from(c.as_ptr()))]) }
-}
-
-/// A built-in function called directly, whose result is not NULL for these arguments.
-///
-/// # Safety
-/// `args` are the arguments `f` takes.
-pub(super) unsafe fn call(
-    f: unsafe fn(pg_sys::FunctionCallInfo) -> Datum,
-    args: &[Option<Datum>],
-) -> Result<Datum, FloeError> {
-    // SAFETY: the caller's contract.
-    unsafe { pgrx::fcinfo::direct_function_call_as_datum(f, args) }.ok_or_else(|| {
-        FloeError::Internal {
-            message: "audit: a function returned NULL for an entry".into(),
-        }
-    })
-}
-
-pub(super) fn cstring(s: &str) -> Result<CString, FloeError> {
-    CString::new(s).map_err(|_| FloeError::Internal {
-        message: "audit: an entry's text holds a NUL byte".into(),
-    })
 }
 
 fn scalar(t: pg_sys::jbvType::Type) -> pg_sys::JsonbValue {

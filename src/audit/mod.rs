@@ -12,7 +12,8 @@
 //!   entry), `render.rs` (a row's columns as the entry's text), `pending.rs` (the
 //!   transaction's buffer of entries and its flush), `write.rs` (the log partition entries go
 //!   to and the INSERTs), `append.rs` (entries written straight into the month's heap and
-//!   indexes, their JSON built as jsonb in `jsonb.rs`; the month's columns matched in `columns.rs`, pure), `registry.rs` (audited tables, their facts, the log's partition
+//!   indexes, their JSON built as jsonb in `jsonb.rs`, their other datums in `datums.rs`; the
+//!   month's columns matched in `columns.rs`, pure; one entry is `entry.rs`), `registry.rs` (audited tables, their facts, the log's partition
 //!   set), `seal.rs` (sealing), `examine.rs` (reading seals and log for verification and
 //!   health; its rows: `finding.rs`), `custody.rs` (floe's own moves and retirements of
 //!   audit rows), `distributed.rs` (Citus tables: entries logged on the node that holds the
@@ -23,7 +24,9 @@ mod append;
 mod capture;
 pub mod columns;
 mod custody;
+mod datums;
 mod distributed;
+mod entry;
 mod examine;
 mod finding;
 pub mod identity;

@@ -2,28 +2,13 @@
 //! statement, when it is full, or before commit, emptied by a (sub)transaction abort
 //! (machinery: transaction callbacks; the INSERTs are `write.rs`).
 
-use super::render::{json_text, Fields, TableConfig};
+use super::entry::Pending;
+use super::render::{json_text, Fields};
 use super::write::{ensure_target, month_target, run_on_target};
 use crate::error::FloeError;
 use crate::privileged;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-
-/// Row entries wait here until their statement ends (the statement-level trigger
-/// `floe_audit_flush`), FLUSH_AT of them pile up, or the transaction commits; a
-/// (sub)transaction abort drops the ones it made.
-pub(super) struct Pending {
-    pub(super) cfg: Rc<TableConfig>,
-    pub(super) subxact: pg_sys::SubTransactionId,
-    pub(super) op: &'static str,
-    pub(super) tenant: Option<pgrx::Uuid>,
-    pub(super) caller: pg_sys::Oid,
-    pub(super) actor: Option<String>,
-    pub(super) pk: Option<Fields>,
-    pub(super) old: Option<Fields>,
-    pub(super) new: Option<Fields>,
-}
 
 pub(super) const FLUSH_AT: usize = 1000;
 

@@ -43,8 +43,8 @@ pub(super) struct TableConfig {
     /// TRUNCATE is logged here (Citus truncates the shards from the table's own trigger).
     pub(super) shell: bool,
     /// What every entry of the table carries (names, flags) as datums, made by the first
-    /// direct write (`append.rs`) and kept with the configuration.
-    pub(super) datums: std::cell::OnceCell<super::append::TableDatums>,
+    /// direct write (`append.rs`, `datums.rs`) and kept with the configuration.
+    pub(super) datums: std::cell::OnceCell<super::datums::TableDatums>,
 }
 
 impl TableConfig {
