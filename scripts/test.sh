@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2: every test layer, as an unprivileged user, from a fresh machine too.
-#   0. cargo fmt --check and cargo clippy (-D warnings)
+#   0. cargo fmt --check, cargo clippy (-D warnings), scripts/layout_check.py
 #   1. pure unit tests (#[test] + proptest) and #[pg_test]s: cargo pgrx test, in a preloaded
 #      throwaway cluster run by $FLOE_OS_USER
 #   2. floe installed (release build), then pg_test/run.sh: pg_regress suites, isolation
@@ -50,6 +50,9 @@ cargo fmt --check || FAILED=1
 step "cargo clippy -- -D warnings"
 cargo clippy --quiet --features pg15 -- -D warnings || FAILED=1
 cargo clippy --quiet --all-targets --features "pg15 pg_test" -- -D warnings || FAILED=1
+
+step "source layout (no file over 600 lines, no import circle)"
+python3 scripts/layout_check.py src || FAILED=1
 if [ $FAILED -ne 0 ]; then echo "lint: 0 passed, 1 failed"; fi
 
 # cargo_tests MAJOR LABEL: `cargo pgrx test pgMAJOR` in a preloaded throwaway cluster run by
