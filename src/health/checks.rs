@@ -3,7 +3,7 @@
 //! Each check is a function from plain facts to a [`Check`], so every branch is unit-tested
 //! without a server. Check names are `<module>.<what>`; later modules add their own.
 
-use crate::check::{Check, Status};
+use crate::check::Check;
 
 /// Splits a library-list setting such as `shared_preload_libraries` the way the server does
 /// (comma separated, blanks trimmed, `"double quoted"` names with `""` for a quote, no case
@@ -171,6 +171,7 @@ pub fn scheduler_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::Status;
     use proptest::prelude::*;
 
     #[test]
