@@ -22,15 +22,20 @@ thread_local! {
     static FLOE_SETS: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `f` (floe's own `SET LOCAL` of the tenant context) with the refusal lifted.
+/// Runs `f` (floe's own `SET LOCAL` of the tenant context) with the refusal lifted. The flag
+/// is put back when `f` returns or an ERROR unwinds through it (else the refusal would stay
+/// lifted for the rest of the session).
 fn floe_sets<R>(f: impl FnOnce() -> R) -> R {
-    let before = FLOE_SETS.replace(true);
-    let out = f();
-    FLOE_SETS.set(before);
-    out
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FLOE_SETS.set(self.0);
+        }
+    }
+    let _restore = Restore(FLOE_SETS.replace(true));
+    f()
 }
 
-/// `SET [LOCAL] <setting> = <value>`, with each part of the setting name quoted.
 /// Sets the tenant context with a real `SET [LOCAL]` statement (so that Citus forwards it),
 /// run through SPI without taking a transaction id (`privileged::run_utility`).
 pub(super) fn set_context(local: bool, value: &str) -> Result<(), FloeError> {
@@ -45,6 +50,7 @@ pub(super) fn set_context(local: bool, value: &str) -> Result<(), FloeError> {
     Ok(())
 }
 
+/// `SET [LOCAL] <setting> = <value>`, with each part of the setting name quoted.
 fn set_statement(local: bool, value: &str) -> Result<String, FloeError> {
     gucs::with_tenant_setting(|name| {
         let name = name.to_str().unwrap_or("");
