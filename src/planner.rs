@@ -2,8 +2,8 @@
 //! planner, when Citus is preloaded first) sees it. Wiring only:
 //! - `tenant::inline_context`: statements that write read the tenant context directly,
 //!   not through the policies' sub-selects (`src/tenant/inline.rs`);
-//! - `tenant::shard_pin::route`: on Citus, queries on tenant-isolated tables are pinned to the
-//!   current tenant, so that Citus routes them to one shard (`src/citus/planner.rs`).
+//! - `tenant::pin_to_shard`: on Citus, queries on tenant-isolated tables are pinned to the
+//!   current tenant, so that Citus routes them to one shard (`src/tenant/shard_pin.rs`).
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -28,7 +28,7 @@ unsafe extern "C-unwind" fn floe_planner(
 ) -> *mut pg_sys::PlannedStmt {
     // SAFETY: the query the planner was given, in the planner's memory context.
     unsafe { crate::tenant::inline_context(parse) };
-    if let Err(e) = crate::tenant::shard_pin::route(parse) {
+    if let Err(e) = crate::tenant::pin_to_shard(parse) {
         e.raise();
     }
     // SAFETY: the planner's own arguments, passed on unchanged.

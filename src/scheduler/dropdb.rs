@@ -120,6 +120,34 @@ fn stop_scheduler_before_dropdb(stmt: *mut pg_sys::Node) -> Option<u32> {
     }
 }
 
+/// What both hook signatures do before the statement runs: on a Citus coordinator, before
+/// Citus sees it, a token role's `SET LOCAL` of the tenant refused and `COPY <isolated table>
+/// TO` made a query; before a DROP/CREATE DATABASE, the scheduler stopped. Returns the
+/// statement to run and what [`after_createdb`] needs.
+///
+/// # Safety
+/// `pstmt` is the statement ProcessUtility was given.
+unsafe fn before_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+) -> (*mut pg_sys::PlannedStmt, Option<u32>) {
+    // SAFETY: the caller's contract; each callee checks the node types it reads.
+    unsafe {
+        if let Err(e) = crate::tenant::refuse_token_role_set(pstmt) {
+            e.raise()
+        }
+        let pstmt = match crate::citus::utility::before(pstmt) {
+            Ok(p) => p,
+            Err(e) => e.raise(),
+        };
+        let template = if pstmt.is_null() {
+            None
+        } else {
+            stop_scheduler_before_dropdb((*pstmt).utilityStmt)
+        };
+        (pstmt, template)
+    }
+}
+
 /// After CREATE DATABASE ... TEMPLATE: the template's scheduler may start again, and the new
 /// database (a copy of one with floe) gets its own.
 fn after_createdb(template: Option<u32>) {
@@ -143,19 +171,7 @@ unsafe extern "C-unwind" fn floe_process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     unsafe {
-        // On a Citus coordinator, before Citus sees it (a refusal, or COPY TO as a query).
-        if let Err(e) = crate::tenant::refuse_token_role_set(pstmt) {
-            e.raise()
-        }
-        let pstmt = match crate::citus::utility::before(pstmt) {
-            Ok(p) => p,
-            Err(e) => e.raise(),
-        };
-        let template = if pstmt.is_null() {
-            None
-        } else {
-            stop_scheduler_before_dropdb((*pstmt).utilityStmt)
-        };
+        let (pstmt, template) = before_utility(pstmt);
         match PREV_UTILITY {
             Some(prev) => prev(
                 pstmt,
@@ -194,19 +210,7 @@ unsafe extern "C-unwind" fn floe_process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     unsafe {
-        // On a Citus coordinator, before Citus sees it (a refusal, or COPY TO as a query).
-        if let Err(e) = crate::tenant::refuse_token_role_set(pstmt) {
-            e.raise()
-        }
-        let pstmt = match crate::citus::utility::before(pstmt) {
-            Ok(p) => p,
-            Err(e) => e.raise(),
-        };
-        let template = if pstmt.is_null() {
-            None
-        } else {
-            stop_scheduler_before_dropdb((*pstmt).utilityStmt)
-        };
+        let (pstmt, template) = before_utility(pstmt);
         match PREV_UTILITY {
             Some(prev) => prev(pstmt, query_string, context, params, query_env, dest, qc),
             None => pg_sys::standard_ProcessUtility(
