@@ -104,3 +104,32 @@ unsafe fn refuse_token_role_set(set: *mut pg_sys::VariableSetStmt) -> Result<(),
         Ok(())
     }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::{floe_sets, FLOE_SETS};
+    use pgrx::prelude::*;
+
+    /// A Postgres ERROR raised while floe's own `SET LOCAL` runs (here a division by zero in
+    /// its place) unwinds through `floe_sets`: the refusal must be back in force afterwards,
+    /// else a token role's `SET LOCAL` of the tenant would pass for the rest of the session.
+    #[pg_test]
+    fn an_error_inside_floe_sets_puts_the_refusal_back() {
+        assert!(!FLOE_SETS.get());
+        let caught = crate::subxact::run(|| {
+            floe_sets(|| {
+                assert!(FLOE_SETS.get());
+                Spi::run("SELECT 1 / 0")
+            })
+        });
+        let err = caught.expect_err("the division by zero is caught in the subtransaction");
+        assert!(err.message.contains("division by zero"), "{}", err.message);
+        assert!(
+            !FLOE_SETS.get(),
+            "the refusal stayed lifted after the ERROR"
+        );
+        assert!(floe_sets(|| FLOE_SETS.get()));
+        assert!(!FLOE_SETS.get());
+    }
+}
