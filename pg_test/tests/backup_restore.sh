@@ -49,6 +49,12 @@ probe_hash=$(qd oltp "SELECT new_values->>'email' FROM floe.audit_log WHERE tabl
 expect_match "$probe_hash" "^blake3:" "source: a redacted value is logged as a keyed hash"
 qd content "BEGIN; SET LOCAL floe.tenant_admin = on;
     SELECT floe.set_content_policy(tenant => '$tenant', retrain_every => '2 days', archive_level => 15); COMMIT" >/dev/null
+# The facts compared below include the queue's job states and the content store's tiers and
+# dictionaries, which the minutely maintenance jobs may change (expired leases made ready, a
+# dictionary trained) between the source's facts and its dump, or between a restore and its
+# facts (a restored job keeps its next_run, which has passed by then): held off for this test.
+qd queue "UPDATE floe.jobs SET next_run = now() + interval '1 hour' WHERE name = 'floe.queue_maintenance'"
+qd content "UPDATE floe.jobs SET next_run = now() + interval '1 hour' WHERE name = 'floe.content_maintenance'"
 qd queue "SELECT floe.create_queue('ops', visibility_timeout => '2 seconds', max_attempts => 5),
                  floe.create_queue('ops_dead', max_attempts => 1)" >/dev/null
 qd queue "SELECT count(floe.enqueue('ops', jsonb_build_object('n', g))) FROM generate_series(1, 40) g" >/dev/null
