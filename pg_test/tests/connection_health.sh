@@ -24,8 +24,8 @@ expect_match "$(check server.idle_in_transaction)" "^warn: idle in a transaction
     "an idle transaction is named by pid"
 expect_match "$(check server.xmin_horizon)" "^warn: the transaction of pid $idle_pid began [0-9]+ s ago" \
     "its snapshot is the xmin horizon, named by pid"
-echo "COMMIT;" >&"${IDLE[1]}"
-sleep 0.5
+echo "COMMIT; SELECT 'committed';" >&"${IDLE[1]}"
+read -r _ <&"${IDLE[0]}"   # (the COMMIT has been done once psql prints what follows it)
 expect_eq "$(check server.idle_in_transaction)" "ok: no session idle in a transaction for 2 s or more" "committed: ok again"
 
 echo "# a prepared transaction"
