@@ -11,6 +11,7 @@ pub mod citus;
 pub mod compat;
 pub mod content;
 pub mod error;
+pub mod flag;
 pub mod gucs;
 pub mod health;
 pub mod matview;

@@ -15,14 +15,7 @@ thread_local! {
 
 /// Runs `f` with the append-only triggers standing aside (floe's own row moves).
 pub fn internal<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            INTERNAL.set(self.0);
-        }
-    }
-    let _reset = Reset(INTERNAL.replace(true));
-    f()
+    crate::flag::raised(&INTERNAL, f)
 }
 
 /// Whether floe itself is moving or retiring audit rows in this backend right now.

@@ -6,7 +6,7 @@ use super::context::ContextError;
 use super::coverage::Kind;
 use super::guard_trigger::guard_row;
 use super::inspect::coverage_rows;
-use super::isolate::{apply_to_partitions, enable, run_steps, DdlScope};
+use super::isolate::{apply_to_partitions, ddl_scope, enable, run_steps};
 use super::plan::{self, QualName, Tenancy};
 use super::session::{admin_active, read_context, token_required};
 use super::set_context::set_context;
@@ -153,7 +153,7 @@ fn enable_tenant_isolation(
     let tenant_column = required(tenant_column, "tenant_column")?;
     let force = required(force, "force")?;
     let guard_updates = required(guard_updates, "guard_updates")?;
-    let _scope = DdlScope::enter();
+    let _scope = ddl_scope();
     let oid = tbl.oid();
     drop(tbl);
     let done = enable(
@@ -170,7 +170,7 @@ fn enable_tenant_isolation(
 fn disable_tenant_isolation(
     tbl: PgRelation,
 ) -> Result<SetOfIterator<'static, String>, ErrorReport> {
-    let _scope = DdlScope::enter();
+    let _scope = ddl_scope();
     let oid = tbl.oid();
     drop(tbl);
     let (info, reg, tenancy, root_state, parts) = Spi::connect(|client| {

@@ -17,27 +17,16 @@ thread_local! {
     pub(super) static IN_DDL: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Marks floe's own tenant DDL for the duration of a scope (reset on unwind too).
-pub(super) struct DdlScope(bool);
-
-impl DdlScope {
-    pub(super) fn enter() -> DdlScope {
-        DdlScope(IN_DDL.with(|f| f.replace(true)))
-    }
-}
-
-impl Drop for DdlScope {
-    fn drop(&mut self) {
-        IN_DDL.with(|f| f.set(self.0));
-    }
+/// Marks floe's own tenant DDL until the returned value is dropped (reset on unwind too).
+pub(super) fn ddl_scope() -> crate::flag::Raised {
+    crate::flag::raise(&IN_DDL)
 }
 
 /// Runs `f` as floe's own DDL: the DDL event trigger leaves the tables it touches alone
 /// (the partition module lifts FORCE ROW LEVEL SECURITY on a default partition for the
 /// moment it moves rows, and restores it before anyone else can see the table).
 pub fn as_floe_ddl<T>(f: impl FnOnce() -> T) -> T {
-    let _scope = DdlScope::enter();
-    f()
+    crate::flag::raised(&IN_DDL, f)
 }
 
 pub(super) fn run_steps(steps: &[Step], tenancy: &Tenancy) -> Result<Vec<String>, FloeError> {
@@ -179,7 +168,7 @@ pub fn isolate_retired(child: pg_sys::Oid, parent: pg_sys::Oid) -> Result<bool, 
     let Some(reg) = Spi::connect(|client| nearest_isolated(client, parent))? else {
         return Ok(false);
     };
-    let _scope = DdlScope::enter();
+    let _scope = ddl_scope();
     enable(
         child,
         &reg.column,
@@ -194,10 +183,10 @@ pub fn isolate_retired(child: pg_sys::Oid, parent: pg_sys::Oid) -> Result<bool, 
 /// attached after `enable_tenant_isolation`). `oid` may be any member of the tree. Called by
 /// the DDL event trigger and by the partition module; returns the number of statements run.
 pub fn apply_to_partitions(oid: pg_sys::Oid) -> Result<usize, FloeError> {
-    if IN_DDL.with(|f| f.get()) {
+    if IN_DDL.get() {
         return Ok(0);
     }
-    let _scope = DdlScope::enter();
+    let _scope = ddl_scope();
     let found = Spi::connect(|client| {
         let Some(reg) = nearest_isolated(client, oid)? else {
             return Ok::<_, FloeError>(None);

@@ -26,14 +26,7 @@ thread_local! {
 /// is put back when `f` returns or an ERROR unwinds through it (else the refusal would stay
 /// lifted for the rest of the session).
 fn floe_sets<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            FLOE_SETS.set(self.0);
-        }
-    }
-    let _restore = Restore(FLOE_SETS.replace(true));
-    f()
+    crate::flag::raised(&FLOE_SETS, f)
 }
 
 /// Sets the tenant context with a real `SET [LOCAL]` statement (so that Citus forwards it),
