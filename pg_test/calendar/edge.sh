@@ -57,9 +57,10 @@ for set in edge.monthly edge.daily floe.audit_log floe.queue_archive; do
 done
 expect_eq "$(bq "now() < b")" t "set-up finished before the boundary"
 
-# Writes 0.3 s before and 0.3 s after the boundary, each in its own transaction. The three
-# rows of a write share one instant, read once right after the sleep: a stall of the busy
-# machine in the middle of a write cannot put its rows on different sides of the boundary.
+# Writes 2 s before and 2 s after the boundary, each in its own transaction (2 s, not less:
+# psql may stall between its sleep and reading the clock). The three rows of a write share
+# one instant, read once right after the sleep: a stall of the busy machine in the middle of
+# a write cannot put its rows on different sides of the boundary.
 write_at() {
     echo "SELECT pg_sleep_until('$B'::timestamptz + interval '$1');
 SELECT clock_timestamp() AS at \gset
@@ -70,7 +71,7 @@ INSERT INTO edge.ledger VALUES ($3, :'at', '$2');
 SELECT floe.enqueue('edge', '{\"n\": \"normal, $2\"}');
 COMMIT;"
 }
-{ write_at '-300 milliseconds' before 1; write_at '300 milliseconds' after 2; } |
+{ write_at '-2 seconds' before 1; write_at '2 seconds' after 2; } |
     "$FLOE_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$FLOE_TEST_DB" >/dev/null
 expect_eq "$(q "SELECT string_agg(note || ':' || (at < '$B'::timestamptz), ',' ORDER BY at) FROM edge.ledger")" \
     "before:true,after:false" "one write on each side of the boundary"
