@@ -1,5 +1,5 @@
 //! The scheduler's shared state and wakeups: the registry of each database's scheduler (its
-//! pid, whether the database lacks floe, a DROP DATABASE hold), the launcher's wake counter,
+//! pid, whether the database lacks floe, a DROP DATABASE hold), the launcher's wake counter and latch,
 //! waking the launcher or this database's scheduler, and kill(2) (shared memory and signals,
 //! machinery).
 
@@ -7,7 +7,7 @@ use pgrx::lwlock::PgLwLock;
 use pgrx::prelude::*;
 use pgrx::shmem::PGRXSharedMemory;
 use pgrx::{pg_shmem_init, PgAtomic};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 pub(super) use super::registry::{Registry, Slot};
 
@@ -16,6 +16,8 @@ unsafe impl PGRXSharedMemory for Registry {}
 pub(super) static REGISTRY: PgLwLock<Registry> =
     unsafe { PgLwLock::new(c"floe_scheduler_registry") };
 pub(super) static WAKE: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"floe_scheduler_wake") };
+/// The launcher's PGPROC: its index in `ProcGlobal->allProcs`, plus one (0: not started).
+static LAUNCHER_PROC: PgAtomic<AtomicU32> = unsafe { PgAtomic::new(c"floe_launcher_proc") };
 
 pub(super) fn unix_secs() -> i64 {
     std::time::SystemTime::now()
@@ -28,6 +30,44 @@ pub(super) fn unix_secs() -> i64 {
 pub(super) fn init() {
     pg_shmem_init!(REGISTRY);
     pg_shmem_init!(WAKE);
+    pg_shmem_init!(LAUNCHER_PROC);
+}
+
+/// Called by the launcher as it starts: where [`release`] finds the latch to set.
+pub(super) fn register_launcher() {
+    // SAFETY: a background worker with shared memory access has its PGPROC (MyProc) in
+    // ProcGlobal->allProcs, both set up before its main function runs.
+    let index = unsafe {
+        let global = pg_sys::ProcGlobal;
+        if global.is_null() || pg_sys::MyProc.is_null() {
+            return;
+        }
+        pg_sys::MyProc.offset_from((*global).allProcs)
+    };
+    if let Ok(index) = u32::try_from(index) {
+        LAUNCHER_PROC.get().store(index + 1, Ordering::SeqCst);
+    }
+}
+
+/// Sets the launcher's latch: it looks at once instead of at its next second. After a
+/// launcher restart the slot may belong to another process until the new launcher registers;
+/// a latch set for nothing is a spurious wakeup, which every Postgres wait loop tolerates.
+fn set_launcher_latch() {
+    let slot = LAUNCHER_PROC.get().load(Ordering::SeqCst);
+    if slot == 0 {
+        return;
+    }
+    // SAFETY: ProcGlobal->allProcs has allProcCount entries for the life of the server; the
+    // index is checked against it; SetLatch on another process's latch is how Postgres wakes
+    // processes.
+    unsafe {
+        let global = pg_sys::ProcGlobal;
+        if global.is_null() || slot > (*global).allProcCount {
+            return;
+        }
+        let proc = (*global).allProcs.add((slot - 1) as usize);
+        pg_sys::SetLatch(&raw mut (*proc).procLatch);
+    }
 }
 
 /// Whether the shared state exists (floe was preloaded).
@@ -56,6 +96,7 @@ pub fn wake_launcher() {
 pub(super) fn release(dboid: u32) {
     set_slot(dboid, Slot::release);
     WAKE.get().fetch_add(1, Ordering::SeqCst);
+    set_launcher_latch();
 }
 
 /// Wakes this database's scheduler when the current transaction commits (after a job was

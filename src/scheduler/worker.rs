@@ -62,6 +62,7 @@ fn reload_config_if_asked() -> bool {
 pub extern "C-unwind" fn floe_launcher_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     BackgroundWorker::connect_worker_to_spi(Some("postgres"), None);
+    wake::register_launcher();
     let mut workers: HashMap<u32, DynamicBackgroundWorker> = HashMap::new();
     let mut seen_wake = u64::MAX;
     let mut last_scan: Option<Instant> = None;
