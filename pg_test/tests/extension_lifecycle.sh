@@ -16,7 +16,7 @@ wait_for 5 "eco has its scheduler" qd postgres "SELECT count(*) = 1 FROM pg_stat
 echo "# DROP EXTENSION, CREATE EXTENSION"
 expect_match "$(qd eco "BEGIN; DROP EXTENSION floe CASCADE; SELECT 1/0; COMMIT" 2>&1 || true)" "division by zero" \
     "a DROP EXTENSION that rolls back (an error after it)"
-wait_for 5 "its scheduler is back (the launcher looks every second)" \
+wait_for 5 "its scheduler is back (the rollback wakes the launcher)" \
     qd postgres "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'eco'"
 qd eco "DROP EXTENSION floe CASCADE"
 wait_for 5 "the scheduler leaves with the extension" qd postgres "SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'floe scheduler' AND datname = 'eco'"

@@ -149,10 +149,12 @@ unsafe fn before_utility(
 }
 
 /// After CREATE DATABASE ... TEMPLATE: the template's scheduler may start again, and the new
-/// database (a copy of one with floe) gets its own.
+/// database (a copy of one with floe) gets its own. Once more at commit: the launcher wakes at
+/// once and lists the databases, and the new one is in that list only after the commit.
 fn after_createdb(template: Option<u32>) {
     if let Some(dboid) = template {
         release(dboid);
+        pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || release(dboid));
     }
 }
 
