@@ -16,7 +16,8 @@
 #                  FLOE_NEW_PG_BIN
 # Usage: pg_test/run.sh [regress|isolation|scenarios|security|calendar|major|major-upgrade]...
 # (default: the first five). Writes
-# "<layer> <passed> <failed>" lines to $FLOE_COUNTS when that is set.
+# "<layer> <passed> <failed>" lines to $FLOE_COUNTS when that is set, and what failed (names,
+# the first lines of the diffs, a scenario's last lines) to $FLOE_FAILURES when that is set.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib/cluster.sh"
@@ -52,6 +53,13 @@ count_and_record() {
     failed=$(grep -cE '\.\.\. FAILED|failed \(ignored\)|^not ok [0-9]+ ' "$out" || true)
     if [ "$failed" -gt 0 ] || ! grep -qE 'All [0-9]+ tests passed' "$out"; then
         [ -f "$work/out/regression.diffs" ] && cat "$work/out/regression.diffs"
+        if [ -n "${FLOE_FAILURES:-}" ]; then
+            {
+                echo "== $layer"
+                grep -E '\.\.\. FAILED|failed \(ignored\)|^not ok [0-9]+ ' "$out" || tail -n 5 "$out"
+                if [ -f "$work/out/regression.diffs" ]; then head -n 60 "$work/out/regression.diffs"; fi
+            } >>"$FLOE_FAILURES"
+        fi
         # Keep the actual output for review (gitignored): pg_test/results/<layer>/
         rm -rf "$HERE/results/$layer"
         mkdir -p "$HERE/results/$layer"
@@ -102,18 +110,26 @@ run_isolation() {
 
 # run_scenarios [LABEL SCRIPT...]: every pg_test/tests/*.sh by default.
 run_scenarios() {
-    local label=${1:-scenarios} t passed=0 failed=0
+    local label=${1:-scenarios} t passed=0 failed=0 log
     local scripts=("${@:2}")
     [ ${#scripts[@]} -gt 0 ] || scripts=("$HERE"/tests/*.sh)
     for t in "${scripts[@]}"; do
         [ -e "$t" ] || { echo "no scenario $t" >&2; failed=$((failed + 1)); continue; }
         echo "scenario $(basename "$t" .sh)"
-        if timeout 600 bash "$t"; then
+        # Into a file, then printed: a process a scenario leaves behind cannot hold a pipe.
+        log=$(mktemp /tmp/floe-scenario.XXXXXX)
+        if timeout 600 bash "$t" >"$log" 2>&1; then
+            cat "$log"
             passed=$((passed + 1))
         else
+            cat "$log"
             echo "FAILED: $(basename "$t")"
             failed=$((failed + 1))
+            if [ -n "${FLOE_FAILURES:-}" ]; then
+                { echo "== $label: $(basename "$t" .sh)"; grep -E '^ *not ok' "$log" | head -n 5 || true; tail -n 12 "$log"; } >>"$FLOE_FAILURES"
+            fi
         fi
+        rm -f "$log"
     done
     record "$label" "$passed" "$failed"
 }

@@ -42,6 +42,9 @@ SYSTEM_BEFORE=$(system_floe_state)
 
 COUNTS=$(mktemp /tmp/floe-counts.XXXXXX)
 export FLOE_COUNTS=$COUNTS
+# What failed, in short, printed again at the end: a CI log is often read from its tail.
+FAILURES=$(mktemp /tmp/floe-failures.XXXXXX)
+export FLOE_FAILURES=$FAILURES
 FAILED=0
 
 step "cargo fmt --check"
@@ -53,7 +56,10 @@ cargo clippy --quiet --all-targets --features "pg15 pg_test" -- -D warnings || F
 
 step "source layout (no file over 600 lines, no import circle)"
 python3 scripts/layout_check.py src || FAILED=1
-if [ $FAILED -ne 0 ]; then echo "lint: 0 passed, 1 failed"; fi
+if [ $FAILED -ne 0 ]; then
+    echo "lint: 0 passed, 1 failed"
+    echo "== lint: cargo fmt, clippy or the layout check (see its step above)" >>"$FAILURES"
+fi
 
 # cargo_tests MAJOR LABEL: `cargo pgrx test pgMAJOR` in a preloaded throwaway cluster run by
 # $FLOE_OS_USER; records cargo's own counts ("test result: ok. N passed; M failed; ...").
@@ -74,6 +80,7 @@ cargo_tests() {
     if [ "$cargo_rc" -ne 0 ] || [ "$cargo_failed" -gt 0 ]; then
         grep -A30 -E 'panicked|^error' "$log" | head -n 80 || true
         [ "$cargo_failed" -gt 0 ] || cargo_failed=1
+        { echo "== $label"; grep -E '^test .*FAILED|panicked|^error' "$log" | head -n 20 || true; } >>"$FAILURES"
     fi
     echo "$label $cargo_passed $cargo_failed" >>"$COUNTS"
     rm -f "$log"
@@ -128,11 +135,17 @@ elif demo_running; then
     [ "$demo_problems" = 0 ] || system_failed=1
 fi
 echo "system $((1 - system_failed)) $system_failed" >>"$COUNTS"
+[ "$system_failed" -eq 0 ] || echo "== system: the system PostgreSQL or the demo server changed (see above)" >>"$FAILURES"
 
 step "results"
 awk '{ printf "  %-10s %4d passed, %d failed\n", $1, $2, $3; p += $2; f += $3 } END { }' "$COUNTS"
 read -r total_passed total_failed < <(awk '{ p += $2; f += $3 } END { print p + 0, f + 0 }' "$COUNTS")
 rm -f "$COUNTS"
+if [ -s "$FAILURES" ]; then
+    step "what failed (in full above)"
+    cat "$FAILURES"
+fi
+rm -f "$FAILURES"
 [ $FAILED -eq 0 ] || total_failed=$((total_failed + 1))
 echo "summary: $total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]
