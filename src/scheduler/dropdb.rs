@@ -2,7 +2,7 @@
 //! floe stop the database's scheduler first (a connected worker makes the first two fail)
 //! (machinery: the registry in `wake.rs`).
 
-use super::wake::{libc_kill, release, unix_secs, REGISTRY};
+use super::wake::{libc_kill, release, release_now_and_at_commit, unix_secs, REGISTRY};
 use pgrx::prelude::*;
 use std::time::Duration;
 
@@ -149,12 +149,11 @@ unsafe fn before_utility(
 }
 
 /// After CREATE DATABASE ... TEMPLATE: the template's scheduler may start again, and the new
-/// database (a copy of one with floe) gets its own. Once more at commit: the launcher wakes at
-/// once and lists the databases, and the new one is in that list only after the commit.
+/// database (a copy of one with floe) gets its own (the launcher sees it in pg_database only
+/// after the commit).
 fn after_createdb(template: Option<u32>) {
     if let Some(dboid) = template {
-        release(dboid);
-        pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || release(dboid));
+        release_now_and_at_commit(dboid);
     }
 }
 

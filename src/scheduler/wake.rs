@@ -1,7 +1,7 @@
 //! The scheduler's shared state and wakeups: the registry of each database's scheduler (its
-//! pid, whether the database lacks floe, a DROP DATABASE hold), the launcher's wake counter and latch,
-//! waking the launcher or this database's scheduler, and kill(2) (shared memory and signals,
-//! machinery).
+//! pid, whether the database lacks floe, a DROP DATABASE hold), the launcher's wake counter
+//! and latch, waking the launcher or this database's scheduler, and kill(2) (shared memory and
+//! signals, machinery).
 
 use pgrx::lwlock::PgLwLock;
 use pgrx::prelude::*;
@@ -83,11 +83,16 @@ pub fn wake_launcher() {
         let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
         // A DROP EXTENSION earlier (in this session or another) held the scheduler off:
         // CREATE EXTENSION ends that at once.
-        release(dboid);
-        // Once more at commit: a scheduler started before the extension was visible found
-        // none and said so.
-        pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || release(dboid));
+        release_now_and_at_commit(dboid);
     }
+}
+
+/// [`release`] now, and once more when this transaction commits: the launcher wakes at once,
+/// and what it then looks for (the extension, a new database) is visible only after the
+/// commit; a scheduler started before it found nothing and said so.
+pub(super) fn release_now_and_at_commit(dboid: u32) {
+    release(dboid);
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || release(dboid));
 }
 
 /// Lets the launcher start database `dboid`'s scheduler at once: ends a hold (DROP
